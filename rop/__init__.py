@@ -1,0 +1,15 @@
+"""rop: exact Hessian-vector products by Pearlmutter's R{·} operator, as readable generated code.
+
+``@rop(wrt=(...))`` reads a function that computes a gradient with NumPy, applies
+R{·} to every statement, and compiles the result with Numba: ``f.hvp(..., v=...)``
+returns the outputs and their directional derivatives along ``v`` — Hv when the
+outputs are the gradient.
+"""
+
+__version__ = "0.1.0"
+
+from .errors import RopCallError, RopConvergenceError, RopError, RopInternalError, RopSyntaxError  # noqa: E402
+from .api import rop  # noqa: E402
+
+__all__ = ["rop", "RopError", "RopSyntaxError", "RopCallError", "RopConvergenceError",
+           "RopInternalError", "__version__"]

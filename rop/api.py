@@ -1,0 +1,220 @@
+"""The ``@rop`` decorator: the user's function, unchanged, plus ``.hvp``.
+
+Thin on purpose: argument checking and the per-signature cache live here; the
+compiler is :func:`rop.pipeline.compile_hvp`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+import numpy as np
+
+from .errors import RopCallError, RopError, RopInternalError
+from .ir.shapes import type_of_value
+
+MODES = ("numba", "python")
+
+
+def rop(fn=None, *, wrt, mode: str = "numba", check_finite: bool = True):
+    """Make ``fn`` differentiable by the R{·} operator with respect to the parameters ``wrt``.
+
+    ``f.hvp(*args, v=(v1, ...))`` returns ``(outputs, R{outputs})``: the function's own
+    results and their directional derivatives along ``v``, one direction per ``wrt``
+    parameter shaped like it.  When ``fn`` returns the gradient of a loss, ``R{outputs}``
+    is the Hessian-vector product Hv.
+
+    ``mode="python"`` runs the same generated code without Numba, for debugging.
+    ``check_finite`` refuses NaN/Inf in parameters and directions (one pass over them).
+    """
+    if isinstance(wrt, str):
+        wrt = (wrt,)
+    wrt = tuple(wrt)
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+
+    def wrap(f):
+        return RopFunction(f, wrt, mode, check_finite)
+    return wrap(fn) if fn is not None else wrap
+
+
+class RopFunction:
+    """The decorated function: calling it calls the original; ``.hvp`` is R{fn}."""
+
+    def __init__(self, fn, wrt, mode, check_finite):
+        self.fn = fn
+        self.wrt = wrt
+        self.signature = inspect.signature(fn)
+        for w in wrt:
+            if w not in self.signature.parameters:
+                raise RopCallError(f"wrt names `{w}`, which is not a parameter of {fn.__name__}"
+                                   f"({', '.join(self.signature.parameters)})")
+        self.hvp = HVP(self, mode, check_finite)
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args, **kwargs):
+        return self.fn(*args, **kwargs)
+
+    @property
+    def source(self):
+        return self.hvp.source
+
+    @property
+    def graph(self):
+        return self.hvp.graph
+
+
+class HVP:
+    """``f.hvp(*args, v=...)``; ``.source``, ``.path`` and ``.graph`` show what was generated."""
+
+    def __init__(self, owner: RopFunction, mode: str, check_finite: bool):
+        self.owner = owner
+        self.mode = mode
+        self.check_finite = check_finite
+        self._compiled: dict = {}
+        self._last = None
+
+    # ------------------------------------------------------------------ inspection
+    @property
+    def source(self) -> str:
+        """The generated Python of the most recent specialization (compiled on first call)."""
+        return self._need().source
+
+    @property
+    def path(self) -> str:
+        return self._need().path
+
+    @property
+    def graph(self):
+        """The dataflow graph (networkx.DiGraph) of the generated code: primal and R-nodes."""
+        return self._need().graph_fn()
+
+    @property
+    def primal(self):
+        """The original function as compiled by rop (same backend as ``hvp``)."""
+        return self._need().primal
+
+    def _need(self):
+        if self._last is None:
+            raise RopCallError("nothing compiled yet: call .hvp(...) once (rop specializes on the "
+                               "ranks of the arguments), or use .compile(*args)")
+        return self._last
+
+    # ------------------------------------------------------------------ calling
+    def compile(self, *args, **kwargs):
+        """Compile for these arguments without running (returns the compiled record)."""
+        bound = self._bind(args, kwargs)
+        return self._get(bound)
+
+    def _bind(self, args, kwargs):
+        try:
+            ba = self.owner.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise RopCallError(f"{self.owner.fn.__name__}.hvp: {exc}") from None
+        ba.apply_defaults()
+        return ba.arguments
+
+    def _get(self, bound):
+        key = tuple((name, type_of_value(val)) for name, val in bound.items())
+        c = self._compiled.get(key)
+        if c is None:
+            from .pipeline import compile_hvp
+            try:
+                c = compile_hvp(self.owner.fn, self.owner.wrt, dict(key), self.mode)
+            except RopError:
+                raise
+            except Exception as exc:  # a bug in rop: say so, never a bare traceback
+                raise RopInternalError(
+                    f"rop failed to compile {self.owner.fn.__name__}: {type(exc).__name__}: {exc}. "
+                    "This is a bug in rop; please report it with the function's source.") from None
+            self._compiled[key] = c
+        self._last = c
+        return c
+
+    def __call__(self, *args, v, **kwargs):
+        bound = self._bind(args, kwargs)
+        name = self.owner.fn.__name__
+        wrt = self.owner.wrt
+        if not isinstance(v, (tuple, list)) or len(v) != len(wrt):
+            if len(wrt) == 1 and not isinstance(v, (tuple, list)) or \
+                    len(wrt) == 1 and isinstance(bound[wrt[0]], (list, tuple)) and \
+                    isinstance(v, (tuple, list)) and len(v) == len(bound[wrt[0]]) and \
+                    not isinstance(v[0], (tuple, list)) and len(v) != 1:
+                v = (v,)
+            else:
+                got = len(v) if isinstance(v, (tuple, list)) else type(v).__name__
+                raise RopCallError(f"{name}.hvp: v must hold one direction per wrt parameter "
+                                   f"{wrt}, in that order; got {got}")
+        call_args = [_as_arg(bound[p], p, name, is_param=p in wrt) for p in bound]
+        directions = [_check_direction(bound[w], d, w, name, self.check_finite)
+                      for w, d in zip(wrt, v)]
+        c = self._get(bound)
+        try:
+            out, r_out = c.hvp(*call_args, *directions)
+        except RopError:
+            raise
+        except Exception as exc:
+            raise _runtime_error(exc, name, c) from None
+        return out, r_out
+
+
+def _as_arg(x, pname, fname, is_param):
+    if isinstance(x, list):
+        return tuple(_as_arg(e, pname, fname, is_param) for e in x)
+    if isinstance(x, tuple):
+        return tuple(_as_arg(e, pname, fname, is_param) for e in x)
+    if isinstance(x, np.ndarray):
+        if is_param and x.dtype.kind != "f":
+            raise RopCallError(f"{fname}.hvp: parameter `{pname}` has dtype {x.dtype}; "
+                               "parameters differentiated by rop must be floating point "
+                               "(use .astype(np.float64))")
+        return x
+    if is_param and isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+        return float(x)
+    return x
+
+
+def _check_direction(p, d, pname, fname, check_finite):
+    if isinstance(p, (list, tuple)):
+        if not isinstance(d, (list, tuple)) or len(d) != len(p):
+            raise RopCallError(f"{fname}.hvp: the direction for `{pname}` must be a list of "
+                               f"{len(p)} arrays shaped like its layers")
+        return tuple(_check_direction(pi, di, f"{pname}[{i}]", fname, check_finite)
+                     for i, (pi, di) in enumerate(zip(p, d)))
+    if isinstance(p, np.ndarray):
+        d_arr = np.asarray(d)
+        if d_arr.shape != p.shape:
+            raise RopCallError(f"{fname}.hvp: the direction for `{pname}` has shape {d_arr.shape}, "
+                               f"expected {p.shape} (the shape of `{pname}`)")
+        if d_arr.dtype.kind not in "fi" or d_arr.dtype.kind == "c":
+            raise RopCallError(f"{fname}.hvp: the direction for `{pname}` has dtype {d_arr.dtype}; "
+                               "expected a real floating-point array")
+        d_arr = d_arr.astype(p.dtype, copy=False)
+        if check_finite and not (np.isfinite(p).all() and np.isfinite(d_arr).all()):
+            raise RopCallError(f"{fname}.hvp: `{pname}` or its direction contains NaN or Inf")
+        return d_arr
+    if isinstance(d, (np.ndarray, list, tuple)) and np.ndim(d) != 0:
+        raise RopCallError(f"{fname}.hvp: `{pname}` is a scalar, so its direction must be a "
+                           f"scalar, not shape {np.shape(d)}")
+    return float(d)
+
+
+def _runtime_error(exc, name, c):
+    msg = str(exc).strip().splitlines()
+    head = msg[0] if msg else type(exc).__name__
+    try:
+        import numba.core.errors as ne
+        if isinstance(exc, ne.TypingError):
+            return RopCallError(
+                f"{name}.hvp: Numba could not compile the generated code for these arguments "
+                f"({head}). Generated file: {c.path}. Check the argument shapes and types, or use "
+                f"mode='python' to run the same code without Numba.\n" + "\n".join(msg[:30]))
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(exc, ValueError) and ("shape" in str(exc) or "align" in str(exc)
+                                         or "broadcast" in str(exc)):
+        return RopCallError(f"{name}.hvp: incompatible shapes in the generated code: {head}. "
+                            f"Generated file: {c.path}")
+    return RopCallError(f"{name}.hvp failed inside the generated code ({type(exc).__name__}: "
+                        f"{head}). Generated file: {c.path}")

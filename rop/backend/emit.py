@@ -1,0 +1,226 @@
+"""The emitter: IR to readable Python source, one provenance comment per source line.
+
+No decisions are made here beyond presentation: every statement becomes one line
+via ``ast.unparse``; compiler temporaries that are read exactly once, in the same
+block, are folded back into the expression that reads them, so the generated code
+reads like the user's (``y1 = sigmoid(W1 @ X + b1[:, None])``) and like the paper
+(``R_y1 = y1 * (1.0 - y1) * (R_W1 @ X + R_b1[:, None])``).
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+from collections import Counter
+
+from ..errors import RopInternalError
+from ..ir.nodes import (Append, Assign, Break, Const, Continue, For, If, Return, SetItem, Var,
+                        While, blocks_of, walk)
+from ..transforms.rtransform import operand_ast
+
+INDENT = "    "
+
+
+def _placeholder(t) -> ast.expr:
+    """An element of the right rank for a list created as ``[None] * n``."""
+    if t == 0:
+        return ast.Constant(0.0)
+    if isinstance(t, int):
+        return ast.parse("np.empty(" + repr((0,) * t) + ")", mode="eval").body
+    return None
+
+
+class _Fold(ast.NodeTransformer):
+    def __init__(self, pending):
+        self.pending = pending
+        self.used = []
+
+    def visit_Name(self, node):
+        if node.id in self.pending:
+            self.used.append(node.id)
+            return self.visit(copy.deepcopy(self.pending[node.id][0]))
+        return node
+
+
+class Emitter:
+    def __init__(self, prims, types, temps: set):
+        self.prims = prims
+        self.types = types
+        self.temps = temps
+
+    # ------------------------------------------------------------------ per function
+    def function(self, fn, name, r_mode: bool) -> list[str]:
+        self.r_mode = r_mode
+        self.uses = Counter()
+        self.defs = Counter()
+        for st in walk(fn.body):
+            for v in st.reads():
+                self.uses[v] += 1
+            if isinstance(st, Assign):
+                self.defs[st.target] += 1
+            if isinstance(st, While):
+                pass
+        lines = [f"def {name}({', '.join(fn.params)}):"]
+        doc = getattr(fn, "docline", None)
+        if doc:
+            lines.append(INDENT + repr(doc))
+        lines += self.block(fn.body, 1)
+        return lines
+
+    def foldable(self, st) -> bool:
+        return (isinstance(st, Assign) and st.target in self.temps and self.defs[st.target] == 1
+                and self.uses[st.target] == 1)
+
+    def block(self, stmts, depth, tail_test=None):
+        """Lines of a block; with ``tail_test``, also returns the test with folded temps."""
+        pad = INDENT * depth
+        lines: list[str] = []
+        pending: dict = {}  # temp name -> (expr, names read, stmt)
+        last_line = [None]
+
+        def put(text, st):
+            if st is not None and st.loc.lineno != last_line[0]:
+                lines.append(f"{pad}# {st.loc.short()}: {st.loc.text}")
+                last_line[0] = st.loc.lineno
+            lines.append(pad + text)
+
+        def flush(names=None):
+            for k in list(pending):
+                if names is None or k in names:
+                    expr, _, st0 = pending.pop(k)
+                    put(f"{k} = {ast.unparse(expr)}", st0)
+
+        def fold(expr):
+            f = _Fold(pending)
+            out = f.visit(copy.deepcopy(expr))
+            for k in f.used:
+                pending.pop(k, None)
+            return out
+
+        def guard(defined):
+            """Flush pending expressions that read a name about to change."""
+            flush([k for k, (_, reads, _) in pending.items() if reads & defined])
+
+        for st in stmts:
+            if isinstance(st, (Assign, SetItem, Append)):
+                rhs = fold(self.rhs(st))
+                if isinstance(st, Assign):
+                    guard({st.target})
+                    if self.foldable(st):
+                        pending[st.target] = (rhs, {n.id for n in ast.walk(rhs)
+                                                    if isinstance(n, ast.Name)}, st)
+                        continue
+                    put(f"{st.target} = {ast.unparse(rhs)}", st)
+                elif isinstance(st, SetItem):
+                    idx = fold(operand_ast(st.index))
+                    guard({st.obj})
+                    put(f"{st.obj}[{_unparse_index(idx)}] = {ast.unparse(rhs)}", st)
+                else:
+                    guard({st.obj})
+                    put(f"{st.obj}.append({ast.unparse(rhs)})", st)
+                continue
+            if isinstance(st, Return):
+                val = fold(operand_ast(st.value)) if st.value is not None else ast.Constant(None)
+                flush()
+                if self.r_mode:
+                    put(f"return {ast.unparse(val)}, {ast.unparse(fold(st.r_value))}", st)
+                else:
+                    put(f"return {ast.unparse(val)}", st)
+                continue
+            if isinstance(st, Break):
+                flush(); put("break", st); continue
+            if isinstance(st, Continue):
+                flush(); put("continue", st); continue
+            if isinstance(st, For):
+                header = self.range_header(st, fold)
+                flush()
+                put(header, st)
+                lines.extend(self.block(st.body, depth + 1) or [pad + INDENT + "pass"])
+                last_line[0] = None
+                continue
+            if isinstance(st, If):
+                test = fold(operand_ast(st.test))
+                flush()
+                put(f"if {ast.unparse(test)}:", st)
+                self.if_tail(st, test, depth, lines)
+                last_line[0] = None
+                continue
+            if isinstance(st, While):
+                flush()
+                cond_lines, test = self.block(st.cond, depth + 2, tail_test=st.test)
+                if not [ln for ln in cond_lines if not ln.strip().startswith("#")]:
+                    put(f"while {ast.unparse(test)}:", st)
+                    lines.extend(self.block(st.body, depth + 1) or [pad + INDENT + "pass"])
+                else:
+                    put("while True:", st)
+                    lines.extend(ln[len(INDENT):] for ln in cond_lines)
+                    lines.append(pad + INDENT + f"if not ({ast.unparse(test)}):")
+                    lines.append(pad + INDENT * 2 + "break")
+                    lines.extend(self.block(st.body, depth + 1))
+                last_line[0] = None
+                continue
+            raise RopInternalError(f"emitter: unknown statement {type(st).__name__}")
+        if tail_test is not None:
+            test = fold(operand_ast(tail_test))
+            flush()
+            return lines, test
+        flush()
+        return lines
+
+    def if_tail(self, st, test, depth, lines):
+        pad = INDENT * depth
+        lines.extend(self.block(st.body, depth + 1) or [pad + INDENT + "pass"])
+        if st.orelse:
+            lines.append(pad + "else:")
+            lines.extend(self.block(st.orelse, depth + 1) or [pad + INDENT + "pass"])
+
+    def range_header(self, st, fold):
+        start, stop, step = (fold(operand_ast(p)) for p in (st.start, st.stop, st.step))
+        if isinstance(step, ast.Constant) and step.value == 1:
+            if isinstance(start, ast.Constant) and start.value == 0:
+                args = [stop]
+            else:
+                args = [start, stop]
+        else:
+            args = [start, stop, step]
+        return f"for {st.var} in range({', '.join(ast.unparse(a) for a in args)}):"
+
+    def rhs(self, st) -> ast.expr:
+        if getattr(st, "expr", None) is not None:
+            return self.placeholders(st.expr, getattr(st, "target", getattr(st, "obj", None)))
+        if isinstance(st, (SetItem, Append)):
+            return operand_ast(st.value)
+        if st.prim == "list":
+            return ast.List(elts=[operand_ast(a) for a in st.args], ctx=ast.Load())
+        if st.prim == "list_repeat":
+            t = self.types.get(st.target)
+            elem = _placeholder(t[1]) if isinstance(t, tuple) else None
+            if elem is None:
+                from ..errors import RopSyntaxError
+                raise RopSyntaxError(
+                    f"cannot tell what `{st.target}` holds: nothing of known rank is stored in it",
+                    st.loc.filename, st.loc.lineno, st.loc.col, st.loc.text,
+                    "store arrays of one rank in a list made with `[None] * n`")
+            return ast.BinOp(left=ast.List(elts=[elem], ctx=ast.Load()), op=ast.Mult(),
+                             right=operand_ast(st.args[1]))
+        prim = self.prims[st.prim]
+        env = {p: operand_ast(a) for p, a in zip(prim.params, st.args)}
+        return prim.emit(env)
+
+    def placeholders(self, expr, target):
+        """``[None] * n`` in an R-statement gets placeholders of the target's element rank."""
+        if isinstance(expr, ast.BinOp) and isinstance(expr.left, ast.List) and \
+                len(expr.left.elts) == 1 and isinstance(expr.left.elts[0], ast.Constant) and \
+                expr.left.elts[0].value is None:
+            t = self.types.get(target)
+            elem = _placeholder(t[1]) if isinstance(t, tuple) else None
+            if elem is not None:
+                expr = copy.deepcopy(expr)
+                expr.left.elts[0] = elem
+        return expr
+
+
+def _unparse_index(idx: ast.expr) -> str:
+    if isinstance(idx, ast.Tuple) and idx.elts:
+        return ", ".join(ast.unparse(e) for e in idx.elts)
+    return ast.unparse(idx)

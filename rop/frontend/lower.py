@@ -1,0 +1,696 @@
+"""Lowering: a validated Python ``ast`` to rop's IR (three-address code in structured regions).
+
+This is also where the *meaning* of names is checked (which NumPy function, which
+helper, which parameter is written to): the grammar in ``grammar/rop.lark`` decides
+what may be written, this module decides what it refers to.  Every refusal is a
+:class:`RopSyntaxError` at the user's line and column.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import keyword
+import textwrap
+import types
+
+import numpy as np
+
+from ..errors import RopSyntaxError
+from ..ir.nodes import (Append, Assign, Break, Const, Continue, For, Function, If, Loc, Return,
+                        SetItem, SliceOp, TupleOp, Var, While)
+from ..rules.table import RULES
+from . import names as N
+
+SUPPORTED_HINT = ("rop compiles a subset of Python/NumPy: see grammar/README.md and the rule "
+                  "table in docs/rules.md")
+
+# results of these primitives are new arrays that the function owns (safe to write into)
+_FRESH = {"zeros", "ones", "empty", "full", "zeros_like", "ones_like", "eye", "array_copy",
+          "list_repeat", "list", "arange"}
+
+
+class Namer:
+    """Deterministic fresh names that cannot collide with any user name or keyword."""
+
+    def __init__(self, taken):
+        self.taken = set(taken) | set(keyword.kwlist) | {"np", "rt", "math"}
+        self.counts: dict[str, int] = {}
+        self.temp_names: set[str] = set()
+
+    def fresh(self, base: str) -> str:
+        if base not in self.taken:
+            self.taken.add(base)
+            return base
+        n = self.counts.get(base, 0)
+        while True:
+            n += 1
+            cand = f"{base}_{n}"
+            if cand not in self.taken:
+                self.counts[base] = n
+                self.taken.add(cand)
+                return cand
+
+    def temp(self) -> str:
+        n = self.counts.get("#t", 0)
+        while True:
+            n += 1
+            cand = f"t{n}"
+            if cand not in self.taken:
+                self.counts["#t"] = n
+                self.taken.add(cand)
+                self.temp_names.add(cand)
+                return cand
+
+
+def source_of(fn) -> tuple[str, str, int]:
+    """(dedented source, filename, first line number) of a function."""
+    try:
+        lines, first = inspect.getsourcelines(fn)
+    except (OSError, TypeError) as exc:
+        raise RopSyntaxError(f"cannot read the source of {getattr(fn, '__name__', fn)!r}: {exc}",
+                             getattr(getattr(fn, '__code__', None), 'co_filename', '<unknown>'), 0, 0,
+                             hint="rop reads the function's source file; define it in a .py file") from None
+    return textwrap.dedent("".join(lines)), inspect.getsourcefile(fn) or "<unknown>", first
+
+
+class Lowerer:
+    """Lowers one function body; helpers are inlined through a child Lowerer sharing the output."""
+
+    def __init__(self, fn_ast: ast.FunctionDef, globs: dict, filename: str, first_line: int,
+                 src_lines: list[str], namer: Namer, helpers: dict, scope=None, depth=0):
+        self.fn_ast = fn_ast
+        self.globs = globs
+        self.filename = filename
+        self.line0 = first_line - 1
+        self.src_lines = src_lines
+        self.namer = namer
+        self.helpers = helpers  # name -> Function (elementwise helpers emitted as functions)
+        self.scope: dict[str, str] = scope if scope is not None else {}
+        self.params: set[str] = set()
+        self.views: set[str] = set()   # locals that may alias a parameter
+        self.depth = depth
+        self.out: list = []
+        self.result = None  # for inlined helpers: the operand of the final return
+
+    # ------------------------------------------------------------------ diagnostics
+    def loc(self, node) -> Loc:
+        ln = getattr(node, "lineno", 1)
+        text = self.src_lines[ln - 1] if 0 < ln <= len(self.src_lines) else ""
+        return Loc(self.filename, ln + self.line0, getattr(node, "col_offset", 0) + 1, text.strip())
+
+    def error(self, node, msg, hint=SUPPORTED_HINT):
+        loc = self.loc(node)
+        ln = getattr(node, "lineno", 1)
+        line = self.src_lines[ln - 1] if 0 < ln <= len(self.src_lines) else ""
+        raise RopSyntaxError(msg, self.filename, loc.lineno, loc.col, line, hint)
+
+    # ------------------------------------------------------------------ emission helpers
+    def emit(self, stmt):
+        self.out.append(stmt)
+        return stmt
+
+    def assign(self, prim, args, node, target=None):
+        target = target or self.namer.temp()
+        self.emit(Assign(target, prim, tuple(args), self.loc(node)))
+        return Var(target)
+
+    def local(self, name: str) -> str:
+        """The IR name of a user variable (helpers' locals are renamed apart)."""
+        if name not in self.scope:
+            self.scope[name] = name if self.depth == 0 else self.namer.fresh(name)
+        return self.scope[name]
+
+    # ------------------------------------------------------------------ functions
+    def lower_function(self) -> Function:
+        fn = self.fn_ast
+        a = fn.args
+        if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs:
+            self.error(fn, "*args, **kwargs and keyword-only parameters are not supported",
+                       "list every parameter by name")
+        params = [p.arg for p in a.args]
+        for p in params:
+            self.scope[p] = p
+        self.params = set(params)
+        defaults = {}
+        for p, d in zip(params[len(params) - len(a.defaults):], a.defaults):
+            defaults[p] = self.static_value(d)
+        self.block(fn.body)
+        return Function(fn.name, params, self.out, self.loc(fn), self.filename,
+                        helpers=self.helpers, defaults=defaults)
+
+    def static_value(self, node):
+        try:
+            return ast.literal_eval(node)
+        except ValueError:
+            self.error(node, "a default value must be a constant")
+
+    # ------------------------------------------------------------------ statements
+    def block(self, body):
+        for i, st in enumerate(body):
+            if i == 0 and isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant) \
+                    and isinstance(st.value.value, str):
+                continue  # docstring
+            self.stmt(st)
+
+    def stmt(self, st):
+        meth = getattr(self, "stmt_" + type(st).__name__, None)
+        if meth is None:
+            self.error(st, f"`{type(st).__name__}` statements are not supported")
+        meth(st)
+
+    def stmt_Pass(self, st):
+        pass
+
+    def stmt_Expr(self, st):
+        v = st.value
+        if isinstance(v, ast.Constant) and isinstance(v.value, str):
+            return  # a string used as a comment
+        if isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and v.func.attr == "append":
+            obj = v.func.value
+            if not isinstance(obj, ast.Name):
+                self.error(obj, "append only to a list held in a local variable")
+            if obj.id in self.params:
+                self.error(obj, f"cannot append to parameter `{obj.id}`: rop does not change its "
+                                "arguments", "build a new list: `ys = list_param[:]` is not "
+                                "supported either; create it with `[...]` inside the function")
+            if len(v.args) != 1 or v.keywords:
+                self.error(v, "append takes exactly one argument")
+            val = self.expr(v.args[0])
+            self.emit(Append(self.local(obj.id), val, self.loc(st)))
+            return
+        self.error(st, "an expression statement has no effect in compiled code",
+                   "only `list.append(x)` may stand alone; assign other results to a variable")
+
+    def stmt_Assign(self, st):
+        value_node = st.value
+        if len(st.targets) > 1:  # a = b = expr
+            val = self.expr(value_node)
+            for t in st.targets:
+                self.bind(t, val, st)
+            return
+        target = st.targets[0]
+        if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value_node, (ast.Tuple, ast.List)) \
+                and len(target.elts) == len(value_node.elts):
+            vals = [self.expr(e) for e in value_node.elts]  # evaluate all before binding (swap)
+            for t, v in zip(target.elts, vals):
+                self.bind(t, v, st)
+            return
+        if isinstance(target, ast.Name):
+            val = self.expr(value_node, target=self.local(target.id) if self._assignable(target) else None)
+            self.bind(target, val, st)
+            return
+        self.bind(target, self.expr(value_node), st)
+
+    def _assignable(self, target):
+        if target.id in self.params:
+            self.error(target, f"cannot assign to parameter `{target.id}`",
+                       "give the new value a new name")
+        return True
+
+    def stmt_AnnAssign(self, st):
+        if st.value is None:
+            return
+        self.stmt_Assign(ast.Assign(targets=[st.target], value=st.value, lineno=st.lineno,
+                                    col_offset=st.col_offset))
+
+    def bind(self, target, val, st):
+        """Bind an operand to an assignment target (name, tuple pattern or subscript)."""
+        if isinstance(target, ast.Name):
+            self._assignable(target)
+            name = self.local(target.id)
+            if isinstance(val, Var) and val.name == name:
+                last = next((s for s in reversed(self.out) if isinstance(s, Assign)
+                             and s.target == name), None)
+                if last is not None:
+                    self._track_view(name, last.prim, last.args)
+                return
+            if self.out and isinstance(val, Var) and isinstance(self.out[-1], Assign) \
+                    and self.out[-1].target == val.name and val.name.startswith("t") \
+                    and val.name not in self.scope.values():
+                self.out[-1].target = name  # `t1 = a + b; x = t1` becomes `x = a + b`
+                self._track_view(name, self.out[-1].prim, self.out[-1].args)
+                return
+            self.emit(Assign(name, "copy", (val,), self.loc(st)))
+            self._track_view(name, "copy", (val,))
+            return
+        if isinstance(target, (ast.Tuple, ast.List)):
+            if isinstance(val, TupleOp):
+                if len(val.items) != len(target.elts):
+                    self.error(target, f"cannot unpack {len(val.items)} values into "
+                                       f"{len(target.elts)} names")
+                for t, v in zip(target.elts, val.items):
+                    self.bind(t, v, st)
+                return
+            for i, t in enumerate(target.elts):
+                if isinstance(t, ast.Starred):
+                    self.error(t, "starred unpacking is not supported")
+                self.bind(t, self.assign("getitem", (val, Const(i)), st), st)
+            return
+        if isinstance(target, ast.Subscript):
+            obj = target.value
+            if not isinstance(obj, ast.Name):
+                self.error(obj, "assign into a subscript of a local variable only")
+            self.check_writable(obj)
+            idx = self.index(target.slice)
+            self.emit(SetItem(self.local(obj.id), idx, val, self.loc(st)))
+            return
+        if isinstance(target, ast.Attribute):
+            self.error(target, "assigning to an attribute is not supported")
+        self.error(target, "unsupported assignment target")
+
+    def _track_view(self, name, prim, args):
+        if prim in ("copy", "getitem", "transpose", "reshape") and args and isinstance(args[0], Var) \
+                and (args[0].name in self.params or args[0].name in self.views):
+            self.views.add(name)
+        elif prim in _FRESH or prim not in ("copy", "getitem", "transpose", "reshape"):
+            self.views.discard(name)
+
+    def check_writable(self, obj):
+        if obj.id in self.params:
+            self.error(obj, f"in-place change to parameter `{obj.id}` is not supported",
+                       f"rop never changes its arguments: work on a copy, e.g. "
+                       f"`{obj.id}2 = {obj.id}.copy()`")
+        if self.local(obj.id) in self.views:
+            self.error(obj, f"`{obj.id}` may be a view of a parameter; writing into it would "
+                            "change the argument", f"use `{obj.id} = ... .copy()` first")
+
+    def stmt_AugAssign(self, st):
+        opname = _BINOPS.get(type(st.op))
+        if opname is None:
+            self.error(st, f"augmented operator {type(st.op).__name__} is not supported")
+        t = st.target
+        if isinstance(t, ast.Name):
+            if t.id in self.params:
+                self.error(t, f"in-place change to parameter `{t.id}` is not supported",
+                           f"write `{t.id}_new = {t.id} {_OPSYM[opname]} ...` instead")
+            cur = self.name_operand(t)
+            rhs = self.expr(st.value)
+            self.assign(opname, (cur, rhs), st, target=self.local(t.id))
+            self.views.discard(self.local(t.id))
+            return
+        if isinstance(t, ast.Subscript):
+            if not isinstance(t.value, ast.Name):
+                self.error(t, "augmented assignment into a subscript of a local variable only")
+            self.check_writable(t.value)
+            obj = self.local(t.value.id)
+            idx = self.index(t.slice)
+            cur = self.assign("getitem", (Var(obj), idx), st)
+            rhs = self.expr(st.value)
+            new = self.assign(opname, (cur, rhs), st)
+            self.emit(SetItem(obj, idx, new, self.loc(st)))
+            return
+        self.error(t, "unsupported augmented-assignment target")
+
+    def stmt_Return(self, st):
+        val = None if st.value is None else self.expr(st.value)
+        if self.depth > 0:
+            self.result = val if val is not None else Const(None)
+            return
+        self.emit(Return(val, self.loc(st)))
+
+    def stmt_If(self, st):
+        test = self.expr(st.test)
+        body = self.sub_block(st.body)
+        orelse = self.sub_block(st.orelse)
+        self.emit(If(test, body, orelse, self.loc(st)))
+
+    def sub_block(self, stmts):
+        saved, self.out = self.out, []
+        try:
+            if self.depth > 0 and any(isinstance(s, ast.Return) for s in ast.walk(ast.Module(stmts, []))):
+                self.error(next(s for s in ast.walk(ast.Module(stmts, [])) if isinstance(s, ast.Return)),
+                           "a helper function may return only at its end",
+                           "assign the result to a variable and return it once, at the end")
+            self.block(stmts)
+            return self.out
+        finally:
+            self.out = saved
+
+    def stmt_For(self, st):
+        if st.orelse:
+            self.error(st, "`for ... else` is not supported")
+        if not isinstance(st.target, ast.Name):
+            self.error(st.target, "the loop variable must be a single name",
+                       "loop over `range(...)` and index inside the loop")
+        it = st.iter
+        backward = False
+        if _is_call_to(it, "reversed", self.globs):
+            if len(it.args) != 1:
+                self.error(it, "reversed takes one argument")
+            backward, it = True, it.args[0]
+        if not _is_call_to(it, "range", self.globs) or it.keywords or not 1 <= len(it.args) <= 3:
+            self.error(st.iter, "a for loop must run over `range(...)` or `reversed(range(...))`",
+                       "write `for i in range(n):` and index arrays with i")
+        args = [self.expr(a) for a in it.args]
+        if len(args) == 1:
+            start, stop, step = Const(0), args[0], Const(1)
+        elif len(args) == 2:
+            (start, stop), step = args, Const(1)
+        else:
+            start, stop, step = args
+        if backward:
+            if not (isinstance(step, Const) and step.value == 1):
+                self.error(it, "reversed(range(...)) is supported with step 1",
+                           "write range(hi - 1, lo - 1, -1)")
+            start, stop, step = (self.assign("sub", (stop, Const(1)), st),
+                                 self.assign("sub", (start, Const(1)), st), Const(-1))
+        var = self.local(st.target.id)
+        body = self.sub_block(st.body)
+        self.emit(For(var, start, stop, step, body, self.loc(st)))
+
+    def stmt_While(self, st):
+        if st.orelse:
+            self.error(st, "`while ... else` is not supported")
+        saved, self.out = self.out, []
+        test = self.expr(st.test)
+        cond, self.out = self.out, saved
+        body = self.sub_block(st.body)
+        self.emit(While(cond, test, body, self.loc(st)))
+
+    def stmt_Break(self, st):
+        self.emit(Break(self.loc(st)))
+
+    def stmt_Continue(self, st):
+        self.emit(Continue(self.loc(st)))
+
+    # ------------------------------------------------------------------ expressions
+    def expr(self, node, target=None):
+        meth = getattr(self, "expr_" + type(node).__name__, None)
+        if meth is None:
+            self.error(node, f"`{type(node).__name__}` expressions are not supported")
+        return meth(node, target) if target is not None and meth.__code__.co_argcount == 3 \
+            else meth(node)
+
+    def expr_Constant(self, node):
+        if isinstance(node.value, (int, float, bool)) or node.value is None or node.value is Ellipsis:
+            return Const(node.value)
+        if isinstance(node.value, str):
+            return Const(node.value)
+        self.error(node, f"constant {node.value!r} is not supported")
+
+    def name_operand(self, node):
+        if node.id in self.scope:
+            return Var(self.scope[node.id])
+        if node.id in self.globs or hasattr(__builtins__ if isinstance(__builtins__, dict) else
+                                            __builtins__, node.id):
+            obj = self.globs.get(node.id, _builtin(node.id))
+            if isinstance(obj, (bool, int, float)) or obj is None:
+                return Const(obj)
+            if isinstance(obj, np.floating):
+                return Const(float(obj))
+            self.error(node, f"`{node.id}` ({type(obj).__name__}) cannot be used as a value here",
+                       "module-level arrays are not captured: pass them as parameters")
+        self.error(node, f"name `{node.id}` is not defined before it is used",
+                   "assign it earlier in the function or pass it as a parameter")
+
+    def expr_Name(self, node):
+        return self.name_operand(node)
+
+    def expr_BinOp(self, node, target=None):
+        if isinstance(node.op, ast.Mult) and isinstance(node.left, ast.List):
+            return self.list_repeat(node.left, node.right, node, target)
+        opname = _BINOPS.get(type(node.op))
+        if opname is None:
+            self.error(node, f"operator {type(node.op).__name__} is not supported")
+        a, b = self.expr(node.left), self.expr(node.right)
+        return self.assign(opname, (a, b), node, target)
+
+    def list_repeat(self, lst, n, node, target):
+        if len(lst.elts) != 1 or not (isinstance(lst.elts[0], ast.Constant) and lst.elts[0].value is None):
+            self.error(lst, "lists are repeated only as `[None] * n` (a list of n slots to fill)")
+        return self.assign("list_repeat", (Const(None), self.expr(n)), node, target)
+
+    def expr_UnaryOp(self, node, target=None):
+        op = {ast.USub: "neg", ast.UAdd: "pos", ast.Not: "not"}.get(type(node.op))
+        if op is None:
+            self.error(node, f"operator {type(node.op).__name__} is not supported")
+        if op == "neg" and isinstance(node.operand, ast.Constant) and \
+                isinstance(node.operand.value, (int, float)):
+            return Const(-node.operand.value)
+        return self.assign(op, (self.expr(node.operand),), node, target)
+
+    def expr_BoolOp(self, node, target=None):
+        op = "and" if isinstance(node.op, ast.And) else "or"
+        vals = [self.expr(v) for v in node.values]
+        acc = vals[0]
+        for i, v in enumerate(vals[1:]):
+            acc = self.assign(op, (acc, v), node, target if i == len(vals) - 2 else None)
+        return acc
+
+    def expr_Compare(self, node, target=None):
+        parts = []
+        left = self.expr(node.left)
+        for op, comp in zip(node.ops, node.comparators):
+            name = _CMPOPS.get(type(op))
+            if name is None:
+                self.error(node, f"comparison {type(op).__name__} is not supported",
+                           "use <, <=, >, >=, ==, !=")
+            right = self.expr(comp)
+            parts.append((name, left, right))
+            left = right
+        if len(parts) == 1:
+            name, a, b = parts[0]
+            return self.assign(name, (a, b), node, target)
+        acc = self.assign(parts[0][0], parts[0][1:], node)
+        for i, (name, a, b) in enumerate(parts[1:]):
+            c = self.assign(name, (a, b), node)
+            acc = self.assign("and", (acc, c), node, target if i == len(parts) - 2 else None)
+        return acc
+
+    def expr_IfExp(self, node, target=None):
+        test = self.expr(node.test)
+        target = target or self.namer.temp()
+        saved = self.out
+        self.out = []
+        self.bind_temp(target, self.expr(node.body), node)
+        body = self.out
+        self.out = []
+        self.bind_temp(target, self.expr(node.orelse), node)
+        orelse = self.out
+        self.out = saved
+        self.emit(If(test, body, orelse, self.loc(node)))
+        return Var(target)
+
+    def bind_temp(self, target, val, node):
+        if self.out and isinstance(self.out[-1], Assign) and isinstance(val, Var) \
+                and self.out[-1].target == val.name:
+            self.out[-1].target = target
+        else:
+            self.emit(Assign(target, "copy", (val,), self.loc(node)))
+
+    def expr_Tuple(self, node):
+        return TupleOp(tuple(self.expr(e) for e in node.elts))
+
+    def expr_List(self, node, target=None):
+        items = tuple(self.expr(e) for e in node.elts)
+        if not items:
+            self.error(node, "an empty list has no element type",
+                       "start from `[first_value]` or `[None] * n`")
+        return self.assign("list", items, node, target)
+
+    def expr_Attribute(self, node, target=None):
+        obj = self.resolve_static(node)
+        if obj is not _MISSING:
+            if isinstance(obj, (int, float)) or obj is None:
+                return Const(obj)
+            self.error(node, f"`{ast.unparse(node)}` cannot be used as a value here")
+        prim = N.ATTRIBUTES.get(node.attr)
+        if prim is None:
+            self.error(node, f"attribute `.{node.attr}` is not supported",
+                       "supported attributes: " + ", ".join(f".{a}" for a in N.ATTRIBUTES))
+        x = self.expr(node.value)
+        return self.assign(prim, (x,) + ((Const(None),) if prim == "transpose" else ()), node, target)
+
+    def expr_Subscript(self, node, target=None):
+        x = self.expr(node.value)
+        return self.assign("getitem", (x, self.index(node.slice)), node, target)
+
+    def index(self, sl):
+        if isinstance(sl, ast.Tuple):
+            return TupleOp(tuple(self.index_item(e) for e in sl.elts))
+        return self.index_item(sl)
+
+    def index_item(self, e):
+        if isinstance(e, ast.Slice):
+            parts = [None if p is None else self.expr(p) for p in (e.lower, e.upper, e.step)]
+            return SliceOp(*parts)
+        return self.expr(e)
+
+    def resolve_static(self, node):
+        """The object a dotted name like ``np.linalg.norm`` denotes, or _MISSING."""
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name) or node.id in self.scope:
+            return _MISSING
+        if node.id in self.globs:
+            obj = self.globs[node.id]
+        else:
+            obj = _builtin(node.id)
+            if obj is _MISSING:
+                return _MISSING
+        if parts and not isinstance(obj, types.ModuleType) and not parts == []:
+            if not isinstance(obj, types.ModuleType):
+                return _MISSING
+        for p in reversed(parts):
+            obj = getattr(obj, p, _MISSING)
+            if obj is _MISSING:
+                return _MISSING
+        return obj
+
+    def expr_Call(self, node, target=None):
+        f = node.func
+        for a in node.args:
+            if isinstance(a, ast.Starred):
+                self.error(a, "*args in calls are not supported")
+        for k in node.keywords:
+            if k.arg is None:
+                self.error(k, "**kwargs in calls are not supported")
+        obj = self.resolve_static(f)
+        if obj is not _MISSING:
+            prim = N.primitive_of(obj)
+            if prim is not None:
+                return self.call_prim(prim, node.args, node.keywords, node, target)
+            if isinstance(obj, types.FunctionType):
+                return self.call_helper(obj, node, target)
+            if obj is range or obj is reversed:
+                self.error(node, f"`{obj.__name__}` is only supported as the iterable of a for loop")
+            self.error(f, f"no R-rule for `{ast.unparse(f)}`",
+                       "supported functions: " + ", ".join(N.supported_functions()[:40]) + ", ... "
+                       "(docs/rules.md has the full table); a helper function of your own module is "
+                       "inlined")
+        if isinstance(f, ast.Attribute) and f.attr in N.METHODS:
+            prim = N.METHODS[f.attr]
+            args = [f.value] + list(node.args)
+            if prim == "reshape" and len(node.args) > 1:
+                args = [f.value, ast.Tuple(elts=list(node.args), ctx=ast.Load())]
+            if prim == "transpose" and len(node.args) > 1:
+                args = [f.value, ast.Tuple(elts=list(node.args), ctx=ast.Load())]
+            return self.call_prim(prim, args, node.keywords, node, target)
+        if isinstance(f, ast.Attribute):
+            self.error(f, f"method `.{f.attr}()` is not supported",
+                       "supported methods: " + ", ".join(f".{m}()" for m in N.METHODS))
+        self.error(f, f"cannot call `{ast.unparse(f)}`",
+                   "call NumPy functions, math functions, or functions defined at module level")
+
+    def call_prim(self, prim_name, arg_nodes, kw_nodes, node, target):
+        prim = RULES[prim_name]
+        params = prim.params
+        if prim_name in ("maximum", "minimum") and len(arg_nodes) != 2:
+            self.error(node, "max()/min() of a sequence is not supported", "use np.max(x) / np.min(x)")
+        if len(arg_nodes) > len(params):
+            self.error(node, f"too many arguments for {prim_name} (takes {', '.join(params)})")
+        bound = {}
+        for p, a in zip(params, arg_nodes):
+            bound[p] = self.expr(a)
+        for k in kw_nodes:
+            if k.arg not in params or k.arg in bound:
+                self.error(k.value, f"unsupported keyword argument `{k.arg}` for {prim_name}",
+                           f"{prim_name} takes: {', '.join(params)}")
+            bound[k.arg] = self.expr(k.value)
+        args = []
+        for p in params:
+            if p in bound:
+                args.append(bound[p])
+            elif p in prim.defaults:
+                args.append(Const(prim.defaults[p]))
+            elif prim_name == "arange" and p in ("start", "step"):
+                args.append(Const(0 if p == "start" else 1))
+            else:
+                self.error(node, f"missing argument `{p}` for {prim_name}")
+        if prim_name == "arange" and "stop" in bound and len(arg_nodes) == 1:
+            args = [Const(0), bound["start"], Const(1)]
+        return self.assign(prim_name, args, node, target)
+
+    # ------------------------------------------------------------------ helpers
+    def call_helper(self, fn, node, target):
+        if node.keywords:
+            self.error(node, "keyword arguments to helper functions are not supported")
+        if self.depth > 8:
+            self.error(node, f"helper `{fn.__name__}` calls itself (recursion is not supported)",
+                       "write the recursion as a loop")
+        from .parse import parse_function
+        h_ast, h_file, h_first, h_lines = parse_function(fn)
+        if len(node.args) != len(h_ast.args.args):
+            self.error(node, f"{fn.__name__} takes {len(h_ast.args.args)} arguments, "
+                             f"{len(node.args)} given")
+        args = [self.expr(a) for a in node.args]
+        from .elementwise import elementwise_helper
+        prim = elementwise_helper(fn, h_ast, fn.__globals__)
+        if prim is not None:
+            if prim.name not in self.helpers:
+                h_namer = Namer(_all_names(h_ast))
+                child = Lowerer(h_ast, fn.__globals__, h_file, h_first, h_lines, h_namer, {}, depth=0)
+                h_ir = child.lower_function()
+                h_ir.temps = set(h_namer.temp_names)
+                self.helpers[prim.name] = (prim, h_ir)
+            return self.assign(prim.name, args, node, target)
+        scope = {}
+        child = Lowerer(h_ast, fn.__globals__, h_file, h_first, h_lines, self.namer, self.helpers,
+                        scope=scope, depth=self.depth + 1)
+        self.namer.taken |= _all_names(h_ast)
+        child.out = self.out
+        child.params = set()
+        for p, a in zip(h_ast.args.args, args):
+            if isinstance(a, Var):
+                scope[p.arg] = a.name
+            else:
+                scope[p.arg] = self.namer.fresh(p.arg)
+                self.emit(Assign(scope[p.arg], "copy", (a,), self.loc(node)))
+        child.params = {p.arg for p in h_ast.args.args}
+        body = h_ast.body
+        returns = [s for s in ast.walk(ast.Module(body, [])) if isinstance(s, ast.Return)]
+        if not returns or not isinstance(body[-1], ast.Return) or len(returns) > 1:
+            child.error(returns[0] if returns else h_ast,
+                        "a helper function must end with its single return statement",
+                        "assign the result to a variable and return it once, at the end")
+        child.block(body)
+        return child.result
+
+
+_MISSING = object()
+
+
+def _builtin(name):
+    import builtins
+    return getattr(builtins, name, _MISSING)
+
+
+def _is_call_to(node, name, globs):
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name \
+        and node.func.id not in globs
+
+
+def _all_names(tree) -> set:
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | \
+           {a.arg for a in ast.walk(tree) if isinstance(a, ast.arg)}
+
+
+_BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow",
+           ast.MatMult: "matmul", ast.FloorDiv: "floordiv", ast.Mod: "mod"}
+_OPSYM = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**", "matmul": "@",
+          "floordiv": "//", "mod": "%"}
+_CMPOPS = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq", ast.NotEq: "ne"}
+
+
+def lower(fn) -> Function:
+    """Parse, check and lower a Python function to IR (cached per function object)."""
+    cached = getattr(fn, "__rop_ir__", None)
+    if cached is not None:
+        return cached
+    from .parse import parse_function
+    fn_ast, filename, first, lines = parse_function(fn)
+    user = _all_names(fn_ast)
+    namer = Namer(user | set(fn.__globals__))
+    low = Lowerer(fn_ast, fn.__globals__, filename, first, lines, namer, {})
+    ir = low.lower_function()
+    ir.user_names = set(namer.taken)
+    ir.namer = namer
+    ir.temps = set(namer.temp_names)
+    try:
+        fn.__rop_ir__ = ir
+    except AttributeError:
+        pass
+    return ir

@@ -1,0 +1,1 @@
+"""The IR: structured three-address code, rank inference, passes, the dataflow graph."""

@@ -1,0 +1,1 @@
+"""The R-rule table and the sympy derivation of elementwise derivatives."""

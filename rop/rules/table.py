@@ -1,0 +1,374 @@
+"""The R-rule table: one entry per primitive.
+
+Each entry says, side by side, how the primitive is emitted for Numba, what its
+R{·} is, how many dimensions its result has, and on which inputs its test draws —
+so the emitter, the R-transform, the docs page and the rule tests all read the
+same line.  Rules come in the algebraic shapes Pearlmutter's rules name:
+
+* ``zero``      — piecewise-constant or integer-valued results (shapes, comparisons): R = 0;
+* ``linear``    — R{f(x)} = f(R{x}) (transpose, sum, indexing, reshape);
+* ``additive``  — R{a ± b} = R{a} ± R{b};
+* ``bilinear``  — the product rule, R{f(a, b)} = f(R{a}, b) + f(a, R{b}) (``*``, ``@``, dot, outer);
+* ``unary``     — the chain rule for elementwise functions, with f' derived by sympy;
+* ``custom``    — anything else (division, maxima, where, clip), written as the formula.
+
+Summing terms and skipping structurally zero ones lives once, in :func:`apply_rule`.
+Adding a primitive is one call in the list at the bottom of this file.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import sympy
+
+from . import elementwise as ew
+from .templates import T, add, mul, neg, name, is_const
+
+Expr = ast.expr
+
+
+@dataclass
+class Prim:
+    name: str
+    params: tuple                      # canonical parameter names, in order
+    emit: Callable                     # (env: dict[str, Expr]) -> Expr
+    rule: Optional[Callable]           # (env, renv, y) -> Expr | None; None: R = 0
+    ndim: Callable                     # (nd: dict[str, int|None], ops) -> int | None
+    diff: tuple = ()                   # params that carry R (default: all without a default)
+    defaults: dict = field(default_factory=dict)
+    kind: str = "custom"
+    formula: str = ""                  # R{y} as the docs show it
+    domain: str = "real"               # where the rule test draws inputs: real, positive, unit
+    sympy_fn: object = None            # for unary elementwise entries
+    test_shapes: tuple = ()            # example shapes for the rule tests
+
+    def derivative_params(self):
+        return self.diff if self.diff else tuple(p for p in self.params if p not in self.defaults)
+
+
+RULES: dict[str, Prim] = {}
+
+
+def register(prim: Prim) -> Prim:
+    RULES[prim.name] = prim
+    return prim
+
+
+# ----------------------------------------------------------------------------- ndim helpers
+
+def nd_broadcast(nd, ops=None):
+    vals = [v for v in nd.values() if v is not None] if nd else []
+    if any(v is None for v in nd.values()):
+        return None
+    return max(vals, default=0)
+
+
+def nd_same(param="x"):
+    return lambda nd, ops=None: nd.get(param)
+
+
+def nd_scalar(nd, ops=None):
+    return 0
+
+
+def nd_matmul(nd, ops=None):
+    a, b = nd.get("a"), nd.get("b")
+    if a is None or b is None:
+        return None
+    return max(a, 1) + max(b, 1) - 2 - (a == 1) * 0 - (b == 1) * 0 if False else {
+        (2, 2): 2, (2, 1): 1, (1, 2): 1, (1, 1): 0}.get((a, b), max(a, b))
+
+
+def nd_reduce(nd, ops):
+    x = nd.get("x")
+    axis, keep = ops.get("axis"), ops.get("keepdims")
+    from ..ir.nodes import Const, TupleOp
+    keepdims = isinstance(keep, Const) and bool(keep.value)
+    if x is None:
+        return None
+    if isinstance(axis, Const) and axis.value is None:
+        return x if keepdims else 0
+    if keepdims:
+        return x
+    n = len(axis.items) if isinstance(axis, TupleOp) else 1
+    return x - n
+
+
+def nd_shape_arg(param):
+    def f(nd, ops):
+        from ..ir.nodes import TupleOp, Const
+        shp = ops.get(param)
+        if isinstance(shp, TupleOp):
+            return len(shp.items)
+        if isinstance(shp, Const):
+            return 1
+        # a Var holding a shape tuple: its "ndim" was recorded as the tuple's length
+        return nd.get(param + "#len")
+    return f
+
+
+# ----------------------------------------------------------------------------- rule shapes
+
+def _emitter(emit):
+    if isinstance(emit, str):
+        tmpl = T(emit)
+        return lambda env: tmpl(**env)
+    return emit
+
+
+def zero(pname, params, emit, ndim, defaults=None, formula="0"):
+    return register(Prim(pname, params, _emitter(emit), None, ndim, defaults=defaults or {},
+                         kind="zero", formula=formula))
+
+
+def linear(pname, params, emit, ndim, defaults=None, diff=("x",), formula=None, domain="real",
+           test_shapes=()):
+    """R{f(x, static...)} = f(R{x}, static...)."""
+    em = _emitter(emit)
+    first = diff[0]
+
+    def rule(env, renv, y):
+        return em({**env, first: renv[first]})
+    return register(Prim(pname, params, em, rule, ndim, diff=diff, defaults=defaults or {},
+                         kind="linear", formula=formula or f"f(R{{{first}}})", domain=domain,
+                         test_shapes=test_shapes))
+
+
+def bilinear(pname, emit, ndim, formula=None, params=("a", "b"), test_shapes=()):
+    """The product rule: R{f(a, b)} = f(R{a}, b) + f(a, R{b})."""
+    em = _emitter(emit)
+
+    def rule(env, renv, y):
+        a, b = params
+        left = em({**env, a: renv[a]}) if renv.get(a) is not None else None
+        right = em({**env, b: renv[b]}) if renv.get(b) is not None else None
+        return add(left, right)
+    return register(Prim(pname, params, em, rule, ndim, kind="bilinear",
+                         formula=formula or "f(R{a}, b) + f(a, R{b})", test_shapes=test_shapes))
+
+
+_BCAST = T("rt.broadcast_as(r, y)")
+
+
+def _lone(r, other, y):
+    """A lone R-term of a broadcasting op must take the result's shape, unless the other
+    operand is a Python number (then the shapes already agree)."""
+    if is_const(other) or isinstance(other, ast.Constant):
+        return r
+    return _BCAST(r=r, y=y)
+
+
+def additive(pname, emit, sign):
+    em = _emitter(emit)
+
+    def rule(env, renv, y):
+        ra, rb = renv.get("a"), renv.get("b")
+        if ra is not None and rb is not None:
+            return em({"a": ra, "b": rb})
+        if ra is not None:
+            return _lone(ra, env["b"], y)
+        return _lone(rb if sign > 0 else neg(rb), env["a"], y)
+    return register(Prim(pname, ("a", "b"), em, rule, nd_broadcast, kind="additive",
+                         formula="R{a} + R{b}" if sign > 0 else "R{a} - R{b}"))
+
+
+def unary(pname, np_name, sympy_fn, domain="real"):
+    """Elementwise y = f(x): R{y} = f'(x) R{x}, f' derived by sympy in terms of x or y."""
+    em = _emitter(f"{np_name}(x)")
+
+    def rule(env, renv, y):
+        d = ew.to_ast(ew.derivative(sympy_fn(ew.X)))
+        d = T(ast.unparse(d))(x=env["x"], y=y)
+        return mul(d, renv["x"])
+    d_str = str(ew.derivative(sympy_fn(ew.X)))
+    return register(Prim(pname, ("x",), em, rule, nd_same("x"), kind="unary",
+                         formula=f"({d_str}) * R{{x}}", domain=domain, sympy_fn=sympy_fn))
+
+
+def custom(pname, params, emit, rule, ndim, formula, defaults=None, diff=(), domain="real"):
+    return register(Prim(pname, params, _emitter(emit), rule, ndim, diff=diff,
+                         defaults=defaults or {}, kind="custom", formula=formula, domain=domain))
+
+
+# ----------------------------------------------------------------------------- custom rules
+
+def _div_rule(env, renv, y):
+    ra, rb = renv.get("a"), renv.get("b")
+    b = env["b"]
+    if rb is None:
+        return T("ra / b")(ra=ra, b=b)
+    if ra is None:
+        return T("-(y * rb) / b")(y=y, rb=rb, b=b)
+    return T("(ra - y * rb) / b")(ra=ra, y=y, rb=rb, b=b)
+
+
+def _pow_rule(env, renv, y):
+    ra, rb = renv.get("a"), renv.get("b")
+    a, b = env["a"], env["b"]
+    terms = None
+    if ra is not None:
+        if is_const(b, 2):
+            terms = T("2.0 * a * ra")(a=a, ra=ra)
+        elif is_const(b):
+            terms = T("b * a ** (b - 1) * ra")(a=a, b=ast.Constant(b.value), ra=ra)
+            terms.left.left = ast.Constant(float(b.value))
+            terms.left.right.right = ast.Constant(b.value - 1)
+        else:
+            terms = T("b * a ** (b - 1) * ra")(a=a, b=b, ra=ra)
+    if rb is not None:
+        terms = add(terms, T("y * np.log(a) * rb")(y=y, a=a, rb=rb))
+    return terms
+
+
+def _select_rule(test_tmpl):
+    """maximum/minimum: the R of whichever operand is selected."""
+    def rule(env, renv, y):
+        ra = renv.get("a") if renv.get("a") is not None else ast.Constant(0.0)
+        rb = renv.get("b") if renv.get("b") is not None else ast.Constant(0.0)
+        return T(f"np.where({test_tmpl}, ra, rb)")(a=env["a"], b=env["b"], ra=ra, rb=rb)
+    return rule
+
+
+def _where_rule(env, renv, y):
+    ra = renv.get("a") if renv.get("a") is not None else ast.Constant(0.0)
+    rb = renv.get("b") if renv.get("b") is not None else ast.Constant(0.0)
+    return _BCAST(r=T("np.where(c, ra, rb)")(c=env["c"], ra=ra, rb=rb), y=y)
+
+
+def _clip_rule(env, renv, y):
+    return T("rt.clip_tangent(x, rx, lo, hi)")(x=env["x"], rx=renv["x"], lo=env["lo"], hi=env["hi"])
+
+
+def _reduce_emit(np_name, rt_name):
+    def emit(env):
+        axis, keep = env["axis"], env["keepdims"]
+        if isinstance(axis, ast.Constant) and axis.value is None and \
+                isinstance(keep, ast.Constant) and not keep.value:
+            return T(f"{np_name}(x)")(x=env["x"])
+        return T(f"{rt_name}(x, axis, keepdims)")(**env)
+    return emit
+
+
+def _extreme_rule(rt_name):
+    def rule(env, renv, y):
+        axis, keep = env["axis"], env["keepdims"]
+        return T(f"{rt_name}(x, rx, axis, keepdims)")(x=env["x"], rx=renv["x"], axis=axis, keepdims=keep)
+    return rule
+
+
+def _getitem_emit(env):
+    return ast.Subscript(value=env["x"], slice=env["index"], ctx=ast.Load())
+
+
+def _transpose_emit(env):
+    axes = env["axes"]
+    if isinstance(axes, ast.Constant) and axes.value is None:
+        return T("x.T")(x=env["x"])
+    return T("np.transpose(x, axes)")(**env)
+
+
+# ----------------------------------------------------------------------------- the table
+RED = dict(defaults={"axis": None, "keepdims": False})
+
+# arithmetic
+additive("add", "a + b", +1)
+additive("sub", "a - b", -1)
+bilinear("mul", "a * b", nd_broadcast, formula="R{a} b + a R{b}")
+custom("div", ("a", "b"), "a / b", _div_rule, nd_broadcast, "(R{a} - y R{b}) / b")
+custom("pow", ("a", "b"), "a ** b", _pow_rule, nd_broadcast, "b a^(b-1) R{a} + y log(a) R{b}",
+       domain="positive")
+linear("neg", ("x",), "-x", nd_same("x"), formula="-R{x}")
+linear("pos", ("x",), "+x", nd_same("x"), formula="R{x}")
+linear("copy", ("x",), "x", nd_same("x"), formula="R{x}")
+linear("array_copy", ("x",), "x.copy()", nd_same("x"), formula="R{x}.copy()")
+linear("float", ("x",), "float(x)", nd_scalar, formula="R{x}")
+zero("floordiv", ("a", "b"), "a // b", nd_broadcast)
+zero("mod", ("a", "b"), "a % b", nd_broadcast)
+zero("int", ("x",), "int(x)", nd_scalar)
+
+# linear algebra: the product rule
+bilinear("matmul", "a @ b", nd_matmul, formula="R{a} @ b + a @ R{b}", test_shapes=((3, 4), (4, 2)))
+bilinear("dot", "np.dot(a, b)", nd_matmul, formula="dot(R{a}, b) + dot(a, R{b})")
+bilinear("outer", "np.outer(a, b)", lambda nd, ops=None: 2, formula="outer(R{a}, b) + outer(a, R{b})")
+
+# elementwise functions: f' by sympy
+unary("exp", "np.exp", sympy.exp)
+unary("log", "np.log", sympy.log, domain="positive")
+unary("log1p", "np.log1p", lambda x: sympy.log(1 + x), domain="positive")
+unary("expm1", "np.expm1", lambda x: sympy.exp(x) - 1)
+unary("tanh", "np.tanh", sympy.tanh)
+unary("sinh", "np.sinh", sympy.sinh)
+unary("cosh", "np.cosh", sympy.cosh)
+unary("sin", "np.sin", sympy.sin)
+unary("cos", "np.cos", sympy.cos)
+unary("tan", "np.tan", sympy.tan, domain="unit")
+unary("arctan", "np.arctan", sympy.atan)
+unary("sqrt", "np.sqrt", sympy.sqrt, domain="positive")
+unary("abs", "np.abs", sympy.Abs, domain="nonzero")
+unary("square", "np.square", lambda x: x ** 2)
+unary("reciprocal", "np.reciprocal", lambda x: 1 / x, domain="positive")
+zero("sign", ("x",), "np.sign(x)", nd_same("x"))
+zero("floor", ("x",), "np.floor(x)", nd_same("x"))
+zero("ceil", ("x",), "np.ceil(x)", nd_same("x"))
+
+# selections: the R of the operand selected
+custom("maximum", ("a", "b"), "np.maximum(a, b)", _select_rule("a >= b"), nd_broadcast,
+       "where(a >= b, R{a}, R{b})", domain="distinct")
+custom("minimum", ("a", "b"), "np.minimum(a, b)", _select_rule("a <= b"), nd_broadcast,
+       "where(a <= b, R{a}, R{b})", domain="distinct")
+custom("where", ("c", "a", "b"), "np.where(c, a, b)", _where_rule,
+       lambda nd, ops=None: nd_broadcast(nd), "where(c, R{a}, R{b})", diff=("a", "b"))
+custom("clip", ("x", "lo", "hi"), "np.clip(x, lo, hi)", _clip_rule, nd_same("x"),
+       "R{x} where lo < x < hi, else 0", diff=("x",), domain="distinct")
+
+# reductions and reshaping: linear
+linear("sum", ("x", "axis", "keepdims"), _reduce_emit("np.sum", "rt.sum"), nd_reduce,
+       formula="sum(R{x})", **RED)
+linear("mean", ("x", "axis", "keepdims"), _reduce_emit("np.mean", "rt.mean"), nd_reduce,
+       formula="mean(R{x})", **RED)
+custom("max", ("x", "axis", "keepdims"), _reduce_emit("np.max", "rt.amax"), _extreme_rule("rt.max_tangent"),
+       nd_reduce, "R{x} at the argmax", diff=("x",), domain="distinct", **RED)
+custom("min", ("x", "axis", "keepdims"), _reduce_emit("np.min", "rt.amin"), _extreme_rule("rt.min_tangent"),
+       nd_reduce, "R{x} at the argmin", diff=("x",), domain="distinct", **RED)
+linear("transpose", ("x", "axes"), _transpose_emit, nd_same("x"), defaults={"axes": None},
+       formula="transpose(R{x})")
+linear("reshape", ("x", "shape"), "rt.reshape(x, shape)", nd_shape_arg("shape"), formula="reshape(R{x})")
+linear("getitem", ("x", "index"), _getitem_emit, None, formula="R{x}[index]")
+
+# values that do not depend on the parameters: R = 0
+zero("shape", ("x",), "x.shape", lambda nd, ops=None: None)
+zero("ndim", ("x",), "x.ndim", nd_scalar)
+zero("size", ("x",), "x.size", nd_scalar)
+zero("len", ("x",), "len(x)", nd_scalar)
+zero("zeros", ("shape",), "np.zeros(shape)", nd_shape_arg("shape"))
+zero("ones", ("shape",), "np.ones(shape)", nd_shape_arg("shape"))
+zero("empty", ("shape",), "np.empty(shape)", nd_shape_arg("shape"))
+zero("full", ("shape", "fill_value"), "np.full(shape, fill_value)", nd_shape_arg("shape"))
+zero("zeros_like", ("x",), "np.zeros_like(x)", nd_same("x"))
+zero("ones_like", ("x",), "np.ones_like(x)", nd_same("x"))
+zero("eye", ("n",), "np.eye(n)", lambda nd, ops=None: 2)
+zero("arange", ("start", "stop", "step"), "np.arange(start, stop, step)", lambda nd, ops=None: 1)
+zero("argmax", ("x",), "np.argmax(x)", nd_scalar)
+zero("argmin", ("x",), "np.argmin(x)", nd_scalar)
+for _cmp, _sym in (("lt", "<"), ("le", "<="), ("gt", ">"), ("ge", ">="), ("eq", "=="), ("ne", "!=")):
+    zero(_cmp, ("a", "b"), f"a {_sym} b", nd_broadcast)
+zero("and", ("a", "b"), "a and b", nd_scalar)
+zero("or", ("a", "b"), "a or b", nd_scalar)
+zero("not", ("x",), "not x", nd_scalar)
+zero("list_repeat", ("x", "n"), "[x] * n", lambda nd, ops=None: None)
+
+
+def apply_rule(prim: Prim, env: dict, renv: dict, y: Expr) -> Optional[Expr]:
+    """R{y} for ``y = prim(env)``, with ``renv[p]`` the R of each argument or None for zero.
+
+    Returns None when R{y} is structurally zero (a zero rule, or no active argument),
+    so that no R-statement is emitted at all.
+    """
+    if prim.rule is None:
+        return None
+    if all(renv.get(p) is None for p in prim.derivative_params()):
+        return None
+    return prim.rule(env, renv, y)

@@ -1,0 +1,234 @@
+"""Runtime helpers called by the generated Hessian-vector-product code.
+
+The code emitted by :mod:`rop` must run unchanged in two modes:
+
+* **python mode** (debugging): the generated module is executed as plain
+  Python/NumPy, so every helper below is an ordinary NumPy function;
+* **numba mode**: the same functions are called from inside ``@numba.njit``
+  code.  Numba's nopython mode lacks (or only partially supports) several
+  NumPy features the generated code needs -- ``keepdims``, ``axis`` for
+  ``np.mean``/``np.max``/``np.min``, writable ``broadcast_to``, ``reshape`` of
+  non-contiguous arrays, ... -- so each helper has a
+  :func:`numba.extending.overload` registered in
+  :mod:`rop.runtime._overloads` that implements it with explicit loops.
+
+The generated module does ``from rop import runtime as rt`` and calls e.g.
+``rt.sum(x, 1, False)``.  ``axis`` may be ``None`` or an int (negative allowed;
+in numba mode it may be a runtime value, the array rank is taken from the
+type); ``keepdims`` must be a compile-time constant in numba mode (the rank of
+the result depends on it), which it is when the generated code passes a
+literal ``True``/``False``.
+
+Numba-specific notes (numba 0.68):
+
+* reductions are accumulated left to right, not pairwise as NumPy does, so
+  sums can differ from ``np.sum`` in the last bits;
+* integer/bool inputs are summed in int64 (NumPy semantics on 64-bit Linux),
+  their ``mean`` is float64; float32 stays float32.
+"""
+
+import math as _math
+
+import numpy as np
+
+__all__ = [
+    "sum", "mean", "amax", "amin", "max_tangent", "min_tangent",
+    "broadcast_as", "reshape", "transpose", "zeros_of", "clip_tangent",
+    "norm",
+]
+
+
+# ---------------------------------------------------------------------------
+# Reductions
+# ---------------------------------------------------------------------------
+
+def sum(x, axis=None, keepdims=False):  # noqa: A001 - deliberate NumPy name
+    """``np.sum(x, axis=axis, keepdims=keepdims)``.
+
+    Exists because Numba's ``np.sum`` has no ``keepdims`` argument; the numba
+    overload also handles negative / runtime ``axis`` with cache-friendly
+    explicit loops.  Scalars are returned unchanged.
+    """
+    if np.ndim(x) == 0:
+        return x
+    return np.sum(x, axis=axis, keepdims=keepdims)
+
+
+def mean(x, axis=None, keepdims=False):
+    """``np.mean(x, axis=axis, keepdims=keepdims)``.
+
+    Exists because Numba's ``np.mean`` supports neither ``axis`` nor
+    ``keepdims``.  Scalars are returned as float.
+    """
+    if np.ndim(x) == 0:
+        return float(x)
+    return np.mean(x, axis=axis, keepdims=keepdims)
+
+
+def amax(x, axis=None, keepdims=False):
+    """``np.max(x, axis=axis, keepdims=keepdims)`` (NaN propagates).
+
+    Exists because Numba's ``np.max``/``np.amax`` have no ``axis`` /
+    ``keepdims`` arguments.  Scalars are returned unchanged.
+    """
+    if np.ndim(x) == 0:
+        return x
+    return np.max(x, axis=axis, keepdims=keepdims)
+
+
+def amin(x, axis=None, keepdims=False):
+    """``np.min(x, axis=axis, keepdims=keepdims)`` (NaN propagates).
+
+    Exists because Numba's ``np.min``/``np.amin`` have no ``axis`` /
+    ``keepdims`` arguments.  Scalars are returned unchanged.
+    """
+    if np.ndim(x) == 0:
+        return x
+    return np.min(x, axis=axis, keepdims=keepdims)
+
+
+def _ext_tangent(argfn, x, rx, axis, keepdims):
+    if np.ndim(x) == 0:
+        return rx
+    rx = np.broadcast_to(rx, np.shape(x))
+    if axis is None:
+        t = np.ravel(rx)[argfn(x)]
+        if keepdims:
+            return np.full((1,) * np.ndim(x), t)
+        return t
+    idx = np.expand_dims(argfn(x, axis=axis), axis)
+    t = np.take_along_axis(rx, idx, axis=axis)
+    if keepdims:
+        return t
+    t = np.squeeze(t, axis=axis)
+    return t[()] if t.ndim == 0 else t
+
+
+def max_tangent(x, rx, axis=None, keepdims=False):
+    """Directional derivative of ``np.max(x, axis, keepdims)`` along ``rx``.
+
+    Returns the value of ``rx`` at the position of the *first* maximum of
+    ``x`` along ``axis`` (NumPy ``argmax`` tie-breaking; a NaN counts as the
+    maximum, like in ``np.max``).  Same shape as :func:`amax`.  ``rx`` should
+    have the shape of ``x`` (a scalar or lower-rank ``rx`` is broadcast).
+    Exists because the R-operator of a max-reduction is a gather, which has
+    no one-call NumPy/Numba spelling (``take_along_axis`` with ``axis`` is not
+    supported by Numba).
+    """
+    return _ext_tangent(np.argmax, x, rx, axis, keepdims)
+
+
+def min_tangent(x, rx, axis=None, keepdims=False):
+    """Directional derivative of ``np.min(x, axis, keepdims)`` along ``rx``.
+
+    Value of ``rx`` at the first minimum of ``x`` along ``axis``; see
+    :func:`max_tangent`.
+    """
+    return _ext_tangent(np.argmin, x, rx, axis, keepdims)
+
+
+# ---------------------------------------------------------------------------
+# Shape helpers
+# ---------------------------------------------------------------------------
+
+def broadcast_as(r, like):
+    """``r`` broadcast to the shape of ``like``, as a *writable* array.
+
+    Returns ``r`` itself when the shapes already match, otherwise a fresh copy
+    of ``np.broadcast_to(r, np.shape(like))``.  If ``like`` is a scalar, ``r``
+    (a scalar or size-1 array) is returned as a float.  Exists because
+    R-values must often be materialised with the primal's shape (e.g. an
+    R-value that is a scalar or has a broadcast dimension, before in-place
+    accumulation), and Numba's ``np.broadcast_to`` returns a read-only view.
+    In numba mode ``np.ndim(r) <= np.ndim(like)`` is required.
+    """
+    if np.ndim(like) == 0:
+        return float(r)
+    shape = np.shape(like)
+    if np.shape(r) == shape and isinstance(r, np.ndarray):
+        return r
+    return np.array(np.broadcast_to(r, shape))
+
+
+def reshape(x, shape):
+    """``x.reshape(shape)`` (C order) that also works for non-contiguous ``x``.
+
+    Exists because Numba's ``reshape`` raises ``NotImplementedError`` on
+    non-C-contiguous arrays (e.g. transposes or slices); the overload copies
+    to a contiguous array first only when needed.  ``shape`` is an int or a
+    tuple of ints and may contain one ``-1``.
+    """
+    return np.reshape(x, shape)
+
+
+def transpose(x, axes=None):
+    """``np.transpose(x, axes)``.
+
+    Numba 0.68 supports ``np.transpose(x, axes)`` natively (including negative
+    axes); the helper exists so that the generated code has one spelling that
+    also accepts scalars (returned unchanged) and ``axes=None``.
+    """
+    if np.ndim(x) == 0:
+        return x
+    return np.transpose(x, axes)
+
+
+def zeros_of(x):
+    """Zero with the shape of ``x``: ``np.zeros_like`` for arrays, ``0.0`` for
+    scalars.
+
+    Used to materialise an R-value that is structurally zero on one branch of
+    an ``if`` so that both branches produce the same type (in Numba the two
+    branches must unify).  Integer/bool inputs give float64 zeros, since
+    R-values are always floating point.
+    """
+    if np.ndim(x) == 0:
+        return 0.0
+    x = np.asarray(x)
+    dt = x.dtype if np.issubdtype(x.dtype, np.inexact) else np.float64
+    return np.zeros(x.shape, dt)
+
+
+def clip_tangent(x, rx, lo, hi):
+    """Directional derivative of ``np.clip(x, lo, hi)`` w.r.t. ``x`` along ``rx``.
+
+    Returns ``rx`` where ``lo < x < hi`` and ``0`` elsewhere.  Convention at
+    the kinks: an element exactly on a bound (``x == lo`` or ``x == hi``)
+    counts as clipped, i.e. its derivative is 0 (the same convention as a
+    ReLU's derivative at 0).  ``lo``/``hi`` are scalars or ``None`` (no
+    bound).  Exists because the R-rule of ``clip`` needs a masked select that
+    the overload performs in one fused loop.
+    """
+    inside = np.ones(np.shape(x), dtype=bool)
+    if lo is not None:
+        inside &= np.asarray(x) > lo
+    if hi is not None:
+        inside &= np.asarray(x) < hi
+    out = np.where(inside, rx, 0.0)
+    if out.ndim == 0:
+        return out[()]
+    return out
+
+
+def norm(x):
+    """Euclidean norm ``sqrt(sum(x**2))`` of an array of any rank, or ``abs``
+    of a scalar.
+
+    Used by the convergence tests of relaxation (fixed-point) loops.  Exists
+    because Numba's ``np.linalg.norm`` only accepts 1-D and 2-D arrays.
+    """
+    if np.ndim(x) == 0:
+        return float(abs(x))
+    x = np.asarray(x)
+    return _math.sqrt(float(np.sum(x * x)))
+
+
+# Register the nopython-mode implementations (no-op if numba is unavailable,
+# python mode still works).
+try:  # pragma: no cover - numba is a hard dependency in practice
+    import numba as _numba  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+else:
+    from . import _overloads  # noqa: F401,E402
+

@@ -1,0 +1,318 @@
+"""The R-transform: Pearlmutter's R{·} applied statement by statement.
+
+R{w} = v for the ``wrt`` parameters; every statement ``y = f(a, b)`` with an
+active argument gets, right after it, ``R_y = <rule of f>`` from the rule table;
+statements whose arguments are all inactive get nothing (activity analysis: an
+R-value that is structurally zero is never computed).  Control flow is kept: an
+R-statement runs in the branch and the iteration its primal runs in, so the
+derivative is that of the path taken.  Where paths join (after an ``if``, at a loop
+head) and a value is active on one path only, its R is materialised as zeros on
+the other path — that zero is a real value there, not a dropped term.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from ..errors import RopSyntaxError
+from ..ir.nodes import (Append, Assign, Break, Const, Continue, For, Function, If, Return,
+                        SetItem, SliceOp, TupleOp, Var, While)
+from ..rules.table import apply_rule
+from ..rules.templates import T, name as aname
+
+_TERMINATORS = (Return, Break, Continue)
+
+
+def operand_ast(op) -> ast.expr:
+    if isinstance(op, Var):
+        return aname(op.name)
+    if isinstance(op, Const):
+        return ast.Constant(op.value)
+    if isinstance(op, TupleOp):
+        return ast.Tuple(elts=[operand_ast(i) for i in op.items], ctx=ast.Load())
+    if isinstance(op, SliceOp):
+        return ast.Slice(*(None if p is None else operand_ast(p) for p in (op.lo, op.hi, op.step)))
+    raise TypeError(op)
+
+
+@dataclass
+class _Loop:
+    edges: list = field(default_factory=list)  # (stmt list, index, state) of break/continue
+
+
+class RTransform:
+    def __init__(self, fn: Function, wrt, types: dict, prims: dict, namer):
+        self.fn = fn
+        self.wrt = list(wrt)
+        self.types = types
+        self.prims = prims
+        self.namer = namer
+        self.rnames: dict[str, str] = {}
+        self.loops: list[_Loop] = []
+
+    def rname(self, v: str) -> str:
+        if v not in self.rnames:
+            self.rnames[v] = self.namer.fresh("R_" + v)
+        return self.rnames[v]
+
+    # ------------------------------------------------------------------ values
+    def r_of(self, op, active):
+        """R of an operand as an ast expression, or None when structurally zero."""
+        if isinstance(op, Var):
+            return aname(self.rname(op.name)) if op.name in active else None
+        if isinstance(op, TupleOp):
+            rs = [self.r_of(i, active) for i in op.items]
+            if all(r is None for r in rs):
+                return None
+            return ast.Tuple(elts=[r if r is not None else self.zeros_expr(i)
+                                   for r, i in zip(rs, op.items)], ctx=ast.Load())
+        return None
+
+    def type_of(self, op):
+        if isinstance(op, Var):
+            return self.types.get(op.name)
+        if isinstance(op, Const):
+            return 0
+        if isinstance(op, TupleOp):
+            return ("tuple", tuple(self.type_of(i) for i in op.items))
+        return None
+
+    def zeros_expr(self, op) -> ast.expr:
+        """The zero R-value of an operand's type (a scalar, an array, a list, a tuple)."""
+        t = self.type_of(op)
+        x = operand_ast(op)
+        return _zeros_for(t, x)
+
+    # ------------------------------------------------------------------ driver
+    def run(self) -> Function:
+        active = set()
+        params = list(self.fn.params)
+        for w in self.wrt:
+            active.add(w)
+        body, _ = self.block(self.fn.body, active)
+        rparams = [self.rname(w) for w in self.wrt]
+        out = Function(self.fn.name, params + rparams, body, self.fn.loc, self.fn.filename,
+                       helpers=self.fn.helpers, user_names=self.fn.user_names)
+        out.rparams = rparams
+        out.rnames = dict(self.rnames)
+        return out
+
+    def block(self, stmts, active):
+        """Transform a statement list; returns (new list, active set at its end or None if it
+        always leaves through return/break/continue)."""
+        out = []
+        state = set(active)
+        for st in stmts:
+            if state is None:
+                break  # unreachable code after a terminator
+            state = self.stmt(st, state, out)
+        return out, state
+
+    def stmt(self, st, active, out):
+        return getattr(self, "s_" + type(st).__name__)(st, active, out)
+
+    # ------------------------------------------------------------------ straight-line code
+    def s_Assign(self, st, active, out):
+        prim = self.prims[st.prim]
+        if st.prim == "list":
+            rs = [self.r_of(a, active) for a in st.args]
+            out.append(st)
+            if all(r is None for r in rs):
+                active.discard(st.target)
+                return active
+            expr = ast.List(elts=[r if r is not None else self.zeros_expr(a)
+                                  for r, a in zip(rs, st.args)], ctx=ast.Load())
+            out.append(Assign(self.rname(st.target), "r", (), st.loc, is_r=True, expr=expr))
+            active.add(st.target)
+            return active
+        env = {p: operand_ast(a) for p, a in zip(prim.params, st.args)}
+        renv = {p: self.r_of(a, active) for p, a in zip(prim.params, st.args)
+                if p in prim.derivative_params()}
+        y_ph = "__y__"
+        r = apply_rule(prim, env, renv, aname(y_ph))
+        if r is None:
+            out.append(st)
+            active.discard(st.target)
+            return active
+        names = {n.id for n in ast.walk(r) if isinstance(n, ast.Name)}
+        rt = self.rname(st.target)
+        if st.target in names and y_ph in names:
+            # y = f(y, ...) whose rule needs both the old and the new y: keep the new one apart
+            tmp = self.namer.fresh(st.target + "_new")
+            out.append(Assign(tmp, st.prim, st.args, st.loc, kwargs=st.kwargs))
+            out.append(Assign(rt, "r", (), st.loc, is_r=True, expr=_subst(r, y_ph, tmp)))
+            out.append(Assign(st.target, "copy", (Var(tmp),), st.loc))
+            self.types[tmp] = self.types.get(st.target)
+        elif st.target in names:
+            out.append(Assign(rt, "r", (), st.loc, is_r=True, expr=r))  # R first: reads the old y
+            out.append(st)
+        else:
+            out.append(st)
+            out.append(Assign(rt, "r", (), st.loc, is_r=True, expr=_subst(r, y_ph, st.target)))
+        active.add(st.target)
+        return active
+
+    def s_SetItem(self, st, active, out):
+        rv = self.r_of(st.value, active)
+        if rv is None and st.obj not in active:
+            out.append(st)
+            return active
+        if st.obj not in active:
+            out.extend(self.materialize([st.obj], st.loc))
+            active.add(st.obj)
+        out.append(st)
+        if rv is None:
+            rv = self.zeros_expr(st.value) if self._is_list(st.obj) else ast.Constant(0.0)
+        out.append(SetItem(self.rname(st.obj), st.index, None, st.loc, is_r=True, expr=rv))
+        return active
+
+    def s_Append(self, st, active, out):
+        rv = self.r_of(st.value, active)
+        if rv is None and st.obj not in active:
+            out.append(st)
+            return active
+        if st.obj not in active:
+            out.extend(self.materialize([st.obj], st.loc))
+            active.add(st.obj)
+        out.append(st)
+        if rv is None:
+            rv = self.zeros_expr(st.value)
+        out.append(Append(self.rname(st.obj), None, st.loc, is_r=True, expr=rv))
+        return active
+
+    def _is_list(self, v):
+        t = self.types.get(v)
+        return isinstance(t, tuple) and t[0] == "list"
+
+    def materialize(self, names, loc):
+        """``R_x = 0`` of the right type, for values active on another path into a join."""
+        stmts = []
+        for v in sorted(names):
+            t = self.types.get(v)
+            if isinstance(t, tuple) and t[0] == "list" and self._made_by_repeat(v):
+                expr = T("[None] * len(x)")(x=aname(v))
+            else:
+                expr = _zeros_for(t, aname(v))
+            stmts.append(Assign(self.rname(v), "r", (), loc, is_r=True, expr=expr))
+        return stmts
+
+    def _made_by_repeat(self, v):
+        from ..ir.nodes import walk
+        return any(isinstance(s, Assign) and s.target == v and s.prim == "list_repeat"
+                   for s in walk(self.fn.body))
+
+    def s_Return(self, st, active, out):
+        if st.value is None:
+            out.append(Return(None, st.loc, r_value=ast.Constant(None)))
+            return None
+        r = self.r_of(st.value, active)
+        if r is None:
+            r = self.zeros_expr(st.value)
+        out.append(Return(st.value, st.loc, r_value=r))
+        return None
+
+    # ------------------------------------------------------------------ control flow
+    def s_If(self, st, active, out):
+        body, a1 = self.block(st.body, active)
+        orelse, a2 = self.block(st.orelse, active)
+        live = [a for a in (a1, a2) if a is not None]
+        if not live:
+            out.append(If(st.test, body, orelse, st.loc))
+            return None
+        joined = set().union(*live)
+        defined = self._defined_before_or_in
+        for branch, a in ((body, a1), (orelse, a2)):
+            if a is not None and joined - a:
+                branch.extend(self.materialize(joined - a, st.loc))
+        out.append(If(st.test, body, orelse, st.loc))
+        return joined
+
+    _defined_before_or_in = None
+
+    def s_Break(self, st, active, out):
+        out.append(st)
+        self.loops[-1].edges.append(("break", out, len(out) - 1, set(active)))
+        return None
+
+    def s_Continue(self, st, active, out):
+        out.append(st)
+        self.loops[-1].edges.append(("continue", out, len(out) - 1, set(active)))
+        return None
+
+    def _loop(self, st, active, out, run_body):
+        """Fixed point of the activity at the loop head, then zeros on every edge that lacks one."""
+        head = set(active)
+        for _ in range(50):
+            self.loops.append(_Loop())
+            body, end = run_body(set(head))
+            loop = self.loops.pop()
+            new_head = set(head)
+            if end is not None:
+                new_head |= end
+            for _kind, _lst, _i, a in loop.edges:
+                new_head |= a
+            if new_head == head:
+                break
+            head = new_head
+        # zeros on the edges into the head that lack them
+        pre = head - active
+        out.extend(self.materialize(self._defined(pre, active_scope=True), st.loc))
+        for kind, lst, i, a in sorted(loop.edges, key=lambda e: -e[2]):
+            missing = head - a
+            if missing:
+                lst[i:i] = self.materialize(missing, st.loc)
+        if end is not None and head - end:
+            body.extend(self.materialize(head - end, st.loc))
+        return body, head
+
+    def _defined(self, names, active_scope=False):
+        return names
+
+    def s_For(self, st, active, out):
+        def run(head):
+            head.discard(st.var)
+            return self.block(st.body, head)
+        body, head = self._loop(st, active, out, run)
+        out.append(For(st.var, st.start, st.stop, st.step, body, st.loc))
+        return head
+
+    def s_While(self, st, active, out):
+        cond_holder = {}
+
+        def run(head):
+            cond, after = self.block(st.cond, head)
+            cond_holder["cond"] = cond
+            return self.block(st.body, after)
+        body, head = self._loop(st, active, out, run)
+        out.append(While(cond_holder["cond"], st.test, body, st.loc))
+        return head
+
+
+def _zeros_for(t, x):
+    if t == 0:
+        return ast.Constant(0.0)
+    if isinstance(t, int):
+        return T("np.zeros_like(x)")(x=x)
+    if isinstance(t, tuple) and t[0] == "list":
+        return T("[rt.zeros_of(e) for e in x]")(x=x)
+    if isinstance(t, tuple) and t[0] == "tuple":
+        return ast.Tuple(elts=[_zeros_for(s, ast.Subscript(value=x, slice=ast.Constant(i), ctx=ast.Load()))
+                               for i, s in enumerate(t[1])], ctx=ast.Load())
+    return T("rt.zeros_of(x)")(x=x)
+
+
+def _subst(expr, old, new):
+    class S(ast.NodeTransformer):
+        def visit_Name(self, node):
+            return aname(new) if node.id == old else node
+    return S().visit(expr)
+
+
+def r_transform(fn, wrt, types, prims, namer) -> Function:
+    for w in wrt:
+        if w not in fn.params:
+            raise RopSyntaxError(f"`{w}` in wrt is not a parameter of {fn.name}", fn.filename,
+                                 fn.loc.lineno, fn.loc.col, fn.loc.text,
+                                 f"parameters are: {', '.join(fn.params)}")
+    return RTransform(fn, wrt, types, prims, namer).run()
