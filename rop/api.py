@@ -52,6 +52,14 @@ class RopFunction:
                                    f"({', '.join(self.signature.parameters)})")
         self.hvp = HVP(self, mode, check_finite)
         functools.update_wrapper(self, fn)
+        from .frontend.lower import lower
+        try:
+            lower(fn)  # parse, check and lower now: errors in the source surface at definition
+        except RopError:
+            raise
+        except Exception as exc:
+            raise RopInternalError(f"rop failed to read {fn.__name__}: {type(exc).__name__}: "
+                                   f"{exc}. This is a bug in rop; please report it.") from None
 
     def __call__(self, *args, **kwargs):
         return self.fn(*args, **kwargs)
@@ -169,7 +177,7 @@ def _as_arg(x, pname, fname, is_param):
             raise RopCallError(f"{fname}.hvp: parameter `{pname}` has dtype {x.dtype}; "
                                "parameters differentiated by rop must be floating point "
                                "(use .astype(np.float64))")
-        return x
+        return np.ascontiguousarray(x)  # one layout per rank keeps Numba's list types uniform
     if is_param and isinstance(x, (int, np.integer)) and not isinstance(x, bool):
         return float(x)
     return x

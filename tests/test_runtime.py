@@ -147,7 +147,7 @@ def _literal_wrapper(src):
 
 
 @pytest.mark.parametrize("op", ["sum", "mean", "amax", "amin"])
-@pytest.mark.parametrize("axis", [None, -3, -1, 0, 1, 2])
+@pytest.mark.parametrize("axis", [None, -3, -1, 1])
 @pytest.mark.parametrize("keepdims", [False, True])
 def test_reductions_literal_axis(op, axis, keepdims):
     x = rand(SHAPES[3])

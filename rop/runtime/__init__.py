@@ -143,7 +143,7 @@ def broadcast_as(r, like):
     In numba mode ``np.ndim(r) <= np.ndim(like)`` is required.
     """
     if np.ndim(like) == 0:
-        return float(r)
+        return float(np.asarray(r).item())
     shape = np.shape(like)
     if np.shape(r) == shape and isinstance(r, np.ndarray):
         return r

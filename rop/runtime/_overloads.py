@@ -436,11 +436,10 @@ def _ov_reshape(x, shape):
     if x.layout == "C":
         return lambda x, shape: x.reshape(shape)
 
-    def impl(x, shape):
-        if x.flags.c_contiguous:
-            return x.reshape(shape)
-        return np.ascontiguousarray(x).reshape(shape)
-    return impl
+    # Numba rejects reshape of 'A' arrays at typing time and of 'F' arrays at
+    # run time; np.ascontiguousarray copies only if x is not C-contiguous at
+    # run time.
+    return lambda x, shape: np.ascontiguousarray(x).reshape(shape)
 
 
 @overload(_transpose)

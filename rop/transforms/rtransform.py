@@ -189,18 +189,9 @@ class RTransform:
         """``R_x = 0`` of the right type, for values active on another path into a join."""
         stmts = []
         for v in sorted(names):
-            t = self.types.get(v)
-            if isinstance(t, tuple) and t[0] == "list" and self._made_by_repeat(v):
-                expr = T("[None] * len(x)")(x=aname(v))
-            else:
-                expr = _zeros_for(t, aname(v))
+            expr = _zeros_for(self.types.get(v), aname(v))
             stmts.append(Assign(self.rname(v), "r", (), loc, is_r=True, expr=expr))
         return stmts
-
-    def _made_by_repeat(self, v):
-        from ..ir.nodes import walk
-        return any(isinstance(s, Assign) and s.target == v and s.prim == "list_repeat"
-                   for s in walk(self.fn.body))
 
     def s_Return(self, st, active, out):
         if st.value is None:
