@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from . import __version__
 from .backend.emit import Emitter
-from .backend.loader import load_module, write_module
+from .backend.loader import index_lookup, index_store, load_module, write_module
 from .frontend.lower import lower
 from .ir import passes, shapes
 from .ir.nodes import walk, Assign
@@ -45,9 +45,37 @@ def prims_for(ir) -> dict:
     return {**RULES, **{p.name: p for p, _ in ir.helpers.values()}}
 
 
+def _index_key(ir, wrt, param_types) -> str:
+    """What the generated code depends on: the lowered IR (helpers included), wrt, the ranks."""
+    import hashlib
+    from .ir.printer import format_function
+    from .backend.loader import compiler_digest
+    parts = [compiler_digest(), format_function(ir), repr(tuple(wrt)), repr(sorted(param_types.items()))]
+    parts += [format_function(h) + repr(p.formula) for p, h in ir.helpers.values()]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
+
+
 def compile_hvp(fn, wrt, param_types: dict, mode: str = "numba") -> Compiled:
     ir = lower(fn)
     _dump("lower", ir)
+    key = _index_key(ir, wrt, param_types)
+    hit = index_lookup(key)
+    if hit is not None and not os.environ.get("ROP_DUMP"):
+        path, source = hit
+        mod = load_module(path, mode)
+        return Compiled(source, path, mod, getattr(mod, fn.__name__),
+                        getattr(mod, fn.__name__ + "_hvp"), None,
+                        lambda: _rebuild(fn, wrt, param_types).graph_fn())
+    c = _compile(fn, ir, wrt, param_types, mode)
+    index_store(key, c.path)
+    return c
+
+
+def _rebuild(fn, wrt, param_types):
+    return _compile(fn, lower(fn), wrt, param_types, "python")
+
+
+def _compile(fn, ir, wrt, param_types, mode) -> Compiled:
     prims = prims_for(ir)
     types = shapes.infer(ir, param_types, prims)
     namer = copy.deepcopy(ir.namer)

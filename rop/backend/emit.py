@@ -170,9 +170,35 @@ class Emitter:
     def if_tail(self, st, test, depth, lines):
         pad = INDENT * depth
         lines.extend(self.block(st.body, depth + 1) or [pad + INDENT + "pass"])
-        if st.orelse:
+        orelse = st.orelse
+        while orelse and isinstance(orelse[-1], If):  # else: if ... reads as elif
+            inner = orelse[-1]
+            test = self.fold_prefix(orelse[:-1], operand_ast(inner.test))
+            if test is None:
+                break
+            lines.append(f"{pad}elif {ast.unparse(test)}:")
+            lines.extend(self.block(inner.body, depth + 1) or [pad + INDENT + "pass"])
+            orelse = inner.orelse
+        if orelse:
             lines.append(pad + "else:")
-            lines.extend(self.block(st.orelse, depth + 1) or [pad + INDENT + "pass"])
+            lines.extend(self.block(orelse, depth + 1) or [pad + INDENT + "pass"])
+
+    def fold_prefix(self, prefix, test):
+        """``test`` with the temporaries computed just for it folded in, or None when the
+        prefix does anything else (then the else-branch is printed as it is)."""
+        pending = {}
+        for st in prefix:
+            if not self.foldable(st):
+                return None
+            f = _Fold(pending)
+            pending[st.target] = (f.visit(copy.deepcopy(self.rhs(st))), None, st)
+            for k in f.used:
+                pending.pop(k)
+        f = _Fold(pending)
+        out = f.visit(copy.deepcopy(test))
+        for k in f.used:
+            pending.pop(k)
+        return None if pending else out
 
     def range_header(self, st, fold):
         start, stop, step = (fold(operand_ast(p)) for p in (st.start, st.stop, st.step))

@@ -3,6 +3,7 @@ so that ``inspect``, tracebacks, pdb and Numba's on-disk cache all see the same 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -11,6 +12,20 @@ import tempfile
 import types
 
 from .. import __version__
+
+
+@functools.lru_cache(maxsize=1)
+def compiler_digest() -> str:
+    """rop's version and a hash of its own source: generated code from another compiler
+    (an upgrade, a local change) is never reused."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    h = hashlib.sha256(__version__.encode())
+    for dirpath, _, files in sorted(os.walk(root)):
+        for f in sorted(files):
+            if f.endswith((".py", ".lark")):
+                with open(os.path.join(dirpath, f), "rb") as fh:
+                    h.update(f.encode() + b"\0" + fh.read())
+    return h.hexdigest()[:16]
 
 
 def cache_dir() -> str:
@@ -53,3 +68,31 @@ def load_module(path: str, mode: str) -> types.ModuleType:
             setattr(mod, fname, numba.njit(cache=True, fastmath=False)(getattr(mod, fname)))
     sys.modules[name] = mod
     return mod
+
+
+def _index_path(key: str) -> str:
+    return os.path.join(cache_dir(), "index", key)
+
+
+def index_lookup(key: str):
+    """(path, source) of the module generated before for this key, if it is intact."""
+    try:
+        with open(_index_path(key), encoding="utf-8") as fh:
+            path, digest = fh.read().split("\n")[:2]
+        with open(path, encoding="utf-8") as fh:
+            source = fh.read()
+    except (OSError, ValueError):
+        return None
+    if hashlib.sha256(source.encode()).hexdigest() != digest:
+        return None  # stale or corrupted: regenerate, never use
+    return path, source
+
+
+def index_store(key: str, path: str) -> None:
+    with open(path, encoding="utf-8") as fh:
+        digest = hashlib.sha256(fh.read().encode()).hexdigest()
+    os.makedirs(os.path.dirname(_index_path(key)), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(_index_path(key)), suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(f"{path}\n{digest}\n")
+    os.replace(tmp, _index_path(key))

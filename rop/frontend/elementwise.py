@@ -12,16 +12,14 @@ from __future__ import annotations
 import ast
 import types
 
-import sympy
-
-from ..rules import elementwise as ew
+from ..rules.memo import memo
 from ..rules.table import Prim, nd_broadcast, RULES
 from ..rules.templates import T, add, mul
 from . import names as N
 
-_SYMPY_UNARY = {name: RULES[name].sympy_fn for name in RULES if RULES[name].kind == "unary"}
-_BIN = {ast.Add: sympy.Add, ast.Sub: lambda a, b: a - b, ast.Mult: sympy.Mul,
-        ast.Div: lambda a, b: a / b, ast.Pow: sympy.Pow}
+_UNARY = {name for name in RULES if RULES[name].kind == "unary"}
+_BIN = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+        ast.Div: lambda a, b: a / b, ast.Pow: lambda a, b: a ** b}
 
 _CACHE: dict = {}
 
@@ -31,6 +29,7 @@ class _NotElementwise(Exception):
 
 
 def _to_sympy(node, env, globs):
+    import sympy
     if isinstance(node, ast.Name):
         if node.id in env:
             return env[node.id]
@@ -49,8 +48,8 @@ def _to_sympy(node, env, globs):
     if isinstance(node, ast.Call) and len(node.args) == 1 and not node.keywords:
         obj = _resolve(node.func, globs)
         prim = N.primitive_of(obj) if obj is not None else None
-        if prim in _SYMPY_UNARY:
-            return _SYMPY_UNARY[prim](_to_sympy(node.args[0], env, globs))
+        if prim in _UNARY:
+            return sympy.sympify(RULES[prim].sympy_fn, locals={"x": _to_sympy(node.args[0], env, globs)})
     raise _NotElementwise
 
 
@@ -71,6 +70,7 @@ def _resolve(node, globs):
 
 def sympy_body(fn_ast: ast.FunctionDef, globs):
     """(symbols, expression) of an elementwise helper, or None."""
+    import sympy
     params = [a.arg for a in fn_ast.args.args]
     if not params or fn_ast.args.defaults:
         return None
@@ -92,55 +92,76 @@ def sympy_body(fn_ast: ast.FunctionDef, globs):
         return None
 
 
+def _derive(fn_ast, globs):
+    """[param names, derivative sources in a0.. and y, formula] or None (not elementwise)."""
+    import sympy
+    from ..rules import elementwise as ew
+    found = sympy_body(fn_ast, globs)
+    if found is None:
+        return None
+    syms, expr = found
+    if len(syms) == 1:
+        d = ew.derivative(expr.subs(syms[0], ew.X))
+        srcs = [ast.unparse(ew.to_ast(d.subs(ew.X, sympy.Symbol("a0", real=True))))]
+        derivs = [d]
+    else:
+        derivs = [_prefer_y(sympy.simplify(sympy.diff(expr, s)), expr) for s in syms]
+        ren = {s: sympy.Symbol(f"a{i}", real=True) for i, s in enumerate(syms)}
+        srcs = [ast.unparse(ew.to_ast(d.subs(ren))) for d in derivs]
+    formula = " + ".join(f"({d}) * R{{{s.name}}}" for d, s in zip(derivs, syms))
+    return [[s.name for s in syms], srcs, formula]
+
+
+def _memo_key(fn_ast, globs):
+    consts = sorted((n.id, repr(globs[n.id])) for n in ast.walk(fn_ast)
+                    if isinstance(n, ast.Name) and isinstance(globs.get(n.id), (int, float)))
+    return "helper:" + ast.dump(fn_ast) + repr(consts)
+
+
 def elementwise_helper(fn, fn_ast, globs):
     """A rule-table entry for ``fn`` if it is elementwise, else None (then it is inlined)."""
-    key = fn
-    if key in _CACHE:
-        return _CACHE[key]
-    found = sympy_body(fn_ast, globs)
+    if fn in _CACHE:
+        return _CACHE[fn]
+    if not _looks_elementwise(fn_ast):
+        _CACHE[fn] = None
+        return None
+    found = memo(_memo_key(fn_ast, globs), lambda: _derive(fn_ast, globs))
     prim = None
     if found is not None:
-        syms, expr = found
-        if len(syms) == 1:
-            d = ew.derivative(expr.subs(syms[0], ew.X))
-            derivs = [d]
-            subs = {"x": 0}
-        else:
-            derivs = [sympy.simplify(sympy.diff(expr, s)) for s in syms]
-            derivs = [_prefer_y(d, expr) for d in derivs]
-        params = tuple(f"a{i}" for i in range(len(syms)))
-        sym_names = [s.name for s in syms]
-        name = fn.__name__
-        call = T(f"{name}({', '.join(params)})")
-        d_tmpls = []
-        for d in derivs:
-            if len(syms) == 1:
-                d_tmpls.append(T(ast.unparse(ew.to_ast(d))))
-            else:
-                d_tmpls.append(T(ast.unparse(ew.to_ast(d.subs(
-                    {s: sympy.Symbol(f"a{i}", real=True) for i, s in enumerate(syms)})))))
+        names, srcs, formula = found
+        params = tuple(f"a{i}" for i in range(len(names)))
+        call = T(f"{fn.__name__}({', '.join(params)})")
+        d_tmpls = [T(src) for src in srcs]
 
         def emit(env, call=call):
             return call(**env)
 
         def rule(env, renv, y, d_tmpls=d_tmpls, params=params):
             out = None
-            for i, (p, dt) in enumerate(zip(params, d_tmpls)):
-                if renv.get(p) is None:
-                    continue
-                binding = {"y": y}
-                if len(params) == 1:
-                    binding["x"] = env[p]
-                else:
-                    binding.update(env)
-                out = add(out, mul(dt(**binding), renv[p]))
+            for p, dt in zip(params, d_tmpls):
+                if renv.get(p) is not None:
+                    out = add(out, mul(dt(y=y, **env), renv[p]))
             return out
-        formula = " + ".join(f"({d}) * R{{{s}}}" for d, s in zip(derivs, sym_names))
-        prim = Prim("helper:" + name, params, emit, rule, nd_broadcast, kind="helper", formula=formula)
-    _CACHE[key] = prim
+        prim = Prim("helper:" + fn.__name__, params, emit, rule, nd_broadcast, kind="helper",
+                    formula=formula)
+    _CACHE[fn] = prim
     return prim
 
 
+def _looks_elementwise(fn_ast) -> bool:
+    """Cheap syntactic pre-check before sympy is asked (no subscripts, loops, reductions)."""
+    for node in ast.walk(fn_ast):
+        if isinstance(node, (ast.Subscript, ast.For, ast.While, ast.If, ast.IfExp, ast.Compare,
+                             ast.List, ast.Tuple, ast.BoolOp)):
+            return False
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+            return False
+        if isinstance(node, ast.Attribute) and node.attr in N.ATTRIBUTES:
+            return False
+    return True
+
+
 def _prefer_y(d, expr):
+    from ..rules import elementwise as ew
     dy = d.subs(expr, ew.Y)
     return dy if ew.cost(dy) < ew.cost(d) else d

@@ -188,13 +188,24 @@ _LOCK = threading.Lock()
 # The parser
 # --------------------------------------------------------------------------
 
+def _lark_cache_path():
+    """Lark caches its LALR tables keyed by the grammar's hash: a fresh process loads them in
+    milliseconds instead of building them (about a second)."""
+    import os
+    try:
+        from ..backend.loader import cache_dir
+        return os.path.join(cache_dir(), "grammar.lark.cache")
+    except OSError:
+        return False
+
+
 @functools.lru_cache(maxsize=1)
 def get_parser():
     """The LALR parser of ``rop.lark``, built once."""
     from lark import Lark
     from lark.indenter import PythonIndenter
 
-    return Lark(GRAMMAR_PATH.read_text(encoding="utf-8"), parser="lalr",
+    return Lark(GRAMMAR_PATH.read_text(encoding="utf-8"), parser="lalr", cache=_lark_cache_path(),
                 postlex=PythonIndenter(), start="start",
                 maybe_placeholders=False)
 

@@ -22,9 +22,7 @@ import ast
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-import sympy
-
-from . import elementwise as ew
+from .memo import memo
 from .templates import T, add, mul, neg, name, is_const
 
 Expr = ast.expr
@@ -175,17 +173,44 @@ def additive(pname, emit, sign):
                          formula="R{a} + R{b}" if sign > 0 else "R{a} - R{b}"))
 
 
-def unary(pname, np_name, sympy_fn, domain="real"):
+class _Lazy:
+    """Text computed on first use (sympy is imported only when a derivative is needed)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __str__(self):
+        return self.fn()
+
+    __format__ = lambda self, spec: format(str(self), spec)  # noqa: E731
+
+    def __eq__(self, other):
+        return str(self) == other
+
+    def __hash__(self):
+        return hash(str(self))
+
+
+def unary_derivative(fx: str) -> tuple:
+    """(Python source of f' in x and y, its pretty form) for ``fx``, an expression in x."""
+    def compute():
+        import sympy
+        from . import elementwise as ew
+        d = ew.derivative(sympy.sympify(fx, locals={"x": ew.X}))
+        return [ast.unparse(ew.to_ast(d)), str(d)]
+    return tuple(memo("unary:" + fx, compute))
+
+
+def unary(pname, np_name, fx, domain="real"):
     """Elementwise y = f(x): R{y} = f'(x) R{x}, f' derived by sympy in terms of x or y."""
     em = _emitter(f"{np_name}(x)")
 
     def rule(env, renv, y):
-        d = ew.to_ast(ew.derivative(sympy_fn(ew.X)))
-        d = T(ast.unparse(d))(x=env["x"], y=y)
+        d = T(unary_derivative(fx)[0])(x=env["x"], y=y)
         return mul(d, renv["x"])
-    d_str = str(ew.derivative(sympy_fn(ew.X)))
     return register(Prim(pname, ("x",), em, rule, nd_same("x"), kind="unary",
-                         formula=f"({d_str}) * R{{x}}", domain=domain, sympy_fn=sympy_fn))
+                         formula=_Lazy(lambda: f"({unary_derivative(fx)[1]}) * R{{x}}"),
+                         domain=domain, sympy_fn=fx))
 
 
 def custom(pname, params, emit, rule, ndim, formula, defaults=None, diff=(), domain="real"):
@@ -295,21 +320,21 @@ bilinear("dot", "np.dot(a, b)", nd_matmul, formula="dot(R{a}, b) + dot(a, R{b})"
 bilinear("outer", "np.outer(a, b)", lambda nd, ops=None: 2, formula="outer(R{a}, b) + outer(a, R{b})")
 
 # elementwise functions: f' by sympy
-unary("exp", "np.exp", sympy.exp)
-unary("log", "np.log", sympy.log, domain="positive")
-unary("log1p", "np.log1p", lambda x: sympy.log(1 + x), domain="positive")
-unary("expm1", "np.expm1", lambda x: sympy.exp(x) - 1)
-unary("tanh", "np.tanh", sympy.tanh)
-unary("sinh", "np.sinh", sympy.sinh)
-unary("cosh", "np.cosh", sympy.cosh)
-unary("sin", "np.sin", sympy.sin)
-unary("cos", "np.cos", sympy.cos)
-unary("tan", "np.tan", sympy.tan, domain="unit")
-unary("arctan", "np.arctan", sympy.atan)
-unary("sqrt", "np.sqrt", sympy.sqrt, domain="positive")
-unary("abs", "np.abs", sympy.Abs, domain="nonzero")
-unary("square", "np.square", lambda x: x ** 2)
-unary("reciprocal", "np.reciprocal", lambda x: 1 / x, domain="positive")
+unary("exp", "np.exp", "exp(x)")
+unary("log", "np.log", "log(x)", domain="positive")
+unary("log1p", "np.log1p", "log(1 + x)", domain="positive")
+unary("expm1", "np.expm1", "exp(x) - 1")
+unary("tanh", "np.tanh", "tanh(x)")
+unary("sinh", "np.sinh", "sinh(x)")
+unary("cosh", "np.cosh", "cosh(x)")
+unary("sin", "np.sin", "sin(x)")
+unary("cos", "np.cos", "cos(x)")
+unary("tan", "np.tan", "tan(x)", domain="unit")
+unary("arctan", "np.arctan", "atan(x)")
+unary("sqrt", "np.sqrt", "sqrt(x)", domain="positive")
+unary("abs", "np.abs", "Abs(x)", domain="nonzero")
+unary("square", "np.square", "x**2")
+unary("reciprocal", "np.reciprocal", "1/x", domain="positive")
 zero("sign", ("x",), "np.sign(x)", nd_same("x"))
 zero("floor", ("x",), "np.floor(x)", nd_same("x"))
 zero("ceil", ("x",), "np.ceil(x)", nd_same("x"))

@@ -114,50 +114,83 @@ def _oshape(ndim, a):
     return "(" + "".join(f"x.shape[{k}], " for k in range(ndim) if k != a) + ")"
 
 
+_UNROLL = 8  # independent partial sums in innermost-axis sums (no fastmath)
+
+
+def _inner_sum_lines(ind, ndim, square):
+    """Lines adding ``x[i0, .., i{ndim-2}, :]`` (squared if ``square``) into the
+    partial sums ``acc0..acc{U-1}``.  Several accumulators break the serial
+    dependency chain so the loop pipelines/vectorises without fastmath."""
+    last = ndim - 1
+    pre = "".join(f"i{k}, " for k in range(last))
+    U = _UNROLL
+
+    def term(j):
+        e = f"x[{pre}{j}]"
+        return f"{e} * {e}" if square else e
+
+    L = [f"{ind}n_ = x.shape[{last}]",
+         f"{ind}m_ = n_ - n_ % {U}",
+         f"{ind}for j_ in range(0, m_, {U}):"]
+    L += [f"{ind}    acc{u} += {term(f'j_ + {u}' if u else 'j_')}"
+          for u in range(U)]
+    L += [f"{ind}for j_ in range(m_, n_):",
+          f"{ind}    acc0 += {term('j_')}"]
+    return L
+
+
+def _acc_init(ind):
+    return [f"{ind}acc{u} = RT(0)" for u in range(_UNROLL)]
+
+
+def _acc_total():
+    # pairwise combination of the partial sums
+    terms = [f"acc{u}" for u in range(_UNROLL)]
+    while len(terms) > 1:
+        terms = [f"({terms[i]} + {terms[i + 1]})"
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
 @functools.lru_cache(maxsize=None)
 def _sum_kernel(ndim, a, rt_name, square=False):
     """``k(x)``: sum (of squares if ``square``) of ``x`` over axis ``a``
-    (``None``: all axes), accumulated in the NumPy scalar type ``rt_name``."""
+    (``None``: all axes), accumulated in the NumPy scalar type ``rt_name``.
+
+    Full and innermost-axis sums use ``_UNROLL`` partial sums (so the result
+    may differ from a left-to-right sum in the last bits, like NumPy's
+    pairwise sum); other axes accumulate into the output row in C order."""
     idx = [f"i{k}" for k in range(ndim)]
-    elem = f"x[{_ix(idx)}]"
-    if square:
-        elem = f"(v * v)"
-    fetch = f"v = x[{_ix(idx)}]" if square else None
     name = f"_k_sum{'sq' if square else ''}_{ndim}_{a}_{rt_name}"
     L = [f"def {name}(x):"]
     if a is None or ndim == 1:
-        L.append("    acc = RT(0)")
+        L += _acc_init("    ")
+        ind = "    "
+        for k in range(ndim - 1):
+            L.append(f"{ind}for i{k} in range(x.shape[{k}]):")
+            ind += "    "
+        L += _inner_sum_lines(ind, ndim, square)
+        L.append(f"    return {_acc_total()}")
+    elif a == ndim - 1:
+        oidx = _ix(idx[:-1])
+        L.append(f"    out = np.empty({_oshape(ndim, a)}, RT)")
+        ind = "    "
+        for k in range(ndim - 1):
+            L.append(f"{ind}for i{k} in range(x.shape[{k}]):")
+            ind += "    "
+        L += _acc_init(ind)
+        L += _inner_sum_lines(ind, ndim, square)
+        L.append(f"{ind}out[{oidx}] = {_acc_total()}")
+        L.append("    return out")
+    else:
+        oidx = _ix(i for k, i in enumerate(idx) if k != a)
+        L.append(f"    out = np.zeros({_oshape(ndim, a)}, RT)")
         ind = "    "
         for k in range(ndim):
             L.append(f"{ind}for i{k} in range(x.shape[{k}]):")
             ind += "    "
-        if fetch:
-            L.append(ind + fetch)
-        L.append(f"{ind}acc += {elem}")
-        L.append("    return acc")
-    else:
-        oidx = _ix(i for k, i in enumerate(idx) if k != a)
-        if a == ndim - 1:
-            L.append(f"    out = np.empty({_oshape(ndim, a)}, RT)")
-            ind = "    "
-            for k in range(ndim - 1):
-                L.append(f"{ind}for i{k} in range(x.shape[{k}]):")
-                ind += "    "
-            L.append(f"{ind}acc = RT(0)")
-            L.append(f"{ind}for i{a} in range(x.shape[{a}]):")
-            if fetch:
-                L.append(f"{ind}    {fetch}")
-            L.append(f"{ind}    acc += {elem}")
-            L.append(f"{ind}out[{oidx}] = acc")
-        else:
-            L.append(f"    out = np.zeros({_oshape(ndim, a)}, RT)")
-            ind = "    "
-            for k in range(ndim):
-                L.append(f"{ind}for i{k} in range(x.shape[{k}]):")
-                ind += "    "
-            if fetch:
-                L.append(ind + fetch)
-            L.append(f"{ind}out[{oidx}] += {elem}")
+        e = f"x[{_ix(idx)}]"
+        L.append(f"{ind}out[{oidx}] += {f'{e} * {e}' if square else e}")
         L.append("    return out")
     fn = _compile("\n".join(L) + "\n", name, {"RT": getattr(np, rt_name)})
     return register_jitable(fn)

@@ -212,14 +212,11 @@ class RTransform:
             out.append(If(st.test, body, orelse, st.loc))
             return None
         joined = set().union(*live)
-        defined = self._defined_before_or_in
         for branch, a in ((body, a1), (orelse, a2)):
             if a is not None and joined - a:
                 branch.extend(self.materialize(joined - a, st.loc))
         out.append(If(st.test, body, orelse, st.loc))
         return joined
-
-    _defined_before_or_in = None
 
     def s_Break(self, st, active, out):
         out.append(st)
@@ -247,8 +244,8 @@ class RTransform:
                 break
             head = new_head
         # zeros on the edges into the head that lack them
-        pre = head - active
-        out.extend(self.materialize(self._defined(pre, active_scope=True), st.loc))
+        # (a zero for a value first defined inside the loop is dead, and DCE removes it)
+        out.extend(self.materialize(head - active, st.loc))
         for kind, lst, i, a in sorted(loop.edges, key=lambda e: -e[2]):
             missing = head - a
             if missing:
@@ -256,9 +253,6 @@ class RTransform:
         if end is not None and head - end:
             body.extend(self.materialize(head - end, st.loc))
         return body, head
-
-    def _defined(self, names, active_scope=False):
-        return names
 
     def s_For(self, st, active, out):
         def run(head):
