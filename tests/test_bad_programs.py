@@ -84,34 +84,20 @@ SYNTAX_CASES = {
     "recursive_helper": Bad(B.recursion_via_helper, ("W",), 1, 9, "recursion",
                             "_recursive_helper(x * x", anchor=B._recursive_helper),
     "function_calls_itself": Bad(B.calls_itself, ("W",), 1, 9, "recursion", "calls_itself(W"),
-}
-
-# What rop *should* report but does not yet: NOT run (see the module docstring).
-KNOWN_FAILING = {
-    # The function is nested (indented by 4 in the file).  rop reports the right line but the
-    # column of the *dedented* source (5 instead of 9), and shows the dedented line: the
-    # indentation removed by textwrap.dedent is never added back (parse.py does not pass
-    # `col_offset` to check_syntax, and Lowerer.loc/.error use the dedented text too).
+    # -- found by this corpus and fixed: nested functions, early helper returns, print, views
     "nonlocal_in_nested_function": Bad(B.nonlocal_write, ("W",), 1, 9, "nonlocal", "nonlocal"),
-    # The helper's *early* return is the problem, but rop points at the final `return y`
-    # (ast.walk is breadth-first, so returns[0] is the top-level one).
     "helper_with_early_return": Bad(B.early_return_in_helper, ("W",), 3, 9, "return",
                                     "return A @ x", anchor=B._early_return_helper),
-    # `print(...)` is listed as accepted in grammar/README.md and recommended by the f-string
-    # hint, but lowering refuses it as "an expression statement has no effect", which is
-    # misleading for print; the message should name print (or print should be accepted).
     "print_statement": Bad(B.print_statement, ("W",), 2, 5, "print", "print"),
-    # `a = W; a += 1.0` changes W in place in NumPy, but rop accepts it and computes `a = a + 1`,
-    # so rop's result differs from the function's (and the argument is not changed).
     "augassign_into_view_of_param": Bad(B.augassign_view, ("W",), 2, 5, "view of a parameter",
                                         "a +="),
-    # Refused, but as "assign into a subscript of a local variable only" with the generic hint;
-    # Ws *is* a parameter (and grammar/README.md lists `W[l][i, j] = v` as accepted).
     "nested_setitem_param": Bad(B.nested_setitem_param, ("Ws",), 1, 5, "parameter `Ws`",
                                 "Ws[0][1]"),
-    # Calling a module-level array: reported as "no R-rule for `A_GLOBAL`" with the list of
-    # NumPy functions as hint; it should say A_GLOBAL is an ndarray, not a function.
     "call_global_array": Bad(B.call_global_array, ("W",), 1, 9, "ndarray", "A_GLOBAL("),
+}
+
+# What rop *should* report but does not yet: NOT run (empty: every case found so far is fixed).
+KNOWN_FAILING: dict = {
 }
 
 

@@ -109,8 +109,8 @@ REFUSED: dict[str, tuple[str, str]] = {
     "set": ("set literals are not supported",
             "use a tuple or a list"),
     "fstring": ("f-strings are not supported",
-                "use a plain string, or pass values separately: "
-                "`print('loss', loss)`"),
+                "compiled code does no I/O: return the value and format it "
+                "outside the function"),
     "bytes": ("bytes literals are not supported",
               "use a plain string"),
     "complex": ("complex (imaginary) literals are not supported",
@@ -123,8 +123,7 @@ REFUSED: dict[str, tuple[str, str]] = {
     "loop_else": ("`else` on a loop is not supported",
                   "set a flag before `break` and test it after the loop"),
     "loop_target": ("loop variables must be names or tuples of names",
-                    "e.g. `for i in range(n):` or "
-                    "`for i, (a, b) in enumerate(zip(xs, ys)):`"),
+                    "e.g. `for i in range(n):` or `for i in reversed(range(n)):`"),
     "attr_target": ("assignment to an attribute is not supported",
                     "assign to a local name or to an array element "
                     "`x[i] = ...`"),

@@ -64,7 +64,7 @@ class Namer:
 
 
 def source_of(fn) -> tuple[str, str, int]:
-    """(dedented source, filename, first line number) of a function."""
+    """(dedented source, filename, first line number) of a function (see ``indent_of``)."""
     try:
         lines, first = inspect.getsourcelines(fn)
     except (OSError, TypeError) as exc:
@@ -74,15 +74,26 @@ def source_of(fn) -> tuple[str, str, int]:
     return textwrap.dedent("".join(lines)), inspect.getsourcefile(fn) or "<unknown>", first
 
 
+def indent_of(fn) -> int:
+    """Columns ``textwrap.dedent`` removed from a nested function's source."""
+    try:
+        lines, _ = inspect.getsourcelines(fn)
+    except (OSError, TypeError):
+        return 0
+    first = next((ln for ln in lines if ln.strip()), "")
+    return len(first) - len(first.lstrip())
+
+
 class Lowerer:
     """Lowers one function body; helpers are inlined through a child Lowerer sharing the output."""
 
     def __init__(self, fn_ast: ast.FunctionDef, globs: dict, filename: str, first_line: int,
-                 src_lines: list[str], namer: Namer, helpers: dict, scope=None, depth=0):
+                 src_lines: list[str], namer: Namer, helpers: dict, scope=None, depth=0, col0=0):
         self.fn_ast = fn_ast
         self.globs = globs
         self.filename = filename
         self.line0 = first_line - 1
+        self.col0 = col0  # indentation removed from a nested function's source
         self.src_lines = src_lines
         self.namer = namer
         self.helpers = helpers  # name -> Function (elementwise helpers emitted as functions)
@@ -97,12 +108,14 @@ class Lowerer:
     def loc(self, node) -> Loc:
         ln = getattr(node, "lineno", 1)
         text = self.src_lines[ln - 1] if 0 < ln <= len(self.src_lines) else ""
-        return Loc(self.filename, ln + self.line0, getattr(node, "col_offset", 0) + 1, text.strip())
+        return Loc(self.filename, ln + self.line0, getattr(node, "col_offset", 0) + 1 + self.col0,
+                   text.strip())
 
     def error(self, node, msg, hint=SUPPORTED_HINT):
         loc = self.loc(node)
         ln = getattr(node, "lineno", 1)
         line = self.src_lines[ln - 1] if 0 < ln <= len(self.src_lines) else ""
+        line = " " * self.col0 + line if line.strip() else line
         raise RopSyntaxError(msg, self.filename, loc.lineno, loc.col, line, hint)
 
     # ------------------------------------------------------------------ emission helpers
@@ -172,13 +185,17 @@ class Lowerer:
                 self.error(obj, "append only to a list held in a local variable")
             if obj.id in self.params:
                 self.error(obj, f"cannot append to parameter `{obj.id}`: rop does not change its "
-                                "arguments", "build a new list: `ys = list_param[:]` is not "
-                                "supported either; create it with `[...]` inside the function")
+                                "arguments", "build a new list inside the function, e.g. "
+                                "`ys = [None] * n` or `ys = [first]`, and append to that")
             if len(v.args) != 1 or v.keywords:
                 self.error(v, "append takes exactly one argument")
             val = self.expr(v.args[0])
             self.emit(Append(self.local(obj.id), val, self.loc(st)))
             return
+        if isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id == "print":
+            self.error(st, "print(...) is not supported in compiled code",
+                       "return the value and print it outside the function, or debug with "
+                       "mode='python' and a breakpoint in the generated file")
         self.error(st, "an expression statement has no effect in compiled code",
                    "only `list.append(x)` may stand alone; assign other results to a variable")
 
@@ -249,8 +266,15 @@ class Lowerer:
             return
         if isinstance(target, ast.Subscript):
             obj = target.value
+            root = obj
+            while isinstance(root, (ast.Subscript, ast.Attribute)):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in self.params:
+                self.check_writable(root)
             if not isinstance(obj, ast.Name):
-                self.error(obj, "assign into a subscript of a local variable only")
+                self.error(obj, "assignment into an element of a list element (`xs[i][j] = v`) "
+                                "is not supported",
+                           "compute the new element and store it whole: `xs[i] = new_array`")
             self.check_writable(obj)
             idx = self.index(target.slice)
             self.emit(SetItem(self.local(obj.id), idx, val, self.loc(st)))
@@ -284,6 +308,10 @@ class Lowerer:
             if t.id in self.params:
                 self.error(t, f"in-place change to parameter `{t.id}` is not supported",
                            f"write `{t.id}_new = {t.id} {_OPSYM[opname]} ...` instead")
+            if self.local(t.id) in self.views:
+                self.error(t, f"`{t.id}` may be a view of a parameter: `{t.id} {_OPSYM[opname]}= ...` "
+                              "would change that parameter in place",
+                           f"write `{t.id} = {t.id} {_OPSYM[opname]} ...` to make a new array")
             cur = self.name_operand(t)
             rhs = self.expr(st.value)
             self.assign(opname, (cur, rhs), st, target=self.local(t.id))
@@ -557,6 +585,8 @@ class Lowerer:
                 return self.call_helper(obj, node, target)
             if obj is range or obj is reversed:
                 self.error(node, f"`{obj.__name__}` is only supported as the iterable of a for loop")
+            if not callable(obj):
+                self.error(f, f"`{ast.unparse(f)}` is a {type(obj).__name__}, not a function")
             self.error(f, f"no R-rule for `{ast.unparse(f)}`",
                        "supported functions: " + ", ".join(N.supported_functions()[:40]) + ", ... "
                        "(docs/rules.md has the full table); a helper function of your own module is "
@@ -622,14 +652,15 @@ class Lowerer:
         if prim is not None:
             if prim.name not in self.helpers:
                 h_namer = Namer(_all_names(h_ast))
-                child = Lowerer(h_ast, fn.__globals__, h_file, h_first, h_lines, h_namer, {}, depth=0)
+                child = Lowerer(h_ast, fn.__globals__, h_file, h_first, h_lines, h_namer, {}, depth=0,
+                                col0=indent_of(fn))
                 h_ir = child.lower_function()
                 h_ir.temps = set(h_namer.temp_names)
                 self.helpers[prim.name] = (prim, h_ir)
             return self.assign(prim.name, args, node, target)
         scope = {}
         child = Lowerer(h_ast, fn.__globals__, h_file, h_first, h_lines, self.namer, self.helpers,
-                        scope=scope, depth=self.depth + 1)
+                        scope=scope, depth=self.depth + 1, col0=indent_of(fn))
         self.namer.taken |= _all_names(h_ast)
         child.out = self.out
         child.params = set()
@@ -641,7 +672,8 @@ class Lowerer:
                 self.emit(Assign(scope[p.arg], "copy", (a,), self.loc(node)))
         child.params = {p.arg for p in h_ast.args.args}
         body = h_ast.body
-        returns = [s for s in ast.walk(ast.Module(body, [])) if isinstance(s, ast.Return)]
+        returns = sorted((s for s in ast.walk(ast.Module(body, [])) if isinstance(s, ast.Return)),
+                         key=lambda s: (s.lineno, s.col_offset))
         if not returns or not isinstance(body[-1], ast.Return) or len(returns) > 1:
             child.error(returns[0] if returns else h_ast,
                         "a helper function must end with its single return statement",
@@ -684,7 +716,7 @@ def lower(fn) -> Function:
     fn_ast, filename, first, lines = parse_function(fn)
     user = _all_names(fn_ast)
     namer = Namer(user | set(fn.__globals__))
-    low = Lowerer(fn_ast, fn.__globals__, filename, first, lines, namer, {})
+    low = Lowerer(fn_ast, fn.__globals__, filename, first, lines, namer, {}, col0=indent_of(fn))
     ir = low.lower_function()
     ir.user_names = set(namer.taken)
     ir.namer = namer

@@ -6,19 +6,19 @@ import ast
 from functools import lru_cache
 
 from ..errors import RopSyntaxError
-from .lower import source_of
+from .lower import indent_of, source_of
 
 
 def parse_function(fn):
     """(FunctionDef ast, filename, first line, source lines) of ``fn``, checked against the grammar."""
     src, filename, first = source_of(fn)
-    return _parse(src, filename, first)
+    return _parse(src, filename, first, indent_of(fn))
 
 
 @lru_cache(maxsize=256)
-def _parse(src: str, filename: str, first: int):
+def _parse(src: str, filename: str, first: int, col0: int = 0):
     from .grammar import check_syntax
-    check_syntax(src, filename, first)
+    check_syntax(src, filename, first, col_offset=col0)
     try:
         mod = ast.parse(src)
     except SyntaxError as exc:  # the grammar accepted something Python does not: report it anyway

@@ -1,0 +1,444 @@
+"""One small program per rule-table primitive, for tests/test_rules.py.
+
+rop reads source through ``inspect``, so the programs live, undecorated, in this real file;
+the test applies ``rop(wrt=..., mode=...)`` to each one (once per mode).  Each program calls
+its primitive the way users write it.  Programs for zero-rule primitives (shapes, comparisons,
+integer-valued results) combine the zero-R value with an active one, so the test sees both
+that R{·} of the zero-rule value is exactly zero and that the active part is still right.
+"""
+# flake8: noqa
+
+import math
+
+import numpy as np
+
+
+# ----------------------------------------------------------------------------- user helpers
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def softplus(x):
+    return np.log1p(np.exp(x))
+
+
+def sq_err(y, t):
+    return 0.5 * (y - t) ** 2
+
+
+# ----------------------------------------------------------------------------- arithmetic
+
+def p_add(a, b):
+    return a + b, a + 2.0, 3.0 + b
+
+
+def p_add_bcast(a, b):
+    return a + b[:, None]
+
+
+def p_sub(a, b):
+    return a - b, 1.0 - a, b - 0.5
+
+
+def p_mul(a, b):
+    return a * b, 2.0 * a, b * b
+
+
+def p_mul_bcast(a, b):
+    return a * b[None, :]
+
+
+def p_div(a, b):
+    return a / b, a / 3.0, 1.0 / b
+
+
+def p_pow_const(x):
+    return x ** 3, x ** 2, x ** 0.5, x ** -1.5
+
+
+def p_pow(a, b):
+    return a ** b
+
+
+def p_pow_scalar_exp(a, s):
+    return a ** s
+
+
+def p_neg(x):
+    return -x, -(x * x)
+
+
+def p_pos(x):
+    return +x
+
+
+def p_copy(x):
+    y = x
+    z = y * 2.0
+    return z, y
+
+
+def p_array_copy(x):
+    y = x.copy()
+    z = np.copy(x)
+    return y * z
+
+
+def p_float(x):
+    s = float(np.sum(x))
+    return s * x, s
+
+
+def p_floordiv(x, y):
+    k = x // 1.0
+    return k * y, k
+
+
+def p_mod_int(x):
+    y = x * 1.0
+    for i in range(4):
+        if i % 2 == 0:
+            y = y * x
+    return y
+
+
+def p_int(x):
+    k = int(np.max(x))
+    return k * x, k
+
+
+# ----------------------------------------------------------------------------- linear algebra
+
+def p_matmul(a, b):
+    return a @ b
+
+
+def p_matvec(a, b):
+    return a @ b
+
+
+def p_vecmat(a, b):
+    return a @ b
+
+
+def p_vecvec(a, b):
+    return a @ b
+
+
+def p_dot(a, b):
+    return np.dot(a, b), a.dot(b)
+
+
+def p_dot_vec(a, b):
+    return np.dot(a, b)
+
+
+def p_outer(a, b):
+    return np.outer(a, b)
+
+
+# ----------------------------------------------------------------------------- elementwise
+
+def p_exp(x):
+    return np.exp(x)
+
+
+def p_log(x):
+    return np.log(x)
+
+
+def p_log1p(x):
+    return np.log1p(x)
+
+
+def p_expm1(x):
+    return np.expm1(x)
+
+
+def p_tanh(x):
+    return np.tanh(x)
+
+
+def p_sinh(x):
+    return np.sinh(x)
+
+
+def p_cosh(x):
+    return np.cosh(x)
+
+
+def p_sin(x):
+    return np.sin(x)
+
+
+def p_cos(x):
+    return np.cos(x)
+
+
+def p_tan(x):
+    return np.tan(x)
+
+
+def p_arctan(x):
+    return np.arctan(x)
+
+
+def p_sqrt(x):
+    return np.sqrt(x)
+
+
+def p_abs(x):
+    return np.abs(x), np.absolute(x), np.fabs(x)
+
+
+def p_square(x):
+    return np.square(x)
+
+
+def p_reciprocal(x):
+    return np.reciprocal(x)
+
+
+def p_sign(x, y):
+    s = np.sign(x)
+    return s * y, s
+
+
+def p_floor(x, y):
+    f = np.floor(x)
+    return f * y, f
+
+
+def p_ceil(x, y):
+    c = np.ceil(x)
+    return c + y, c
+
+
+# math.* on scalars (each a scalar program)
+def p_math_exp(s):
+    return math.exp(s)
+
+
+def p_math_log(s):
+    return math.log(s)
+
+
+def p_math_log1p(s):
+    return math.log1p(s)
+
+
+def p_math_expm1(s):
+    return math.expm1(s)
+
+
+def p_math_tanh(s):
+    return math.tanh(s)
+
+
+def p_math_sinh(s):
+    return math.sinh(s)
+
+
+def p_math_cosh(s):
+    return math.cosh(s)
+
+
+def p_math_sin(s):
+    return math.sin(s)
+
+
+def p_math_cos(s):
+    return math.cos(s)
+
+
+def p_math_tan(s):
+    return math.tan(s)
+
+
+def p_math_atan(s):
+    return math.atan(s)
+
+
+def p_math_sqrt(s):
+    return math.sqrt(s)
+
+
+def p_math_fabs(s):
+    return math.fabs(s), abs(s)
+
+
+def p_math_floor(s, t):
+    return math.floor(s) * t
+
+
+def p_math_ceil(s, t):
+    return math.ceil(s) * t
+
+
+# ----------------------------------------------------------------------------- selections
+
+def p_maximum(a, b):
+    return np.maximum(a, b), np.maximum(a, 0.0)
+
+
+def p_minimum(a, b):
+    return np.minimum(a, b), np.minimum(0.0, b)
+
+
+def p_builtin_max_min(s, t):
+    return max(s, t), min(s, t)
+
+
+def p_where(a, b):
+    return np.where(a > 0, a, b), np.where(b < 0, 0.0, b)
+
+
+def p_clip(x):
+    return np.clip(x, -0.5, 0.5), x.clip(-0.5, 0.5)
+
+
+# ----------------------------------------------------------------------------- reductions, reshaping
+
+def p_sum(x):
+    return x.sum(axis=1), np.sum(x, axis=0, keepdims=True), np.sum(x), x.sum(), np.sum(x, 1)
+
+
+def p_mean(x):
+    return x.mean(axis=1), np.mean(x, axis=0, keepdims=True), np.mean(x), x.mean(axis=-1)
+
+
+def p_max(x):
+    return np.max(x, axis=1), x.max(axis=0, keepdims=True), np.max(x), np.amax(x, axis=0)
+
+
+def p_min(x):
+    return np.min(x, axis=1), x.min(axis=0, keepdims=True), np.min(x), np.amin(x, axis=1)
+
+
+def p_transpose(x):
+    return x.T, np.transpose(x), np.transpose(x, (1, 0)) * 2.0
+
+
+def p_reshape(x):
+    n = x.shape[0]
+    m = x.shape[1]
+    return np.reshape(x, (m, n)), x.reshape((n * m,)), np.reshape(x.T, (n * m, 1))
+
+
+def p_getitem(x):
+    return x[:, None], x[1:], x[0], x[::-1], x[None, :] * x[:, None]
+
+
+def p_getitem2(x):
+    return x[0, 1], x[:, 0], x[1], x[1:, :2], x[-1, -1] * x
+
+
+# ----------------------------------------------------------------------------- zero rules
+
+def p_shape(x):
+    return x / x.shape[0], x.shape[0]
+
+
+def p_ndim(x):
+    return x * x.ndim, x.ndim
+
+
+def p_size(x):
+    return x / x.size, x.size
+
+
+def p_len(x):
+    return x / len(x), len(x)
+
+
+def p_zeros(x):
+    z = np.zeros(x.shape)
+    return z + x, z
+
+
+def p_ones(x):
+    o = np.ones(x.shape)
+    return o * x, o
+
+
+def p_empty(x):
+    e = np.empty(x.shape)
+    for i in range(x.shape[0]):
+        e[i] = 2.0
+    return e * x
+
+
+def p_full(x):
+    f = np.full(x.shape, 2.5)
+    return f * x, f
+
+
+def p_zeros_like(x):
+    z = np.zeros_like(x)
+    return z - x, z
+
+
+def p_ones_like(x):
+    o = np.ones_like(x)
+    return o * x, o
+
+
+def p_eye(x):
+    e = np.eye(x.shape[0])
+    return e @ x, e
+
+
+def p_arange(x):
+    r = np.arange(0, x.shape[0], 1)
+    return r * x, r
+
+
+def p_argmax(x):
+    i = np.argmax(x)
+    j = x.argmax()
+    return x[i] + x[j], i
+
+
+def p_argmin(x):
+    i = np.argmin(x)
+    j = x.argmin()
+    return x[i] * x[j], i
+
+
+def p_compare(a, b):
+    return (np.where(a < b, a, b), np.where(a <= b, b, a), np.where(a > b, a * b, b),
+            np.where(a >= b, b, a), np.where(a == b, a, b), np.where(a != b, a, b), a < b)
+
+
+def p_bool_ops(s, t):
+    n = 3
+    if s > 0.0 and t > 0.0:
+        y = s * t
+    else:
+        y = s + t
+    if s > 0.0 or t > 0.0:
+        y = y * s
+    if not n > 5:
+        y = y * t
+    return y
+
+
+def p_list_repeat(x):
+    ys = [None] * 3
+    for i in range(3):
+        ys[i] = x * (i + 1.0)
+    return ys[0] * ys[2]
+
+
+# ----------------------------------------------------------------------------- compositions
+
+def sign_times(x, y):
+    return np.sign(x) * y
+
+
+def helpers(x, t):
+    a = sigmoid(x)
+    b = softplus(x)
+    c = sq_err(x, t)
+    return a, b, c, sigmoid(x * t) + sq_err(softplus(x), t)
