@@ -11,13 +11,15 @@ import inspect
 
 import numpy as np
 
-from .errors import RopCallError, RopError, RopInternalError
+from .errors import (RopCallError, RopConvergenceError, RopConvergenceWarning, RopError,
+                     RopInternalError)
 from .ir.shapes import type_of_value
 
 MODES = ("numba", "python")
 
 
-def rop(fn=None, *, wrt, mode: str = "numba", check_finite: bool = True):
+def rop(fn=None, *, wrt, mode: str = "numba", check_finite: bool = True,
+        relaxation: str = "auto", on_divergence: str = "raise"):
     """Make ``fn`` differentiable by the R{·} operator with respect to the parameters ``wrt``.
 
     ``f.hvp(*args, v=(v1, ...))`` returns ``(outputs, R{outputs})``: the function's own
@@ -27,15 +29,29 @@ def rop(fn=None, *, wrt, mode: str = "numba", check_finite: bool = True):
 
     ``mode="python"`` runs the same generated code without Numba, for debugging.
     ``check_finite`` refuses NaN/Inf in parameters and directions (one pass over them).
+
+    ``relaxation="auto"`` recognises loops that run to a fixed point (``while change > tol
+    and it < max_it:`` with ``change`` measured by the body between successive states) and
+    makes the R-state relax with the primal state until both changes are below ``tol``;
+    ``"off"`` treats every ``while`` as a path (R follows the primal's iterations exactly).
+    ``on_divergence`` says what happens when such a loop stops at its cap without
+    converging: ``"raise"`` a :class:`RopConvergenceError` or ``"warn"`` with a
+    :class:`RopConvergenceWarning` and return the last iterate.
     """
     if isinstance(wrt, str):
         wrt = (wrt,)
     wrt = tuple(wrt)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    if relaxation not in ("auto", "off"):
+        raise ValueError(f"relaxation must be 'auto' or 'off', not {relaxation!r}")
+    if on_divergence not in ("raise", "warn"):
+        raise ValueError(f"on_divergence must be 'raise' or 'warn', not {on_divergence!r}")
 
     def wrap(f):
-        return RopFunction(f, wrt, mode, check_finite)
+        r = RopFunction(f, wrt, mode, check_finite)
+        r.hvp.relaxation, r.hvp.on_divergence = relaxation, on_divergence
+        return r
     return wrap(fn) if fn is not None else wrap
 
 
@@ -82,6 +98,8 @@ class HVP:
         self.check_finite = check_finite
         self._compiled: dict = {}
         self._last = None
+        self.relaxation = "auto"
+        self.on_divergence = "raise"
 
     # ------------------------------------------------------------------ inspection
     @property
@@ -129,7 +147,8 @@ class HVP:
         if c is None:
             from .pipeline import compile_hvp
             try:
-                c = compile_hvp(self.owner.fn, self.owner.wrt, dict(key), self.mode)
+                c = compile_hvp(self.owner.fn, self.owner.wrt, dict(key), self.mode,
+                                self.relaxation)
             except RopError:
                 raise
             except Exception as exc:  # a bug in rop: say so, never a bare traceback
@@ -158,13 +177,29 @@ class HVP:
         directions = [_check_direction(bound[w], d, w, name, self.check_finite)
                       for w, d in zip(wrt, v)]
         c = self._get(bound)
+        relax = getattr(c.module, "__rop_relaxations__", [])
+        status = (np.zeros((len(relax), 4)),) if relax else ()
         try:
-            out, r_out = c.hvp(*call_args, *directions)
+            out, r_out = c.hvp(*call_args, *directions, *status)
         except RopError:
             raise
         except Exception as exc:
             raise _runtime_error(exc, name, c) from None
+        if relax and status[0][:, 0].any():
+            self._report_divergence(status[0], relax)
         return out, r_out
+
+    def _report_divergence(self, status, relax):
+        for (index, where, text), row in zip(relax, status):
+            if row[0]:
+                msg = (f"{where}: the relaxation `{text}` stopped at its iteration cap after "
+                       f"{int(row[1])} iterations without converging: last change {row[2]:.3g} "
+                       f"(primal), {row[3]:.3g} (R-state). Raise the cap, loosen the tolerance, "
+                       "or check that the iteration is a contraction.")
+                if self.on_divergence == "raise":
+                    raise RopConvergenceError(msg)
+                import warnings
+                warnings.warn(msg, RopConvergenceWarning, stacklevel=3)
 
 
 def _as_arg(x, pname, fname, is_param):

@@ -59,5 +59,9 @@ class RopConvergenceError(RopError, RuntimeError):
     """A relaxation loop hit its iteration cap without converging."""
 
 
+class RopConvergenceWarning(RuntimeWarning):
+    """A relaxation loop hit its iteration cap; the last iterate was returned."""
+
+
 class RopInternalError(RopError, RuntimeError):
     """A bug in rop itself; the message says where and asks for a report."""

@@ -55,10 +55,10 @@ def _index_key(ir, wrt, param_types) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
 
-def compile_hvp(fn, wrt, param_types: dict, mode: str = "numba") -> Compiled:
+def compile_hvp(fn, wrt, param_types: dict, mode: str = "numba", relaxation: str = "auto") -> Compiled:
     ir = lower(fn)
     _dump("lower", ir)
-    key = _index_key(ir, wrt, param_types)
+    key = _index_key(ir, wrt, param_types) + relaxation[0]
     hit = index_lookup(key)
     if hit is not None and not os.environ.get("ROP_DUMP"):
         path, source = hit
@@ -66,27 +66,27 @@ def compile_hvp(fn, wrt, param_types: dict, mode: str = "numba") -> Compiled:
         return Compiled(source, path, mod, getattr(mod, fn.__name__),
                         getattr(mod, fn.__name__ + "_hvp"), None,
                         lambda: _rebuild(fn, wrt, param_types).graph_fn())
-    c = _compile(fn, ir, wrt, param_types, mode)
+    c = _compile(fn, ir, wrt, param_types, mode, relaxation)
     index_store(key, c.path)
     return c
 
 
-def _rebuild(fn, wrt, param_types):
-    return _compile(fn, lower(fn), wrt, param_types, "python")
+def _rebuild(fn, wrt, param_types, relaxation="auto"):
+    return _compile(fn, lower(fn), wrt, param_types, "python", relaxation)
 
 
-def _compile(fn, ir, wrt, param_types, mode) -> Compiled:
+def _compile(fn, ir, wrt, param_types, mode, relaxation="auto") -> Compiled:
     prims = prims_for(ir)
     types = shapes.infer(ir, param_types, prims)
     namer = copy.deepcopy(ir.namer)
-    rfn = r_transform(copy.deepcopy(ir), wrt, types, prims, namer)
+    rfn = r_transform(copy.deepcopy(ir), wrt, types, prims, namer, relaxation)
     _dump("rtransform", rfn)
     for v, r in rfn.rnames.items():
         types.setdefault(r, types.get(v))
     rfn = passes.dce(rfn)
     _dump("dce", rfn)
     primal = passes.dce(copy.deepcopy(ir))
-    temps = set(ir.temps) | {r for v, r in rfn.rnames.items() if v in ir.temps}
+    temps = set(ir.temps) | {r for v, r in rfn.rnames.items() if v in ir.temps} | rfn.temps
     temps |= {n for n in namer.taken if n not in ir.user_names and n.endswith("_new")}
     source = emit_module(fn, ir, primal, rfn, prims, types, temps, wrt)
     path = write_module(source, f"{fn.__name__}_hvp")
@@ -121,4 +121,7 @@ def emit_module(fn, ir, primal, rfn, prims, types, temps, wrt) -> str:
     names += [fn.__name__, fn.__name__ + "_hvp"]
     out.append("")
     out.append(f"__rop_functions__ = {tuple(names)!r}")
+    relax = [(r.index, f"{os.path.basename(r.loc.filename)}:{r.loc.lineno}", r.loc.text)
+             for r in getattr(rfn, "relax_loops", [])]
+    out.append(f"__rop_relaxations__ = {relax!r}")
     return "\n".join(out) + "\n"

@@ -442,3 +442,62 @@ def helpers(x, t):
     b = softplus(x)
     c = sq_err(x, t)
     return a, b, c, sigmoid(x * t) + sq_err(softplus(x), t)
+
+
+def tanh_y(x):
+    y = np.tanh(x)
+    return y
+
+
+# ----------------------------------------------------------------------------- more spellings
+
+def p_softmax(x):
+    m = x.max(axis=1, keepdims=True)
+    e = np.exp(x - m)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def p_reshape_neg(x):
+    return np.reshape(x, (-1,)), x.reshape((x.shape[0], -1))
+
+
+def p_transpose3(x):
+    return np.transpose(x, (2, 0, 1)), x.transpose((1, 0, 2))
+
+
+def p_reduce3(x):
+    return np.sum(x, axis=2), x.mean(axis=0), np.max(x, axis=1), x.min(axis=-1, keepdims=True)
+
+
+def p_reduce_none(x):
+    return np.max(x, axis=None), np.sum(x, axis=None, keepdims=True), np.min(x)
+
+
+def p_dot_matvec(a, b):
+    return np.dot(a, b), a.dot(b) * 2.0
+
+
+def p_transpose_1d(x):
+    return x.T * 2.0
+
+
+def p_scalar_array_mix(s, x):
+    return s * x, x / s, s - x, s ** 2 * np.sum(x), np.maximum(s, x), -s, abs(s)
+
+
+def p_matmul_partial(a, b):
+    return a @ b, a @ b @ a
+
+
+# ----------------------------------------------------------------------------- found by these tests
+def p_mod_float(a, b):
+    return a % 1.0, a % b
+
+
+def p_clip_active_bounds(x, lo, hi):
+    return np.clip(x, lo, 10.0), np.clip(x, lo, hi)
+
+
+def p_reduce_axes(x):
+    return np.sum(x, axis=(0, 1)), x.mean(axis=(1, 2)), np.max(x, axis=(-2, -1)), \
+        np.min(x, axis=(0, 2), keepdims=True)

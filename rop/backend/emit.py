@@ -14,8 +14,8 @@ import copy
 from collections import Counter
 
 from ..errors import RopInternalError
-from ..ir.nodes import (Append, Assign, Break, Const, Continue, For, If, Return, SetItem, Var,
-                        While, blocks_of, walk)
+from ..ir.nodes import (Append, Assign, Break, Const, Continue, Effect, For, If, Return, SetItem,
+                        Var, While, blocks_of, walk)
 from ..transforms.rtransform import operand_ast
 
 INDENT = "    "
@@ -126,6 +126,11 @@ class Emitter:
                     put(f"return {ast.unparse(val)}, {ast.unparse(fold(st.r_value))}", st)
                 else:
                     put(f"return {ast.unparse(val)}", st)
+                continue
+            if isinstance(st, Effect):
+                args = [fold(operand_ast(a)) for a in st.args]
+                flush()
+                put(f"{st.call}({', '.join(ast.unparse(a) for a in args)})", st)
                 continue
             if isinstance(st, Break):
                 flush(); put("break", st); continue

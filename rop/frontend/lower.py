@@ -632,7 +632,23 @@ class Lowerer:
                 self.error(node, f"missing argument `{p}` for {prim_name}")
         if prim_name == "arange" and "stop" in bound and len(arg_nodes) == 1:
             args = [Const(0), bound["start"], Const(1)]
+        if prim_name in ("sum", "mean", "max", "min") and isinstance(args[1], TupleOp):
+            return self.reduce_axes(prim_name, args, node, target)
         return self.assign(prim_name, args, node, target)
+
+    def reduce_axes(self, prim_name, args, node, target):
+        """A reduction over several axes is a chain of one-axis reductions (sum of sums, mean
+        of means, max of maxima), taken in an order that keeps the remaining axes valid."""
+        x, axes, keep = args
+        vals = [a.value if isinstance(a, Const) else None for a in axes.items]
+        if any(not isinstance(v, int) for v in vals) or (min(vals) < 0 <= max(vals)):
+            self.error(node, "a tuple of axes must be constant integers, all >= 0 or all < 0",
+                       "write axis=(0, 1) or axis=(-2, -1)")
+        order = sorted(vals, reverse=min(vals) >= 0)
+        for i, ax in enumerate(order):
+            x = self.assign(prim_name, (x, Const(ax), keep), node,
+                            target if i == len(order) - 1 else None)
+        return x
 
     # ------------------------------------------------------------------ helpers
     def call_helper(self, fn, node, target):

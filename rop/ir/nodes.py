@@ -154,6 +154,20 @@ class Append:
 
 
 @dataclass
+class Effect:
+    """A call made for its effect, e.g. recording that a relaxation hit its cap."""
+
+    call: str   # the runtime function, e.g. "rt.note_not_converged"
+    args: tuple
+    loc: Loc
+    is_r: bool = True
+
+    def reads(self):
+        for a in self.args:
+            yield from operand_vars(a)
+
+
+@dataclass
 class For:
     """``for var in range(start, stop, step)`` (a backward loop has a negative step)."""
 

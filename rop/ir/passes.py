@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import networkx as nx
 
-from .nodes import (Append, Assign, Break, Continue, For, Function, If, Return, SetItem, While,
-                    blocks_of)
+from .nodes import (Append, Assign, Break, Continue, Effect, For, Function, If, Return, SetItem,
+                    While, blocks_of)
 
 
 def _reads(st):
@@ -44,6 +44,8 @@ class _DCE:
             return st, live | _reads(st)
         if isinstance(st, Return):
             return st, _reads(st)
+        if isinstance(st, Effect):
+            return st, live | _reads(st)
         if isinstance(st, Break):
             return st, set(self.exits[-1])
         if isinstance(st, Continue):

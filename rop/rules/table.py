@@ -264,7 +264,25 @@ def _where_rule(env, renv, y):
 
 
 def _clip_rule(env, renv, y):
-    return T("rt.clip_tangent(x, rx, lo, hi)")(x=env["x"], rx=renv["x"], lo=env["lo"], hi=env["hi"])
+    """R{x} inside the bounds, R{lo} below, R{hi} above (a fast kernel for constant bounds)."""
+    rx, rlo, rhi = renv.get("x"), renv.get("lo"), renv.get("hi")
+    lo, hi = env["lo"], env["hi"]
+    if rlo is None and rhi is None and isinstance(lo, (ast.Constant, ast.UnaryOp)) \
+            and isinstance(hi, (ast.Constant, ast.UnaryOp)):
+        return T("rt.clip_tangent(x, rx, lo, hi)")(x=env["x"], rx=rx, lo=lo, hi=hi)
+    zero = ast.Constant(0.0)  # np.clip is minimum(maximum(x, lo), hi), also when lo > hi
+    inner = T("np.where(x < lo, rlo, rx)")(x=env["x"], lo=lo, rlo=rlo or zero, rx=rx or zero)
+    return _BCAST(r=T("np.where(np.maximum(x, lo) > hi, rhi, inner)")(
+        x=env["x"], lo=lo, hi=hi, rhi=rhi or zero, inner=inner), y=y)
+
+
+def _mod_rule(env, renv, y):
+    """a % b = a - floor(a / b) * b, and floor is piecewise constant."""
+    ra, rb = renv.get("a"), renv.get("b")
+    if rb is None:
+        return _lone(ra, env["b"], y)
+    term = T("np.floor(a / b) * rb")(a=env["a"], b=env["b"], rb=rb)
+    return T("ra - t")(ra=ra, t=term) if ra is not None else neg(term)
 
 
 def _reduce_emit(np_name, rt_name):
@@ -311,7 +329,8 @@ linear("copy", ("x",), "x", nd_same("x"), formula="R{x}")
 linear("array_copy", ("x",), "x.copy()", nd_same("x"), formula="R{x}.copy()")
 linear("float", ("x",), "float(x)", nd_scalar, formula="R{x}")
 zero("floordiv", ("a", "b"), "a // b", nd_broadcast)
-zero("mod", ("a", "b"), "a % b", nd_broadcast)
+custom("mod", ("a", "b"), "a % b", _mod_rule, nd_broadcast, "R{a} - floor(a / b) R{b}",
+       domain="offgrid")
 zero("int", ("x",), "int(x)", nd_scalar)
 
 # linear algebra: the product rule
@@ -347,7 +366,8 @@ custom("minimum", ("a", "b"), "np.minimum(a, b)", _select_rule("a <= b"), nd_bro
 custom("where", ("c", "a", "b"), "np.where(c, a, b)", _where_rule,
        lambda nd, ops=None: nd_broadcast(nd), "where(c, R{a}, R{b})", diff=("a", "b"))
 custom("clip", ("x", "lo", "hi"), "np.clip(x, lo, hi)", _clip_rule, nd_same("x"),
-       "R{x} where lo < x < hi, else 0", diff=("x",), domain="distinct")
+       "where(max(x, lo) > hi, R{hi}, where(x < lo, R{lo}, R{x}))", diff=("x", "lo", "hi"),
+       domain="distinct")
 
 # reductions and reshaping: linear
 linear("sum", ("x", "axis", "keepdims"), _reduce_emit("np.sum", "rt.sum"), nd_reduce,

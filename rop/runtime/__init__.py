@@ -34,7 +34,7 @@ import numpy as np
 __all__ = [
     "sum", "mean", "amax", "amin", "max_tangent", "min_tangent",
     "broadcast_as", "reshape", "transpose", "zeros_of", "clip_tangent",
-    "norm",
+    "norm", "note_not_converged",
 ]
 
 
@@ -232,3 +232,20 @@ except ImportError:  # pragma: no cover
 else:
     from . import _overloads  # noqa: F401,E402
 
+
+
+# ---------------------------------------------------------------------------
+# Relaxation diagnostics
+# ---------------------------------------------------------------------------
+
+from numba.extending import register_jitable as _register_jitable  # noqa: E402
+
+
+@_register_jitable
+def note_not_converged(status, index, iterations, change, change_r):
+    """Record that relaxation loop ``index`` stopped at its cap: generated code cannot raise
+    a formatted warning from inside Numba, so it writes here and the wrapper reports it."""
+    status[index, 0] = 1.0
+    status[index, 1] = iterations
+    status[index, 2] = change
+    status[index, 3] = change_r

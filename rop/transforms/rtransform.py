@@ -50,6 +50,16 @@ class RTransform:
         self.namer = namer
         self.rnames: dict[str, str] = {}
         self.loops: list[_Loop] = []
+        self.relax_mode = "auto"
+        self.relax_loops: list = []
+        self.fn_temps: set = set()
+        self._status = None
+
+    def status_name(self) -> str:
+        """The array the generated code reports unconverged relaxations in."""
+        if self._status is None:
+            self._status = self.namer.fresh("rop_status")
+        return self._status
 
     def rname(self, v: str) -> str:
         if v not in self.rnames:
@@ -92,9 +102,12 @@ class RTransform:
             active.add(w)
         body, _ = self.block(self.fn.body, active)
         rparams = [self.rname(w) for w in self.wrt]
-        out = Function(self.fn.name, params + rparams, body, self.fn.loc, self.fn.filename,
+        extra = [self._status] if self._status else []
+        out = Function(self.fn.name, params + rparams + extra, body, self.fn.loc, self.fn.filename,
                        helpers=self.fn.helpers, user_names=self.fn.user_names)
         out.rparams = rparams
+        out.relax_loops = list(self.relax_loops)
+        out.temps = set(self.fn_temps)
         out.rnames = dict(self.rnames)
         return out
 
@@ -270,8 +283,24 @@ class RTransform:
             cond_holder["cond"] = cond
             return self.block(st.body, after)
         body, head = self._loop(st, active, out, run)
-        out.append(While(cond_holder["cond"], st.test, body, st.loc))
+        cond = cond_holder["cond"]
+        relax = None
+        if self.relax_mode == "auto":
+            from .relaxation import co_converge
+            relax = co_converge(self, st, cond, body, st.loc, len(self.relax_loops))
+        if relax is None:
+            out.append(While(cond, st.test, body, st.loc))
+            return head
+        before, after, info = relax
+        self.relax_loops.append(info)
+        out.extend(before)
+        out.append(While(cond, st.test, body, st.loc))
+        out.extend(after)
         return head
+
+    def s_Effect(self, st, active, out):
+        out.append(st)
+        return active
 
 
 def _zeros_for(t, x):
@@ -294,10 +323,12 @@ def _subst(expr, old, new):
     return S().visit(expr)
 
 
-def r_transform(fn, wrt, types, prims, namer) -> Function:
+def r_transform(fn, wrt, types, prims, namer, relaxation="auto") -> Function:
     for w in wrt:
         if w not in fn.params:
             raise RopSyntaxError(f"`{w}` in wrt is not a parameter of {fn.name}", fn.filename,
                                  fn.loc.lineno, fn.loc.col, fn.loc.text,
                                  f"parameters are: {', '.join(fn.params)}")
-    return RTransform(fn, wrt, types, prims, namer).run()
+    tr = RTransform(fn, wrt, types, prims, namer)
+    tr.relax_mode = relaxation
+    return tr.run()

@@ -1,0 +1,437 @@
+"""Every entry of the R-rule table against central differences of the primal.
+
+The programs are in ``tests/rule_programs.py`` (rop reads source with ``inspect``): one small
+function per primitive, written the way users write it.  Each is compiled once per mode
+(``numba`` and ``python``; Numba compiles lazily, on the first call) and run on random shapes
+with inputs drawn from the entry's ``domain``.  ``R{y}`` must match
+
+    (f(x + eps v) - f(x - eps v)) / (2 eps)
+
+at eps = 1e-4 and eps = 1e-6, each with its own tolerance (truncation error ~ eps^2 for the
+first, round-off ~ 1e-16 / eps for the second).
+
+``COVERAGE`` maps every rule-table entry to the programs that exercise it; the completeness test
+fails when an entry is added to ``RULES`` without a program, and checks that each mapped program
+really lowers to a statement of that primitive.  Zero-rule entries must give an R that is exactly
+zero, and no R-statement reading the R of their result.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Callable, NamedTuple
+
+import numpy as np
+import pytest
+
+import rule_programs as P
+from rop import rop
+from rop.frontend.lower import lower
+from rop.rules.table import RULES
+
+MODES = ("numba", "python")
+# (eps, tolerance on max|R - fd| / max(1, max|fd|))
+STEPS = ((1e-4, 1e-6), (1e-6, 1e-7))
+
+
+# ----------------------------------------------------------------------------- inputs
+
+class A(NamedTuple):
+    """An array argument: ``dims`` names its axes ("nm": two random sizes), ``domain`` where it
+    is drawn (None: the domain of the case's primitive in ``RULES``; ``apart:i``: well apart
+    from argument i, entry by entry; ``offgrid``: away from the integers)."""
+    dims: str
+    domain: str | None = None
+
+
+class S(NamedTuple):
+    """A Python float argument."""
+    domain: str | None = None
+
+
+def _distinct(rng, shape):
+    """Entries on a grid 0.25 apart (shuffled), offset so none is within 0.08 of 0 or of ±0.5."""
+    size = int(np.prod(shape, dtype=int))
+    grid = 0.1 + 0.25 * (np.arange(size) - size // 2)
+    vals = rng.permutation(grid) + rng.uniform(-0.02, 0.02, size)
+    return vals.reshape(shape)
+
+
+def draw(rng, shape, domain, others):
+    if domain == "real":
+        return rng.normal(size=shape)
+    if domain == "positive":
+        return rng.uniform(0.5, 2.0, size=shape)
+    if domain == "unit":
+        return rng.uniform(-0.8, 0.8, size=shape)
+    if domain == "nonzero":
+        return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.3, 2.0, size=shape)
+    if domain == "distinct":
+        return _distinct(rng, shape)
+    if domain == "offgrid":
+        return rng.integers(-3, 3, size=shape) + rng.uniform(0.2, 0.8, size=shape)
+    if domain.startswith("apart:"):
+        base = np.asarray(others[int(domain[6:])], dtype=float)
+        while True:
+            out = base + rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.2, 1.0, size=shape)
+            if np.all(np.abs(out) > 0.05):
+                return out
+    raise ValueError(domain)
+
+
+class Case(NamedTuple):
+    name: str
+    fn: Callable
+    wrt: tuple
+    args: tuple            # A / S specs, one per parameter, or plain values
+    prim: str              # the entry whose domain the unspecified arguments use
+    zero_outputs: tuple = ()  # indices of outputs whose R must be exactly zero
+
+
+def make_args(case, rng):
+    dims = {c: int(rng.integers(2, 6)) for c in "nmk"}
+    out = []
+    for spec in case.args:
+        if isinstance(spec, A):
+            dom = spec.domain or RULES[case.prim].domain
+            out.append(draw(rng, tuple(dims[c] for c in spec.dims), dom, out))
+        elif isinstance(spec, S):
+            dom = spec.domain or RULES[case.prim].domain
+            out.append(float(draw(rng, (), dom, out)))
+        else:
+            out.append(spec)
+    return out
+
+
+# ----------------------------------------------------------------------------- the cases
+
+C = Case
+CASES = [
+    # arithmetic
+    C("add", P.p_add, ("a", "b"), (A("nm"), A("nm")), "add"),
+    C("add_bcast", P.p_add_bcast, ("a", "b"), (A("nm"), A("n")), "add"),
+    C("sub", P.p_sub, ("a", "b"), (A("nm"), A("nm")), "sub"),
+    C("mul", P.p_mul, ("a", "b"), (A("nm"), A("nm")), "mul"),
+    C("mul_bcast", P.p_mul_bcast, ("a", "b"), (A("nm"), A("m")), "mul"),
+    C("div", P.p_div, ("a", "b"), (A("nm", "real"), A("nm", "nonzero")), "div"),
+    C("pow_const", P.p_pow_const, ("x",), (A("nm"),), "pow"),
+    C("pow", P.p_pow, ("a", "b"), (A("nm"), A("nm", "real")), "pow"),
+    C("pow_scalar_exp", P.p_pow_scalar_exp, ("a", "s"), (A("n"), S("real")), "pow"),
+    C("neg", P.p_neg, ("x",), (A("nm"),), "neg"),
+    C("pos", P.p_pos, ("x",), (A("n"),), "pos"),
+    C("copy", P.p_copy, ("x",), (A("nm"),), "copy"),
+    C("array_copy", P.p_array_copy, ("x",), (A("nm"),), "array_copy"),
+    C("float", P.p_float, ("x",), (A("n"),), "float"),
+    C("floordiv", P.p_floordiv, ("x", "y"), (A("n", "offgrid"), A("n", "real")), "floordiv", (1,)),
+    C("mod_int", P.p_mod_int, ("x",), (A("nm"),), "mod"),
+    C("mod_float", P.p_mod_float, ("a", "b"), (A("nm", "offgrid"), A("nm", "positive")), "mod"),
+    C("int", P.p_int, ("x",), (A("n", "offgrid"),), "int", (1,)),
+    # linear algebra
+    C("matmul", P.p_matmul, ("a", "b"), (A("nm"), A("mk")), "matmul"),
+    C("matvec", P.p_matvec, ("a", "b"), (A("nm"), A("m")), "matmul"),
+    C("vecmat", P.p_vecmat, ("a", "b"), (A("n"), A("nm")), "matmul"),
+    C("vecvec", P.p_vecvec, ("a", "b"), (A("n"), A("n")), "matmul"),
+    C("dot", P.p_dot, ("a", "b"), (A("nm"), A("mk")), "dot"),
+    C("dot_vec", P.p_dot_vec, ("a", "b"), (A("n"), A("n")), "dot"),
+    C("outer", P.p_outer, ("a", "b"), (A("n"), A("m")), "outer"),
+    # elementwise, NumPy on arrays
+    *[C(p, getattr(P, f"p_{p}"), ("x",), (A("nm"),), p)
+      for p in ("exp", "log", "log1p", "expm1", "tanh", "sinh", "cosh", "sin", "cos", "tan",
+                "arctan", "sqrt", "abs", "square", "reciprocal")],
+    C("sign", P.p_sign, ("x", "y"), (A("nm", "nonzero"), A("nm", "real")), "sign", (1,)),
+    C("floor", P.p_floor, ("x", "y"), (A("nm", "offgrid"), A("nm", "real")), "floor", (1,)),
+    C("ceil", P.p_ceil, ("x", "y"), (A("nm", "offgrid"), A("nm", "real")), "ceil", (1,)),
+    # elementwise, math on Python floats
+    *[C(f"math_{m}", getattr(P, f"p_math_{m}"), ("s",), (S(),), p)
+      for m, p in (("exp", "exp"), ("log", "log"), ("log1p", "log1p"), ("expm1", "expm1"),
+                   ("tanh", "tanh"), ("sinh", "sinh"), ("cosh", "cosh"), ("sin", "sin"),
+                   ("cos", "cos"), ("tan", "tan"), ("atan", "arctan"), ("sqrt", "sqrt"),
+                   ("fabs", "abs"))],
+    C("math_floor", P.p_math_floor, ("s", "t"), (S("offgrid"), S("real")), "floor"),
+    C("math_ceil", P.p_math_ceil, ("s", "t"), (S("offgrid"), S("real")), "ceil"),
+    # selections
+    C("maximum", P.p_maximum, ("a", "b"), (A("nm"), A("nm", "apart:0")), "maximum"),
+    C("minimum", P.p_minimum, ("a", "b"), (A("nm"), A("nm", "apart:0")), "minimum"),
+    C("builtin_max_min", P.p_builtin_max_min, ("s", "t"), (S(), S("apart:0")), "maximum"),
+    C("where", P.p_where, ("a", "b"), (A("nm", "distinct"), A("nm", "apart:0")), "where"),
+    C("clip", P.p_clip, ("x",), (A("nm"),), "clip"),
+    C("clip_active_bounds", P.p_clip_active_bounds, ("x", "lo", "hi"),
+      (A("nm", "real"), A("nm", "apart:0"), A("nm", "apart:0")), "clip"),
+    C("reduce_axes", P.p_reduce_axes, ("x",), (A("nmk", "distinct"),), "sum"),
+    # reductions and reshaping
+    C("sum", P.p_sum, ("x",), (A("nm"),), "sum"),
+    C("mean", P.p_mean, ("x",), (A("nm"),), "mean"),
+    C("max", P.p_max, ("x",), (A("nm"),), "max"),
+    C("min", P.p_min, ("x",), (A("nm"),), "min"),
+    C("transpose", P.p_transpose, ("x",), (A("nm"),), "transpose"),
+    C("reshape", P.p_reshape, ("x",), (A("nm"),), "reshape"),
+    C("getitem", P.p_getitem, ("x",), (A("n"),), "getitem"),
+    C("getitem2", P.p_getitem2, ("x",), (A("nm"),), "getitem"),
+    # zero rules
+    C("shape", P.p_shape, ("x",), (A("nm"),), "shape", (1,)),
+    C("ndim", P.p_ndim, ("x",), (A("nm"),), "ndim", (1,)),
+    C("size", P.p_size, ("x",), (A("nm"),), "size", (1,)),
+    C("len", P.p_len, ("x",), (A("nm"),), "len", (1,)),
+    C("zeros", P.p_zeros, ("x",), (A("nm"),), "zeros", (1,)),
+    C("ones", P.p_ones, ("x",), (A("nm"),), "ones", (1,)),
+    C("empty", P.p_empty, ("x",), (A("nm"),), "empty"),
+    C("full", P.p_full, ("x",), (A("nm"),), "full", (1,)),
+    C("zeros_like", P.p_zeros_like, ("x",), (A("nm"),), "zeros_like", (1,)),
+    C("ones_like", P.p_ones_like, ("x",), (A("nm"),), "ones_like", (1,)),
+    C("eye", P.p_eye, ("x",), (A("nm"),), "eye", (1,)),
+    C("arange", P.p_arange, ("x",), (A("n"),), "arange", (1,)),
+    C("argmax", P.p_argmax, ("x",), (A("n", "distinct"),), "argmax", (1,)),
+    C("argmin", P.p_argmin, ("x",), (A("n", "distinct"),), "argmin", (1,)),
+    C("compare", P.p_compare, ("a", "b"), (A("nm", "real"), A("nm", "apart:0")), "lt", (6,)),
+    C("bool_ops", P.p_bool_ops, ("s", "t"), (S("nonzero"), S("nonzero")), "and"),
+    C("list_repeat", P.p_list_repeat, ("x",), (A("nm"),), "list_repeat"),
+    # more spellings: keepdims broadcasting, -1 in shapes, rank 3, axis=None, partial wrt
+    C("softmax", P.p_softmax, ("x",), (A("nm"),), "max"),
+    C("reshape_neg", P.p_reshape_neg, ("x",), (A("nm"),), "reshape"),
+    C("transpose3", P.p_transpose3, ("x",), (A("nmk"),), "transpose"),
+    C("reduce3", P.p_reduce3, ("x",), (A("nmk"),), "max"),
+    C("reduce_none", P.p_reduce_none, ("x",), (A("nm"),), "max"),
+    C("dot_matvec", P.p_dot_matvec, ("a", "b"), (A("nm"), A("m")), "dot"),
+    C("transpose_1d", P.p_transpose_1d, ("x",), (A("n"),), "transpose"),
+    C("scalar_array_mix", P.p_scalar_array_mix, ("s", "x"), (S("nonzero"), A("n", "distinct")),
+      "mul"),
+    C("div_wrt_b", P.p_div, ("b",), (A("nm", "real"), A("nm", "nonzero")), "div"),
+    C("div_wrt_a", P.p_div, ("a",), (A("nm", "real"), A("nm", "nonzero")), "div"),
+    C("pow_wrt_b", P.p_pow, ("b",), (A("nm"), A("nm", "real")), "pow"),
+    C("pow_wrt_a", P.p_pow, ("a",), (A("nm"), A("nm", "real")), "pow"),
+    C("matmul_wrt_a", P.p_matmul_partial, ("a",), (A("nm"), A("mn")), "matmul"),
+    C("matmul_wrt_b", P.p_matmul_partial, ("b",), (A("nm"), A("mn")), "matmul"),
+    C("maximum_wrt_b", P.p_maximum, ("b",), (A("nm"), A("nm", "apart:0")), "maximum"),
+    C("where_wrt_a", P.p_where, ("a",), (A("nm", "distinct"), A("nm", "apart:0")), "where"),
+]
+CASE = {c.name: c for c in CASES}
+
+# rule-table entry -> the programs that exercise it (kept by hand: a new entry must be added here)
+COVERAGE = {
+    "add": ("add", "add_bcast"), "sub": ("sub",), "mul": ("mul", "mul_bcast"), "div": ("div",),
+    "pow": ("pow_const", "pow", "pow_scalar_exp"), "neg": ("neg",), "pos": ("pos",),
+    "copy": ("copy",), "array_copy": ("array_copy",), "float": ("float",),
+    "floordiv": ("floordiv",), "mod": ("mod_int", "mod_float"), "int": ("int",),
+    "matmul": ("matmul", "matvec", "vecmat", "vecvec"), "dot": ("dot", "dot_vec"),
+    "outer": ("outer",),
+    "exp": ("exp", "math_exp"), "log": ("log", "math_log"), "log1p": ("log1p", "math_log1p"),
+    "expm1": ("expm1", "math_expm1"), "tanh": ("tanh", "math_tanh"),
+    "sinh": ("sinh", "math_sinh"), "cosh": ("cosh", "math_cosh"), "sin": ("sin", "math_sin"),
+    "cos": ("cos", "math_cos"), "tan": ("tan", "math_tan"), "arctan": ("arctan", "math_atan"),
+    "sqrt": ("sqrt", "math_sqrt"), "abs": ("abs", "math_fabs"), "square": ("square",),
+    "reciprocal": ("reciprocal",), "sign": ("sign",), "floor": ("floor", "math_floor"),
+    "ceil": ("ceil", "math_ceil"),
+    "maximum": ("maximum", "builtin_max_min"), "minimum": ("minimum", "builtin_max_min"),
+    "where": ("where",), "clip": ("clip", "clip_active_bounds"),
+    "sum": ("sum",), "mean": ("mean",), "max": ("max",), "min": ("min",),
+    "transpose": ("transpose",), "reshape": ("reshape",), "getitem": ("getitem", "getitem2"),
+    "shape": ("shape", "reshape"), "ndim": ("ndim",), "size": ("size",), "len": ("len",),
+    "zeros": ("zeros",), "ones": ("ones",), "empty": ("empty",), "full": ("full",),
+    "zeros_like": ("zeros_like",), "ones_like": ("ones_like",), "eye": ("eye",),
+    "arange": ("arange",), "argmax": ("argmax",), "argmin": ("argmin",),
+    "lt": ("compare",), "le": ("compare",), "gt": ("compare",), "ge": ("compare",),
+    "eq": ("compare",), "ne": ("compare",),
+    "and": ("bool_ops",), "or": ("bool_ops",), "not": ("bool_ops",),
+    "list_repeat": ("list_repeat",),
+}
+
+
+# ----------------------------------------------------------------------------- compiling once
+
+_COMPILED: dict = {}
+
+
+def compiled(fn, wrt, mode):
+    key = (fn.__name__, tuple(wrt), mode)
+    if key not in _COMPILED:
+        _COMPILED[key] = rop(fn, wrt=wrt, mode=mode)
+    return _COMPILED[key]
+
+
+# ----------------------------------------------------------------------------- checking
+
+def leaves(x):
+    if isinstance(x, (tuple, list)):
+        return [leaf for e in x for leaf in leaves(e)]
+    return [x]
+
+
+def as_float(x):
+    return np.asarray(x, dtype=float)
+
+
+def central(fn, args, idx, v, eps):
+    plus, minus = list(args), list(args)
+    for i, d in zip(idx, v):
+        plus[i] = args[i] + eps * d
+        minus[i] = args[i] - eps * d
+    return [(as_float(p) - as_float(m)) / (2 * eps)
+            for p, m in zip(leaves(fn(*plus)), leaves(fn(*minus)))]
+
+
+def directions(rng, args, idx):
+    return tuple(rng.normal(size=np.shape(args[i])) if np.ndim(args[i]) else float(rng.normal())
+                 for i in idx)
+
+
+def check_against_fd(fn, wrt, args, v, out, r_out, label=""):
+    """Primal outputs equal fn(*args); R-outputs have the outputs' shapes and match central
+    differences at both step sizes."""
+    import inspect
+    names = list(inspect.signature(fn).parameters)
+    idx = [names.index(w) for w in wrt]
+    ref = leaves(fn(*args))
+    outs, routs = leaves(out), leaves(r_out)
+    assert len(outs) == len(ref) == len(routs), label
+    for k, (o, e, r) in enumerate(zip(outs, ref, routs)):
+        assert np.allclose(as_float(o), as_float(e), rtol=1e-12, atol=1e-12), (label, k)
+        assert np.shape(r) == np.shape(e), (label, k, np.shape(r), np.shape(e))
+    for eps, tol in STEPS:
+        fd = central(fn, args, idx, v, eps)
+        for k, (r, d) in enumerate(zip(routs, fd)):
+            err = float(np.max(np.abs(as_float(r) - d), initial=0.0))
+            scale = max(1.0, float(np.max(np.abs(d), initial=0.0)))
+            assert err <= tol * scale, \
+                f"{label} output {k}: eps={eps}: |R - fd| = {err:.3e} > {tol:g} * {scale:.3g}"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", [c.name for c in CASES])
+def test_rule_matches_central_differences(name, mode):
+    case = CASE[name]
+    rng = np.random.default_rng(1000 + CASES.index(case))
+    f = compiled(case.fn, case.wrt, mode)
+    for trial in range(2):  # two random shape draws, one compilation (same ranks)
+        args = make_args(case, rng)
+        names = list(f.signature.parameters)
+        idx = [names.index(w) for w in case.wrt]
+        v = directions(rng, args, idx)
+        out, r_out = f.hvp(*args, v=v)
+        check_against_fd(case.fn, case.wrt, args, v, out, r_out, f"{name}[{mode}]")
+        routs = leaves(r_out)
+        for k in case.zero_outputs:
+            assert np.all(as_float(routs[k]) == 0.0), (name, k, routs[k])
+
+
+# ----------------------------------------------------------------------------- completeness
+
+def _prims_in(stmts):
+    for st in stmts:
+        p = getattr(st, "prim", None)
+        if p is not None:
+            yield p
+        for attr in ("cond", "body", "orelse"):
+            yield from _prims_in(getattr(st, attr, None) or ())
+
+
+def test_every_rule_has_a_program():
+    missing = sorted(set(RULES) - set(COVERAGE))
+    assert not missing, f"rule-table entries without a test program in COVERAGE: {missing}"
+    stale = sorted(set(COVERAGE) - set(RULES))
+    assert not stale, f"COVERAGE names entries not in RULES: {stale}"
+    for prim, names in COVERAGE.items():
+        assert names, prim
+        for n in names:
+            assert n in CASE, (prim, n)
+        found = set()
+        for n in names:
+            found |= set(_prims_in(lower(CASE[n].fn).body))
+        assert prim in found, f"no program mapped to `{prim}` lowers to a `{prim}` statement"
+
+
+# zero-rule entries whose result is never an array of R-values of its own
+NO_R_OF_ITS_OWN = {
+    # `[None] * n` makes slots; the R-list is built from the values later stored in them
+    # (checked against central differences by the list_repeat program)
+    "list_repeat",
+}
+
+
+def test_every_zero_rule_is_checked_for_exact_zero():
+    """Each zero-rule entry maps to a program that checks an exactly-zero R output, or (for
+    values that only steer control flow or fill: and/or/not, mod on loop counters, empty)
+    whose R-statements never read an R of its result."""
+    for prim, p in RULES.items():
+        if p.rule is not None or prim in NO_R_OF_ITS_OWN:
+            continue
+        assert any(CASE[n].zero_outputs or _no_r_of(prim, CASE[n]) for n in COVERAGE[prim]), prim
+
+
+def _no_r_of(prim, case):
+    """No R-statement of the generated code reads the R of a `prim` result."""
+    f = compiled(case.fn, case.wrt, "python")
+    ir = lower(case.fn)
+    targets = {st.target for st in _walk(ir.body) if getattr(st, "prim", None) == prim}
+    rng = np.random.default_rng(7)
+    args = make_args(case, rng)
+    names = list(f.signature.parameters)
+    f.hvp(*args, v=directions(rng, args, [names.index(w) for w in case.wrt]))
+    tree = ast.parse(f.hvp.source)
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    return targets and not any(f"R_{t}" in used for t in targets)
+
+
+def _walk(stmts):
+    for st in stmts:
+        yield st
+        for attr in ("cond", "body", "orelse"):
+            yield from _walk(getattr(st, attr, None) or ())
+
+
+# ----------------------------------------------------------------------------- structure
+
+def _hvp_body(source, fname):
+    tree = ast.parse(source)
+    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == fname + "_hvp")
+    return fn
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_zero_rule_times_active_is_structurally_absent(mode):
+    """R{sign(x) * y} = sign(x) * R{y}: no term in R{x}, not even a multiplication by zero."""
+    f = compiled(P.sign_times, ("x", "y"), mode)
+    rng = np.random.default_rng(5)
+    x = draw(rng, (3, 4), "nonzero", [])
+    y = rng.normal(size=(3, 4))
+    vx, vy = rng.normal(size=x.shape), rng.normal(size=y.shape)
+    out, r = f.hvp(x, y, v=(vx, vy))
+    assert np.array_equal(r, np.sign(x) * vy)
+    fn = _hvp_body(f.hvp.source, "sign_times")
+    reads = [n.id for st in fn.body for n in ast.walk(st) if isinstance(n, ast.Name)]
+    assert "R_x" not in reads, f.hvp.source
+    assert "R_y" in reads
+    check_against_fd(P.sign_times, ("x", "y"), [x, y], (vx, vy), out, r, "sign_times")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_user_elementwise_helpers(mode):
+    """sigmoid, softplus = log1p(exp(x)) and a two-argument helper sq_err(y, t), inlined and
+    composed, against central differences; all differentiable arguments active."""
+    f = compiled(P.helpers, ("x", "t"), mode)
+    rng = np.random.default_rng(11)
+    for shape in ((4, 3), (2, 5)):
+        x, t = rng.normal(size=shape), rng.normal(size=shape)
+        v = (rng.normal(size=shape), rng.normal(size=shape))
+        out, r = f.hvp(x, t, v=v)
+        check_against_fd(P.helpers, ("x", "t"), [x, t], v, out, r, f"helpers[{mode}]")
+    # only x active: t is data
+    g = compiled(P.helpers, ("x",), mode)
+    x, t = rng.normal(size=(3, 3)), rng.normal(size=(3, 3))
+    v = (rng.normal(size=x.shape),)
+    out, r = g.hvp(x, t, v=v)
+    check_against_fd(P.helpers, ("x",), [x, t], v, out, r, f"helpers_x[{mode}]")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_tanh_uses_the_y_form(mode):
+    """R{tanh(x)} is written in the result y: (1.0 - y ** 2) * R{x}, no second tanh/cosh."""
+    f = compiled(P.tanh_y, ("x",), mode)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 3))
+    v = (rng.normal(size=x.shape),)
+    out, r = f.hvp(x, v=v)
+    src = f.hvp.source
+    assert "1.0 - y ** 2" in src, src
+    body = ast.unparse(_hvp_body(src, "tanh_y"))
+    assert body.count("np.tanh") == 1 and "cosh" not in body, body
+    check_against_fd(P.tanh_y, ("x",), [x], v, out, r, f"tanh_y[{mode}]")
