@@ -121,6 +121,12 @@ class HVP:
         """The original function as compiled by rop (same backend as ``hvp``)."""
         return self._need().primal
 
+    def inspect(self):
+        """The generated code for reading: side by side with the source, the dataflow graph,
+        DOT/SVG pictures, and highlighted HTML in Jupyter."""
+        from .inspection import Inspection
+        return Inspection(self)
+
     def _need(self):
         if self._last is None:
             raise RopCallError("nothing compiled yet: call .hvp(...) once (rop specializes on the "

@@ -241,9 +241,9 @@ def calls_itself(W, x):
 
 
 def _early_return_helper(A, x):
-    s = np.sum(A @ x)
-    if s > 0.0:
-        return A @ x                                 # <- return
+    for i in range(3):
+        if np.sum(A @ x) > i:
+            return A @ x                             # <- return
     y = A.T @ x
     return y
 

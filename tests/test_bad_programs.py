@@ -86,8 +86,8 @@ SYNTAX_CASES = {
     "function_calls_itself": Bad(B.calls_itself, ("W",), 1, 9, "recursion", "calls_itself(W"),
     # -- found by this corpus and fixed: nested functions, early helper returns, print, views
     "nonlocal_in_nested_function": Bad(B.nonlocal_write, ("W",), 1, 9, "nonlocal", "nonlocal"),
-    "helper_with_early_return": Bad(B.early_return_in_helper, ("W",), 3, 9, "return",
-                                    "return A @ x", anchor=B._early_return_helper),
+    "helper_returning_from_a_loop": Bad(B.early_return_in_helper, ("W",), 3, 13, "inside a loop",
+                                        "return A @ x", anchor=B._early_return_helper),
     "print_statement": Bad(B.print_statement, ("W",), 2, 5, "print", "print"),
     "augassign_into_view_of_param": Bad(B.augassign_view, ("W",), 2, 5, "view of a parameter",
                                         "a +="),

@@ -100,6 +100,8 @@ class Lowerer:
         self.scope: dict[str, str] = scope if scope is not None else {}
         self.params: set[str] = set()
         self.views: set[str] = set()   # locals that may alias a parameter
+        self.rebound: set[str] = set()  # helper parameters given a new value
+        self.result_var = None  # inlined helper with several returns: where they all go
         self.depth = depth
         self.out: list = []
         self.result = None  # for inlined helpers: the operand of the final return
@@ -201,10 +203,12 @@ class Lowerer:
 
     def stmt_Assign(self, st):
         value_node = st.value
-        if len(st.targets) > 1:  # a = b = expr
+        if len(st.targets) > 1:  # a = b = expr: the first name holds it, the others copy it
             val = self.expr(value_node)
             for t in st.targets:
                 self.bind(t, val, st)
+                if isinstance(t, ast.Name):
+                    val = Var(self.local(t.id))
             return
         target = st.targets[0]
         if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value_node, (ast.Tuple, ast.List)) \
@@ -220,9 +224,11 @@ class Lowerer:
         self.bind(target, self.expr(value_node), st)
 
     def _assignable(self, target):
-        if target.id in self.params:
-            self.error(target, f"cannot assign to parameter `{target.id}`",
-                       "give the new value a new name")
+        """Rebinding a parameter is fine (``a = a * 0.5``): the caller's object is untouched.
+        In an inlined helper the parameter is the caller's variable, so it gets a new local."""
+        if target.id in self.params and self.depth > 0 and target.id not in self.rebound:
+            self.scope[target.id] = self.namer.fresh(target.id)
+            self.rebound.add(target.id)
         return True
 
     def stmt_AnnAssign(self, st):
@@ -333,7 +339,12 @@ class Lowerer:
     def stmt_Return(self, st):
         val = None if st.value is None else self.expr(st.value)
         if self.depth > 0:
-            self.result = val if val is not None else Const(None)
+            val = val if val is not None else Const(None)
+            if self.result_var is None:
+                self.result = val
+            else:
+                self.bind_temp(self.result_var, val, st)
+                self.result = Var(self.result_var)
             return
         self.emit(Return(val, self.loc(st)))
 
@@ -346,10 +357,6 @@ class Lowerer:
     def sub_block(self, stmts):
         saved, self.out = self.out, []
         try:
-            if self.depth > 0 and any(isinstance(s, ast.Return) for s in ast.walk(ast.Module(stmts, []))):
-                self.error(next(s for s in ast.walk(ast.Module(stmts, [])) if isinstance(s, ast.Return)),
-                           "a helper function may return only at its end",
-                           "assign the result to a variable and return it once, at the end")
             self.block(stmts)
             return self.out
         finally:
@@ -512,10 +519,7 @@ class Lowerer:
 
     def expr_List(self, node, target=None):
         items = tuple(self.expr(e) for e in node.elts)
-        if not items:
-            self.error(node, "an empty list has no element type",
-                       "start from `[first_value]` or `[None] * n`")
-        return self.assign("list", items, node, target)
+        return self.assign("list", items, node, target)  # [] takes its type from its appends
 
     def expr_Attribute(self, node, target=None):
         obj = self.resolve_static(node)
@@ -613,6 +617,8 @@ class Lowerer:
         if len(arg_nodes) > len(params):
             self.error(node, f"too many arguments for {prim_name} (takes {', '.join(params)})")
         bound = {}
+        if prim_name == "arange" and len(arg_nodes) == 1:
+            arg_nodes = [ast.Constant(0)] + list(arg_nodes)
         for p, a in zip(params, arg_nodes):
             bound[p] = self.expr(a)
         for k in kw_nodes:
@@ -630,8 +636,6 @@ class Lowerer:
                 args.append(Const(0 if p == "start" else 1))
             else:
                 self.error(node, f"missing argument `{p}` for {prim_name}")
-        if prim_name == "arange" and "stop" in bound and len(arg_nodes) == 1:
-            args = [Const(0), bound["start"], Const(1)]
         if prim_name in ("sum", "mean", "max", "min") and isinstance(args[1], TupleOp):
             return self.reduce_axes(prim_name, args, node, target)
         return self.assign(prim_name, args, node, target)
@@ -690,15 +694,54 @@ class Lowerer:
         body = h_ast.body
         returns = sorted((s for s in ast.walk(ast.Module(body, [])) if isinstance(s, ast.Return)),
                          key=lambda s: (s.lineno, s.col_offset))
-        if not returns or not isinstance(body[-1], ast.Return) or len(returns) > 1:
-            child.error(returns[0] if returns else h_ast,
-                        "a helper function must end with its single return statement",
-                        "assign the result to a variable and return it once, at the end")
+        if not returns:
+            child.error(h_ast, f"helper `{fn.__name__}` returns nothing",
+                        "a helper used in an expression must return its value")
+        if len(returns) > 1:
+            for loop in (n for n in ast.walk(ast.Module(body, [])) if isinstance(n, (ast.For, ast.While))):
+                inner = [r for r in ast.walk(loop) if isinstance(r, ast.Return)]
+                if inner:
+                    child.error(inner[0], "a helper may not return from inside a loop",
+                                "set a result variable, `break`, and return it after the loop")
+            body = _returns_last(body)
+            child.result_var = self.namer.fresh(fn.__name__ + "_result")
+        elif not isinstance(body[-1], ast.Return):
+            child.error(returns[0], "a helper function must end with its return statement",
+                        "assign the result to a variable and return it at the end")
         child.block(body)
         return child.result
 
 
 _MISSING = object()
+
+
+def _ends_in_return(stmts) -> bool:
+    if not stmts:
+        return False
+    last = stmts[-1]
+    if isinstance(last, ast.Return):
+        return True
+    if isinstance(last, ast.If):
+        return _ends_in_return(last.body) and _ends_in_return(last.orelse)
+    return False
+
+
+def _returns_last(stmts):
+    """Move the code after an ``if`` that returns early into its other branch, so that every
+    ``return`` ends a path and an inlined helper becomes an if-region assigning one result."""
+    out = []
+    for i, s in enumerate(stmts):
+        if isinstance(s, ast.If) and any(isinstance(n, ast.Return) for n in ast.walk(s)):
+            rest = stmts[i + 1:]
+            body = _returns_last(s.body if _ends_in_return(s.body) else s.body + rest)
+            orelse = _returns_last(s.orelse if _ends_in_return(s.orelse) else s.orelse + rest)
+            out.append(ast.If(test=s.test, body=body or [ast.Pass()], orelse=orelse,
+                              lineno=s.lineno, col_offset=s.col_offset))
+            return out
+        out.append(s)
+        if isinstance(s, ast.Return):
+            return out
+    return out
 
 
 def _builtin(name):

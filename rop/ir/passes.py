@@ -128,7 +128,7 @@ def dataflow_graph(fn: Function) -> nx.DiGraph:
                 label = _label(st)
                 nid = st.__dict__.setdefault("_gid", None) or add(st, label)
                 st._gid = nid
-                for v in _reads(st):
+                for v in sorted(_reads(st)):
                     if v in last_def and last_def[v] != nid:
                         g.add_edge(last_def[v], nid, var=v)
                 tgt = st.target if isinstance(st, Assign) else st.obj
@@ -136,7 +136,7 @@ def dataflow_graph(fn: Function) -> nx.DiGraph:
             elif isinstance(st, Return):
                 nid = st.__dict__.get("_gid") or add(st, "return")
                 st._gid = nid
-                for v in _reads(st):
+                for v in sorted(_reads(st)):
                     if v in last_def:
                         g.add_edge(last_def[v], nid, var=v)
             for b in blocks_of(st):

@@ -119,7 +119,7 @@ def _assign_type(st, env, prims):
     if p == "copy":
         return operand_type(args[0], env)
     if p == "list":
-        return ("list", operand_type(args[0], env))
+        return ("list", operand_type(args[0], env) if args else None)
     if p == "list_repeat":
         return ("list", None)
     if p == "getitem":
@@ -137,11 +137,15 @@ def _assign_type(st, env, prims):
         if isinstance(t, tuple) and t[0] == "tuple":
             nd[name + "#len"] = len(t[1])
             continue
-        if name in prim.derivative_params() or name in ("x", "a", "b", "c"):
-            nd[name] = t if isinstance(t, int) else None
-    if p == "where":
-        nd = {k: v for k, v in nd.items() if k in ("c", "a", "b")}
+        nd[name] = t if isinstance(t, int) else None
+    if prim.ndim is nd_broadcast_ref():
+        nd = {k: v for k, v in nd.items() if k in prim.params}
     try:
         return prim.ndim(nd, ops)
     except TypeError:
         return prim.ndim(nd)
+
+
+def nd_broadcast_ref():
+    from ..rules.table import nd_broadcast
+    return nd_broadcast

@@ -96,15 +96,15 @@ def nd_reduce(nd, ops):
 
 
 def nd_shape_arg(param):
+    """Rank of an array made from a shape: a tuple's length, or 1 for a single size."""
     def f(nd, ops):
         from ..ir.nodes import TupleOp, Const
         shp = ops.get(param)
         if isinstance(shp, TupleOp):
             return len(shp.items)
-        if isinstance(shp, Const):
+        if isinstance(shp, Const) or nd.get(param) == 0:
             return 1
-        # a Var holding a shape tuple: its "ndim" was recorded as the tuple's length
-        return nd.get(param + "#len")
+        return nd.get(param + "#len")  # a variable holding a shape tuple
     return f
 
 

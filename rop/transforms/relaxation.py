@@ -64,6 +64,7 @@ def slice_of(body, var, active):
     if last is None:
         return None, None
     need, leaves, picked = {var}, set(), []
+    differences = 0
     for s in reversed(body[:last + 1]):
         if isinstance(s, Assign) and s.target in need and not s.is_r:
             need.discard(s.target)
@@ -72,13 +73,16 @@ def slice_of(body, var, active):
                 continue
             picked.append(s)
             reads = set(operand_vars_of(s))
-            if s.prim == "sub" and reads and reads <= active:
+            if s.prim == "sub" and len(reads) == 2 and reads <= active:
                 leaves |= reads
+                differences += 1
             else:
                 need |= reads
         elif isinstance(s, (If, SetItem)) and (_defs(s) & need):
             return None, None  # the change is computed through a branch: not a plain measure
     picked.reverse()
+    if not differences:
+        return None, None  # a test on the state itself (`while x > 1`) is a path, not a limit
     return picked, leaves | need
 
 

@@ -54,6 +54,7 @@ class RTransform:
         self.relax_loops: list = []
         self.fn_temps: set = set()
         self._status = None
+        self.defined: set = set(fn.params)  # names that may be bound at this point
 
     def status_name(self) -> str:
         """The array the generated code reports unconverged relaxations in."""
@@ -127,7 +128,7 @@ class RTransform:
 
     # ------------------------------------------------------------------ straight-line code
     def s_Assign(self, st, active, out):
-        prim = self.prims[st.prim]
+        self.defined.add(st.target)
         if st.prim == "list":
             rs = [self.r_of(a, active) for a in st.args]
             out.append(st)
@@ -139,6 +140,7 @@ class RTransform:
             out.append(Assign(self.rname(st.target), "r", (), st.loc, is_r=True, expr=expr))
             active.add(st.target)
             return active
+        prim = self.prims[st.prim]
         env = {p: operand_ast(a) for p, a in zip(prim.params, st.args)}
         renv = {p: self.r_of(a, active) for p, a in zip(prim.params, st.args)
                 if p in prim.derivative_params()}
@@ -165,6 +167,10 @@ class RTransform:
             out.append(Assign(rt, "r", (), st.loc, is_r=True, expr=_subst(r, y_ph, st.target)))
         active.add(st.target)
         return active
+
+    def s_For(self, st, active, out):
+        self.defined.add(st.var)
+        return self._s_For(st, active, out)
 
     def s_SetItem(self, st, active, out):
         rv = self.r_of(st.value, active)
@@ -218,16 +224,22 @@ class RTransform:
 
     # ------------------------------------------------------------------ control flow
     def s_If(self, st, active, out):
+        before = set(self.defined)
         body, a1 = self.block(st.body, active)
+        in_body, self.defined = self.defined, set(before)
         orelse, a2 = self.block(st.orelse, active)
+        in_orelse = self.defined
+        self.defined = in_body | in_orelse
         live = [a for a in (a1, a2) if a is not None]
         if not live:
             out.append(If(st.test, body, orelse, st.loc))
             return None
         joined = set().union(*live)
-        for branch, a in ((body, a1), (orelse, a2)):
-            if a is not None and joined - a:
-                branch.extend(self.materialize(joined - a, st.loc))
+        for branch, a, bound in ((body, a1, in_body), (orelse, a2, in_orelse)):
+            # a value bound only on the other path needs no zero here: it is unbound here
+            missing = (joined - a) & bound if a is not None else set()
+            if missing:
+                branch.extend(self.materialize(missing, st.loc))
         out.append(If(st.test, body, orelse, st.loc))
         return joined
 
@@ -267,7 +279,7 @@ class RTransform:
             body.extend(self.materialize(head - end, st.loc))
         return body, head
 
-    def s_For(self, st, active, out):
+    def _s_For(self, st, active, out):
         def run(head):
             head.discard(st.var)
             return self.block(st.body, head)
