@@ -115,8 +115,17 @@ def _code(text: str) -> str:
     return _cell(f"{fence}{pad}{text}{pad}{fence}")
 
 
-def render_rules() -> str:
+def builtin_rules() -> dict:
+    """The rule table as rop ships it, plus the library's own registered primitives
+    (``rop.boltzmann``); rules a user program registers at run time are not documented here."""
+    import rop.boltzmann  # noqa: F401  (registers the library's Boltzmann estimators)
     from rop.rules.table import RULES
+    return {n: p for n, p in RULES.items()
+            if p.kind != "registered" or n.startswith("user:rop.")}
+
+
+def render_rules() -> str:
+    RULES = builtin_rules()
 
     spelled = spellings()
     out = [HEADER.format(src="rop/rules/table.py (RULES) and rop/frontend/names.py"),
@@ -130,7 +139,8 @@ def render_rules() -> str:
            "* **Kind**: `zero` — R = 0 (piecewise constant or integer valued); `linear` — "
            "R{f(x)} = f(R{x}); `additive` — R{a ± b} = R{a} ± R{b}; `bilinear` — the product "
            "rule; `unary` — elementwise chain rule, f' derived by sympy; `custom` — the formula "
-           "shown.",
+           "shown; `registered` — registered with `rop.register_rule` (the formula is the sum "
+           "of its per-argument terms).",
            "* **Test domain**: where the rule tests draw inputs (`positive`: x > 0, `unit`: "
            "|x| < 1, `nonzero`: x ≠ 0, `distinct`: no ties, `real`: anywhere).\n",
            f"{len(RULES)} primitives.\n",

@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from rop import rop
+from rop.curvature import newton_cg
 
 
 def sigmoid(x):
@@ -81,50 +82,14 @@ def problem(n=20, n_in=6, n_out=4, seed=0, scale=0.6):
     return W, I, target, mask
 
 
-def cg(hvp, g, damping, iters=50):
-    """Solve (H + damping I) p = -g by conjugate gradients (Martens' inner loop); stops at
-    negative curvature, where the damped model is not convex."""
-    p = np.zeros_like(g)
-    r = -g.copy()
-    d = r.copy()
-    rs = np.sum(r * r)
-    for _ in range(iters):
-        Hd = hvp(d) + damping * d
-        dHd = np.sum(d * Hd)
-        if dHd <= 0:
-            break
-        alpha = rs / dHd
-        p += alpha * d
-        r -= alpha * Hd
-        rs_new = np.sum(r * r)
-        if np.sqrt(rs_new) < 1e-10 * np.sqrt(np.sum(g * g)):
-            break
-        d = r + (rs_new / rs) * d
-        rs = rs_new
-    return p
+def newton(W0, I, target, mask, steps=10):
+    """Damped Newton-CG (rop.curvature) with Hv from the compiled R-relaxation."""
+    def loss_and_grad(W):
+        return rbp_gradient(W, I, target, mask)
 
-
-def newton_cg(W0, I, target, mask, steps=10, damping=1.0):
-    """Damped Newton-CG: each step solves (H + lambda I) p = -g with Hv from rop, and adapts
-    lambda by the reduction ratio of the quadratic model (Levenberg-Marquardt, as Martens)."""
-    W, curve = W0.copy(), []
-    for _ in range(steps):
-        loss, g = rbp_gradient(W, I, target, mask)
-        curve.append(loss)
-
-        def hvp(V):
-            return rbp_gradient.hvp(W, I, target, mask, v=(V,))[1][1]
-        p = cg(hvp, g, damping)
-        predicted = np.sum(g * p) + 0.5 * np.sum(p * hvp(p))
-        new_loss = rbp_gradient(W + p, I, target, mask)[0]
-        rho = (new_loss - loss) / predicted if predicted < 0 else -1.0
-        if rho > 0.75:
-            damping *= 2.0 / 3.0
-        elif rho < 0.25:
-            damping *= 1.5
-        if new_loss < loss:
-            W = W + p
-    return curve
+    def hvp_at(W):
+        return lambda V: rbp_gradient.hvp(W, I, target, mask, v=(V,))[1][1]
+    return newton_cg(loss_and_grad, hvp_at, W0.copy(), steps=steps, damping=1.0)[1]
 
 
 def gradient_descent(W0, I, target, mask, steps=10, rates=(0.3, 1.0, 3.0, 10.0, 30.0)):
@@ -168,15 +133,15 @@ def main():
     t_h = med(lambda: rbp_gradient.hvp(W, I, target, mask, v=(V,)))
     print(f"gradient {t_g * 1e6:.1f} us, Hv {t_h * 1e6:.1f} us, Hv/gradient {t_h / t_g:.2f}")
 
-    newton = newton_cg(W, I, target, mask)
+    newton_curve = newton(W, I, target, mask)
     lr, gd = gradient_descent(W, I, target, mask)
     print(f"\nstep  Newton-CG loss   gradient descent (lr={lr}) loss")
-    for k, (a, b) in enumerate(zip(newton, gd)):
+    for k, (a, b) in enumerate(zip(newton_curve, gd)):
         print(f"{k:4d}  {a:14.6e}   {b:14.6e}")
     print()
     print(rbp_gradient.hvp.source.split("def rbp_gradient_hvp")[1][:2400])
     assert err < 1e-6, err
-    assert newton[-1] < gd[-1]
+    assert newton_curve[-1] < gd[-1]
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 
 from .errors import RopCallError, RopConvergenceError, RopError, RopInternalError, RopSyntaxError  # noqa: E402
 from .api import rop  # noqa: E402
+from .rules.custom import RopRuleError, check_rule, register_rule  # noqa: E402
 
-__all__ = ["rop", "RopError", "RopSyntaxError", "RopCallError", "RopConvergenceError",
+__all__ = ["rop", "register_rule", "check_rule", "RopRuleError", "RopError", "RopSyntaxError", "RopCallError", "RopConvergenceError",
            "RopInternalError", "__version__"]

@@ -51,6 +51,7 @@ shapes (--shapes NAME=SPEC,...; rop specializes on the ranks, --check also uses 
   float:K    the Python float K
   [S1,S2]    a list of the above (per-layer lists)
   SPEC*S     the random draw of SPEC scaled by S (e.g. W=8x8*0.3 for a contraction)
+  pos:SPEC   a positive draw of SPEC, |x| + 0.1 (e.g. probabilities, variances)
 Parameters with a default value may be left out; they take their default.
 
 output:
@@ -112,6 +113,11 @@ def parse_spec(spec: str):
         if inner[0] in ("int", "float"):
             raise ValueError(f"`{s}`: int:K and float:K are values, not random draws to scale")
         return ("scale", scale, inner)
+    if s.startswith("pos:"):
+        inner = parse_spec(s[4:])
+        if inner[0] in ("int", "float"):
+            raise ValueError(f"`{s}`: pos: applies to random draws, not to int:K or float:K")
+        return ("pos", inner)
     if s.startswith("["):
         if not s.endswith("]"):
             raise ValueError(f"`{s}`: a list is written [S1,S2,...]")
@@ -173,6 +179,9 @@ def draw(spec, rng):
         return spec[1]
     if kind == "scale":
         return _scaled(draw(spec[2], rng), spec[1])
+    if kind == "pos":
+        x = draw(spec[1], rng)
+        return [abs(e) + 0.1 for e in x] if isinstance(x, list) else abs(x) + 0.1
     return [draw(s, rng) for s in spec[1]]
 
 

@@ -41,6 +41,21 @@ def _dump(name, fn):
         print(format_function(fn))
 
 
+def _registered_used(ir) -> set:
+    from .ir.nodes import walk as _walk
+    return {s.prim for s in _walk(ir.body) if isinstance(s, Assign)
+            and getattr(RULES.get(s.prim), "kind", "") == "registered"}
+
+
+def externs_for(ir) -> dict:
+    """Functions the generated module calls but does not define (registered primitives and
+    the helpers their rules name)."""
+    out = {}
+    for n in _registered_used(ir):
+        out.update(RULES[n].extern)
+    return out
+
+
 def prims_for(ir) -> dict:
     return {**RULES, **{p.name: p for p, _ in ir.helpers.values()}}
 
@@ -52,6 +67,7 @@ def _index_key(ir, wrt, param_types) -> str:
     from .backend.loader import compiler_digest
     parts = [compiler_digest(), format_function(ir), repr(tuple(wrt)), repr(sorted(param_types.items()))]
     parts += [format_function(h) + repr(p.formula) for p, h in ir.helpers.values()]
+    parts += [f"{n}={RULES[n].formula}" for n in sorted(_registered_used(ir))]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
 
@@ -62,7 +78,7 @@ def compile_hvp(fn, wrt, param_types: dict, mode: str = "numba", relaxation: str
     hit = index_lookup(key)
     if hit is not None and not os.environ.get("ROP_DUMP"):
         path, source = hit
-        mod = load_module(path, mode)
+        mod = load_module(path, mode, externs_for(ir))
         return Compiled(source, path, mod, getattr(mod, fn.__name__),
                         getattr(mod, fn.__name__ + "_hvp"), None,
                         lambda: _rebuild(fn, wrt, param_types).graph_fn())
@@ -90,7 +106,7 @@ def _compile(fn, ir, wrt, param_types, mode, relaxation="auto") -> Compiled:
     temps |= {n for n in namer.taken if n not in ir.user_names and n.endswith("_new")}
     source = emit_module(fn, ir, primal, rfn, prims, types, temps, wrt)
     path = write_module(source, f"{fn.__name__}_hvp")
-    mod = load_module(path, mode)
+    mod = load_module(path, mode, externs_for(ir))
     return Compiled(source, path, mod, getattr(mod, fn.__name__), getattr(mod, fn.__name__ + "_hvp"),
                     rfn, lambda: passes.dataflow_graph(rfn))
 
@@ -110,6 +126,13 @@ def emit_module(fn, ir, primal, rfn, prims, types, temps, wrt) -> str:
         "from rop import runtime as rt",
         "",
     ]
+    ext = externs_for(ir)
+    if ext:
+        out += ["# registered primitives and the functions their R-rules call, provided by rop",
+                "# at load time from the modules that define them:"]
+        out += [f"#   {n}  <- {getattr(f, '__module__', '?')}.{getattr(f, '__qualname__', n)}"
+                for n, f in sorted(ext.items())]
+        out.append("")
     names = []
     for hname, (prim, hfn) in ir.helpers.items():
         h_types = shapes.infer(hfn, {p: None for p in hfn.params}, prims)

@@ -325,9 +325,12 @@ def _prims_in(stmts):
 
 
 def test_every_rule_has_a_program():
-    missing = sorted(set(RULES) - set(COVERAGE))
+    # rules registered with rop.register_rule are tested where they are registered
+    # (tests/test_boltzmann.py); every built-in entry must have a program here
+    builtin = {n for n, p in RULES.items() if p.kind != "registered"}
+    missing = sorted(builtin - set(COVERAGE))
     assert not missing, f"rule-table entries without a test program in COVERAGE: {missing}"
-    stale = sorted(set(COVERAGE) - set(RULES))
+    stale = sorted(set(COVERAGE) - builtin)
     assert not stale, f"COVERAGE names entries not in RULES: {stale}"
     for prim, names in COVERAGE.items():
         assert names, prim

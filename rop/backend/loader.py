@@ -54,14 +54,17 @@ def write_module(source: str, stem: str) -> str:
     return path
 
 
-def load_module(path: str, mode: str) -> types.ModuleType:
-    """Import the generated file; in numba mode every function in it becomes an njit dispatcher."""
+def load_module(path: str, mode: str, externs: dict | None = None) -> types.ModuleType:
+    """Import the generated file; in numba mode every function in it becomes an njit dispatcher.
+    ``externs`` (registered primitives and their rules' helpers) are provided to it by name."""
     name = "rop_generated." + os.path.basename(path)[:-3] + ("" if mode == "numba" else "_py")
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    for ename, obj in (externs or {}).items():
+        setattr(mod, ename, _for_mode(obj, mode))
     if mode == "numba":
         import numba
         for fname in getattr(mod, "__rop_functions__", ()):
@@ -96,3 +99,14 @@ def index_store(key: str, path: str) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(f"{path}\n{digest}\n")
     os.replace(tmp, _index_path(key))
+
+
+def _for_mode(obj, mode):
+    """A function as the generated code calls it: jitted for Numba, plain for Python."""
+    py = getattr(obj, "py_func", obj)
+    if mode != "numba" or not callable(py) or not isinstance(py, types.FunctionType):
+        return py
+    if hasattr(obj, "py_func"):
+        return obj  # already a Numba dispatcher
+    import numba
+    return numba.njit(cache=True)(py)

@@ -49,6 +49,10 @@ ATTRIBUTES = {"T": "transpose", "shape": "shape", "ndim": "ndim", "size": "size"
 
 def primitive_of(obj) -> str | None:
     """The rule-table name of a callable object, or None."""
+    from ..rules.custom import registered_name
+    user = registered_name(obj)
+    if user is not None:
+        return user
     for table in (NUMPY_FUNCS, MATH_FUNCS, BUILTIN_FUNCS):
         try:
             if obj in table:

@@ -1,0 +1,36 @@
+"""Every example runs as a user runs it (a subprocess), and its own checks pass."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+EXAMPLES = {
+    "mlp.py": [],
+    "deep_mlp.py": ["32"],
+    "recurrent_backprop.py": [],
+    "boltzmann.py": ["--quick"],
+}
+
+
+def test_every_example_is_listed():
+    assert {p.name for p in (ROOT / "examples").glob("*.py") if not p.name.startswith("_")} \
+        == set(EXAMPLES)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_example_runs(name, tmp_path):
+    args = list(EXAMPLES[name])
+    if name == "boltzmann.py":
+        args += ["--plot", str(tmp_path / "estimators.png")]
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / name), *args],
+                          capture_output=True, text=True, timeout=900, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    if name == "boltzmann.py":
+        assert (tmp_path / "estimators.png").stat().st_size > 1000
