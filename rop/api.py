@@ -62,6 +62,10 @@ class RopFunction:
         self.fn = fn
         self.wrt = wrt
         self.signature = inspect.signature(fn)
+        if len(set(wrt)) != len(wrt):
+            dup = sorted({w for w in wrt if wrt.count(w) > 1})
+            raise RopCallError(f"wrt names {', '.join(f'`{d}`' for d in dup)} more than once: "
+                               "give each parameter once")
         for w in wrt:
             if w not in self.signature.parameters:
                 raise RopCallError(f"wrt names `{w}`, which is not a parameter of {fn.__name__}"
@@ -70,7 +74,8 @@ class RopFunction:
         functools.update_wrapper(self, fn)
         from .frontend.lower import lower
         try:
-            lower(fn)  # parse, check and lower now: errors in the source surface at definition
+            lower(fn, fresh=True)  # parse, check and lower now: errors surface at definition,
+            # and module-level numbers are read now (a later decoration reads them again)
         except RopError:
             raise
         except Exception as exc:
@@ -100,6 +105,7 @@ class HVP:
         self._last = None
         self.relaxation = "auto"
         self.on_divergence = "raise"
+        self._params = tuple(owner.signature.parameters)
 
     # ------------------------------------------------------------------ inspection
     @property
@@ -140,6 +146,8 @@ class HVP:
         return self._get(bound)
 
     def _bind(self, args, kwargs):
+        if not kwargs and len(args) == len(self._params):  # the common call: all positional
+            return dict(zip(self._params, args))
         try:
             ba = self.owner.signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -148,13 +156,13 @@ class HVP:
         return ba.arguments
 
     def _get(self, bound):
-        key = tuple((name, type_of_value(val)) for name, val in bound.items())
+        key = tuple((name, _rank(val)) for name, val in bound.items())
         c = self._compiled.get(key)
         if c is None:
             from .pipeline import compile_hvp
             try:
                 c = compile_hvp(self.owner.fn, self.owner.wrt, dict(key), self.mode,
-                                self.relaxation)
+                                self.relaxation, self.check_finite)
             except RopError:
                 raise
             except Exception as exc:  # a bug in rop: say so, never a bare traceback
@@ -180,8 +188,7 @@ class HVP:
                 raise RopCallError(f"{name}.hvp: v must hold one direction per wrt parameter "
                                    f"{wrt}, in that order; got {got}")
         call_args = [_as_arg(bound[p], p, name, is_param=p in wrt) for p in bound]
-        directions = [_check_direction(bound[w], d, w, name, self.check_finite)
-                      for w, d in zip(wrt, v)]
+        directions = [_check_direction(bound[w], d, w, name) for w, d in zip(wrt, v)]
         c = self._get(bound)
         relax = getattr(c.module, "__rop_relaxations__", [])
         status = (np.zeros((len(relax), 4)),) if relax else ()
@@ -190,7 +197,7 @@ class HVP:
         except RopError:
             raise
         except Exception as exc:
-            raise _runtime_error(exc, name, c) from None
+            raise _runtime_error(exc, name, c, wrt) from None
         if relax and status[0][:, 0].any():
             self._report_divergence(status[0], relax)
         return out, r_out
@@ -208,7 +215,23 @@ class HVP:
                 warnings.warn(msg, RopConvergenceWarning, stacklevel=3)
 
 
+def _rank(x):
+    """The part of an argument's type that the generated code depends on (fast path first)."""
+    t = type(x)
+    if t is np.ndarray:
+        return x.ndim
+    if t is float or t is int:
+        return 0
+    if (t is list or t is tuple) and x and all(type(e) is np.ndarray for e in x):
+        nd = {e.ndim for e in x}
+        if len(nd) == 1:
+            return ("list", nd.pop())
+    return type_of_value(x)
+
+
 def _as_arg(x, pname, fname, is_param):
+    if type(x) is np.ndarray and x.flags.c_contiguous and x.dtype == np.float64:
+        return x
     if isinstance(x, list):
         return tuple(_as_arg(e, pname, fname, is_param) for e in x)
     if isinstance(x, tuple):
@@ -218,19 +241,35 @@ def _as_arg(x, pname, fname, is_param):
             raise RopCallError(f"{fname}.hvp: parameter `{pname}` has dtype {x.dtype}; "
                                "parameters differentiated by rop must be floating point "
                                "(use .astype(np.float64))")
-        return np.ascontiguousarray(x)  # one layout per rank keeps Numba's list types uniform
+        if x.dtype.kind == "f":  # float64 throughout: one type per rank for Numba's lists
+            return np.ascontiguousarray(x, dtype=np.float64)
+        return np.ascontiguousarray(x)
+    if is_param and isinstance(x, (complex, np.complexfloating)):
+        raise RopCallError(f"{fname}.hvp: parameter `{pname}` is complex; parameters "
+                           "differentiated by rop must be floating point")
     if is_param and isinstance(x, (int, np.integer)) and not isinstance(x, bool):
         return float(x)
     return x
 
 
-def _check_direction(p, d, pname, fname, check_finite):
+def _check_direction(p, d, pname, fname):
+    """The direction for a parameter, shaped like it (finiteness is checked in the compiled
+    code, see ``rt.check_finite``)."""
     if isinstance(p, (list, tuple)):
         if not isinstance(d, (list, tuple)) or len(d) != len(p):
             raise RopCallError(f"{fname}.hvp: the direction for `{pname}` must be a list of "
                                f"{len(p)} arrays shaped like its layers")
-        return tuple(_check_direction(pi, di, f"{pname}[{i}]", fname, check_finite)
-                     for i, (pi, di) in enumerate(zip(p, d)))
+        out = []
+        for i, (pi, di) in enumerate(zip(p, d)):
+            if type(di) is np.ndarray and type(pi) is np.ndarray and di.shape == pi.shape \
+                    and di.dtype == np.float64 and di.flags.c_contiguous:
+                out.append(di)
+            else:
+                out.append(_check_direction(pi, di, f"{pname}[{i}]", fname))
+        return tuple(out)
+    if type(d) is np.ndarray and type(p) is np.ndarray and d.shape == p.shape \
+            and d.dtype == np.float64 and d.flags.c_contiguous:
+        return d
     if isinstance(p, np.ndarray):
         d_arr = np.asarray(d)
         if d_arr.shape != p.shape:
@@ -239,19 +278,23 @@ def _check_direction(p, d, pname, fname, check_finite):
         if d_arr.dtype.kind not in "fi" or d_arr.dtype.kind == "c":
             raise RopCallError(f"{fname}.hvp: the direction for `{pname}` has dtype {d_arr.dtype}; "
                                "expected a real floating-point array")
-        d_arr = d_arr.astype(p.dtype, copy=False)
-        if check_finite and not (np.isfinite(p).all() and np.isfinite(d_arr).all()):
-            raise RopCallError(f"{fname}.hvp: `{pname}` or its direction contains NaN or Inf")
-        return d_arr
+        return np.ascontiguousarray(d_arr, dtype=np.float64)
     if isinstance(d, (np.ndarray, list, tuple)) and np.ndim(d) != 0:
         raise RopCallError(f"{fname}.hvp: `{pname}` is a scalar, so its direction must be a "
                            f"scalar, not shape {np.shape(d)}")
+    if isinstance(d, (complex, np.complexfloating)) or not isinstance(d, (int, float, np.number)):
+        raise RopCallError(f"{fname}.hvp: the direction for `{pname}` must be a real number, "
+                           f"not {type(d).__name__}")
     return float(d)
 
 
-def _runtime_error(exc, name, c):
+def _runtime_error(exc, name, c, wrt=()):
     msg = str(exc).strip().splitlines()
     head = msg[0] if msg else type(exc).__name__
+    from .runtime import NonFinite
+    if isinstance(exc, NonFinite):
+        pname = wrt[exc.args[0]] if exc.args and exc.args[0] < len(wrt) else "a parameter"
+        return RopCallError(f"{name}.hvp: `{pname}` or its direction contains NaN or Inf")
     try:
         import numba.core.errors as ne
         if isinstance(exc, ne.TypingError):

@@ -71,10 +71,11 @@ def _index_key(ir, wrt, param_types) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
 
-def compile_hvp(fn, wrt, param_types: dict, mode: str = "numba", relaxation: str = "auto") -> Compiled:
+def compile_hvp(fn, wrt, param_types: dict, mode: str = "numba", relaxation: str = "auto",
+                check_finite: bool = True) -> Compiled:
     ir = lower(fn)
     _dump("lower", ir)
-    key = _index_key(ir, wrt, param_types) + relaxation[0]
+    key = _index_key(ir, wrt, param_types) + relaxation[0] + "fc"[check_finite]
     hit = index_lookup(key)
     if hit is not None and not os.environ.get("ROP_DUMP"):
         path, source = hit
@@ -82,16 +83,16 @@ def compile_hvp(fn, wrt, param_types: dict, mode: str = "numba", relaxation: str
         return Compiled(source, path, mod, getattr(mod, fn.__name__),
                         getattr(mod, fn.__name__ + "_hvp"), None,
                         lambda: _rebuild(fn, wrt, param_types).graph_fn())
-    c = _compile(fn, ir, wrt, param_types, mode, relaxation)
+    c = _compile(fn, ir, wrt, param_types, mode, relaxation, check_finite)
     index_store(key, c.path)
     return c
 
 
 def _rebuild(fn, wrt, param_types, relaxation="auto"):
-    return _compile(fn, lower(fn), wrt, param_types, "python", relaxation)
+    return _compile(fn, lower(fn), wrt, param_types, "python", relaxation)  # graph only
 
 
-def _compile(fn, ir, wrt, param_types, mode, relaxation="auto") -> Compiled:
+def _compile(fn, ir, wrt, param_types, mode, relaxation="auto", check_finite=True) -> Compiled:
     prims = prims_for(ir)
     types = shapes.infer(ir, param_types, prims)
     namer = copy.deepcopy(ir.namer)
@@ -104,14 +105,36 @@ def _compile(fn, ir, wrt, param_types, mode, relaxation="auto") -> Compiled:
     primal = passes.dce(copy.deepcopy(ir))
     temps = set(ir.temps) | {r for v, r in rfn.rnames.items() if v in ir.temps} | rfn.temps
     temps |= {n for n in namer.taken if n not in ir.user_names and n.endswith("_new")}
-    source = emit_module(fn, ir, primal, rfn, prims, types, temps, wrt)
+    source = emit_module(fn, ir, primal, rfn, prims, types, temps, wrt,
+                         param_types if check_finite else None)
     path = write_module(source, f"{fn.__name__}_hvp")
     mod = load_module(path, mode, externs_for(ir))
     return Compiled(source, path, mod, getattr(mod, fn.__name__), getattr(mod, fn.__name__ + "_hvp"),
                     rfn, lambda: passes.dataflow_graph(rfn))
 
 
-def emit_module(fn, ir, primal, rfn, prims, types, temps, wrt) -> str:
+def finite_checks(wrt, rnames, param_types, namer_taken) -> list[str]:
+    """The hvp's first lines: parameters and directions must be finite (one loop in Numba)."""
+    lines = ["    # parameters and directions must be finite"]
+    k = "k"
+    while k in namer_taken:
+        k += "_"
+    def check(x, rx, t, i, pad):
+        if isinstance(t, tuple) and t[0] == "list":  # homogeneous: a loop
+            lines.append(f"{pad}for {k} in range(len({x})):")
+            check(f"{x}[{k}]", f"{rx}[{k}]", t[1], i, pad + "    ")
+        elif isinstance(t, tuple) and t[0] == "tuple":  # fixed structure: one check per item
+            for j, tj in enumerate(t[1]):
+                check(f"{x}[{j}]", f"{rx}[{j}]", tj, i, pad)
+        else:
+            lines.append(f"{pad}rt.check_finite({x}, {rx}, {i})")
+
+    for i, w in enumerate(wrt):  # the index names the parameter in the wrapper's error
+        check(w, rnames[w], param_types.get(w), i, "    ")
+    return lines
+
+
+def emit_module(fn, ir, primal, rfn, prims, types, temps, wrt, param_types=None) -> str:
     em = Emitter(prims, types, temps)
     filename = os.path.basename(ir.filename)
     out = [
@@ -140,7 +163,10 @@ def emit_module(fn, ir, primal, rfn, prims, types, temps, wrt) -> str:
         out += ["", *hem.function(passes.dce(hfn), hfn.name, r_mode=False), ""]
         names.append(hfn.name)
     out += ["", *em.function(primal, fn.__name__, r_mode=False), ""]
-    out += ["", *em.function(rfn, fn.__name__ + "_hvp", r_mode=True), ""]
+    hvp_lines = em.function(rfn, fn.__name__ + "_hvp", r_mode=True)
+    if param_types is not None:
+        hvp_lines[1:1] = finite_checks(wrt, rfn.rnames, param_types, ir.user_names)
+    out += ["", *hvp_lines, ""]
     names += [fn.__name__, fn.__name__ + "_hvp"]
     out.append("")
     out.append(f"__rop_functions__ = {tuple(names)!r}")

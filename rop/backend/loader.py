@@ -45,7 +45,7 @@ def write_module(source: str, stem: str) -> str:
         with open(path, encoding="utf-8") as fh:
             if fh.read() == source:
                 return path
-    except OSError:
+    except (OSError, ValueError):  # missing, unreadable or not UTF-8: rewrite it
         pass
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -84,7 +84,7 @@ def index_lookup(key: str):
             path, digest = fh.read().split("\n")[:2]
         with open(path, encoding="utf-8") as fh:
             source = fh.read()
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # ValueError covers a file that is not UTF-8
         return None
     if hashlib.sha256(source.encode()).hexdigest() != digest:
         return None  # stale or corrupted: regenerate, never use

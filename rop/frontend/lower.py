@@ -101,6 +101,7 @@ class Lowerer:
         self.params: set[str] = set()
         self.views: set[str] = set()   # locals that may alias a parameter
         self.rebound: set[str] = set()  # helper parameters given a new value
+        self.shared: set[str] = set()   # locals that may be one array under two names
         self.result_var = None  # inlined helper with several returns: where they all go
         self.depth = depth
         self.out: list = []
@@ -290,11 +291,16 @@ class Lowerer:
         self.error(target, "unsupported assignment target")
 
     def _track_view(self, name, prim, args):
-        if prim in ("copy", "getitem", "transpose", "reshape") and args and isinstance(args[0], Var) \
-                and (args[0].name in self.params or args[0].name in self.views):
+        aliasing = prim in ("copy", "getitem", "transpose", "reshape") and args \
+            and isinstance(args[0], Var)
+        if aliasing and (args[0].name in self.params or args[0].name in self.views):
             self.views.add(name)
-        elif prim in _FRESH or prim not in ("copy", "getitem", "transpose", "reshape"):
+        elif prim in _FRESH or not aliasing:
             self.views.discard(name)
+        # names that may share one array with another local: `b = a`, `b = a.T`, `a = b = ...`
+        self.shared.discard(name)
+        if aliasing and args[0].name != name:
+            self.shared |= {name, args[0].name}
 
     def check_writable(self, obj):
         if obj.id in self.params:
@@ -317,6 +323,10 @@ class Lowerer:
             if self.local(t.id) in self.views:
                 self.error(t, f"`{t.id}` may be a view of a parameter: `{t.id} {_OPSYM[opname]}= ...` "
                               "would change that parameter in place",
+                           f"write `{t.id} = {t.id} {_OPSYM[opname]} ...` to make a new array")
+            if self.local(t.id) in self.shared:
+                self.error(t, f"`{t.id}` may be the same array as another variable: "
+                              f"`{t.id} {_OPSYM[opname]}= ...` would change both in NumPy",
                            f"write `{t.id} = {t.id} {_OPSYM[opname]} ...` to make a new array")
             cur = self.name_operand(t)
             rhs = self.expr(st.value)
@@ -766,10 +776,11 @@ _OPSYM = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**", "matmul":
 _CMPOPS = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq", ast.NotEq: "ne"}
 
 
-def lower(fn) -> Function:
-    """Parse, check and lower a Python function to IR (cached per function object)."""
+def lower(fn, fresh: bool = False) -> Function:
+    """Parse, check and lower a Python function to IR (cached per function object; ``fresh``
+    lowers again, reading module-level numbers anew)."""
     cached = getattr(fn, "__rop_ir__", None)
-    if cached is not None:
+    if cached is not None and not fresh:
         return cached
     from .parse import parse_function
     fn_ast, filename, first, lines = parse_function(fn)

@@ -365,7 +365,7 @@ custom("minimum", ("a", "b"), "np.minimum(a, b)", _select_rule("a <= b"), nd_bro
        "where(a <= b, R{a}, R{b})", domain="distinct")
 custom("where", ("c", "a", "b"), "np.where(c, a, b)", _where_rule,
        lambda nd, ops=None: nd_broadcast(nd), "where(c, R{a}, R{b})", diff=("a", "b"))
-custom("clip", ("x", "lo", "hi"), "np.clip(x, lo, hi)", _clip_rule, nd_same("x"),
+custom("clip", ("x", "lo", "hi"), "rt.clip(x, lo, hi)", _clip_rule, nd_same("x"),
        "where(max(x, lo) > hi, R{hi}, where(x < lo, R{lo}, R{x}))", diff=("x", "lo", "hi"),
        domain="distinct")
 

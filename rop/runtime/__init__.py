@@ -34,7 +34,7 @@ import numpy as np
 __all__ = [
     "sum", "mean", "amax", "amin", "max_tangent", "min_tangent",
     "broadcast_as", "reshape", "transpose", "zeros_of", "clip_tangent",
-    "norm", "note_not_converged",
+    "norm", "note_not_converged", "check_finite", "clip",
 ]
 
 
@@ -249,3 +249,70 @@ def note_not_converged(status, index, iterations, change, change_r):
     status[index, 1] = iterations
     status[index, 2] = change
     status[index, 3] = change_r
+
+
+# ---------------------------------------------------------------------------
+# Argument checks inside the compiled code
+# ---------------------------------------------------------------------------
+
+class NonFinite(FloatingPointError):
+    """Raised by generated code for NaN/Inf in parameter number ``args[0]`` of ``wrt`` or in its
+    direction; the wrapper turns it into a RopCallError naming the parameter."""
+
+
+def check_finite(x, rx, index):
+    """Refuse NaN/Inf in a parameter or its direction.  Generated code calls this first, so
+    the check is one tight loop inside Numba instead of two NumPy calls per array in the
+    wrapper (which cost more than the whole Hv of a small network)."""
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(rx))):
+        raise NonFinite(index)
+
+
+def _install_check_finite():
+    from numba import types
+    from numba.extending import overload
+
+    @overload(check_finite)
+    def _ov(x, rx, index):
+        # v - v == 0 is False exactly for NaN and +-Inf
+        if isinstance(x, types.Array):
+            def impl(x, rx, index):
+                for v in x.flat:
+                    if not v - v == 0.0:
+                        raise NonFinite(index)
+                for v in rx.flat:
+                    if not v - v == 0.0:
+                        raise NonFinite(index)
+            return impl
+
+        def impl_scalar(x, rx, index):
+            if not (x - x == 0.0 and rx - rx == 0.0):
+                raise NonFinite(index)
+        return impl_scalar
+
+
+_install_check_finite()
+
+
+def clip(x, lo, hi):
+    """``np.clip``, also for a scalar ``x`` in Numba (whose ``np.clip`` takes arrays only)."""
+    return np.clip(x, lo, hi)
+
+
+def _install_clip():
+    from numba import types
+    from numba.extending import overload
+
+    @overload(clip)
+    def _ov(x, lo, hi):
+        if isinstance(x, (types.Float, types.Integer)):
+            def impl_scalar(x, lo, hi):
+                return min(max(x, lo), hi)
+            return impl_scalar
+
+        def impl(x, lo, hi):
+            return np.clip(x, lo, hi)
+        return impl
+
+
+_install_clip()
