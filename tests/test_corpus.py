@@ -25,13 +25,15 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
-import math
 import types
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+import jax_oracle
+from jax_oracle import as_float, leaves
 import pytest
 
 import corpus_programs as P
@@ -345,19 +347,6 @@ HELPERS = {"sigmoid", "softplus", "log_sigmoid", "relu", "dense", "tanh_layer", 
 
 # ----------------------------------------------------------------------------- trees of values
 
-def leaves(x):
-    if isinstance(x, (tuple, list)):
-        return [leaf for e in x for leaf in leaves(e)]
-    return [x]
-
-
-def as_float(x):
-    x = np.asarray(x)
-    if x.dtype == jax.dtypes.float0:
-        return np.zeros(x.shape)
-    return x.astype(float)
-
-
 def direction_like(rng, x):
     if isinstance(x, (tuple, list)):
         return tuple(direction_like(rng, e) for e in x)
@@ -503,28 +492,10 @@ def test_central_differences(name):
                 f"{name} point {p} output {k}: relative |R - fd| = {errs} at eps = {STEPS}"
 
 
-class _JaxMath:
-    """``math`` for re-executing the corpus under JAX: elementwise functions from jax.numpy."""
-    exp, log, log1p, expm1, sqrt = jnp.exp, jnp.log, jnp.log1p, jnp.expm1, jnp.sqrt
-    tanh, sinh, cosh, sin, cos, tan = jnp.tanh, jnp.sinh, jnp.cosh, jnp.sin, jnp.cos, jnp.tan
-    atan, fabs, floor, ceil = jnp.arctan, jnp.abs, jnp.floor, jnp.ceil
-    pi, e, inf = math.pi, math.e, math.inf
-
-
-def _jax_float(x):
-    return jnp.asarray(x, dtype=jnp.float64)
-
-
 @functools.lru_cache(maxsize=None)
 def jax_namespace():
-    """The corpus module's globals with np -> jax.numpy, math -> _JaxMath, float -> jnp cast, and
-    every function (helpers included) re-bound to these globals."""
-    g = dict(vars(P))
-    g.update(np=jnp, math=_JaxMath, float=_jax_float)
-    for n, f in vars(P).items():
-        if isinstance(f, types.FunctionType) and f.__module__ == P.__name__:
-            g[n] = types.FunctionType(f.__code__, g, n, f.__defaults__)
-    return g
+    """The corpus module under JAX (tests/jax_oracle.py)."""
+    return jax_oracle.jax_namespace(P)
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if n not in JAX_SKIP])

@@ -33,18 +33,18 @@ xfail) once rop is fixed, so that the entry gets removed.
 
 from __future__ import annotations
 
-import math
 import os
 import re
-import sys
 import tempfile
 import traceback
-import types
 from collections import Counter
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+import jax_oracle
+from jax_oracle import as_float, leaves
 import pytest
 from hypothesis import HealthCheck, given, seed, settings
 
@@ -89,37 +89,8 @@ FIXED_DEFECTS: dict[str, dict] = {
 
 # ----------------------------------------------------------------------------- oracles
 
-class _JaxMath:
-    exp, log, log1p, expm1, sqrt = jnp.exp, jnp.log, jnp.log1p, jnp.expm1, jnp.sqrt
-    tanh, sinh, cosh, sin, cos, tan = jnp.tanh, jnp.sinh, jnp.cosh, jnp.sin, jnp.cos, jnp.tan
-    atan, fabs, floor, ceil = jnp.arctan, jnp.abs, jnp.floor, jnp.ceil
-    pi, e, inf = math.pi, math.e, math.inf
-
-
-def _jax_float(x):
-    return jnp.asarray(x, dtype=jnp.float64)
-
-
 def jax_version(mod, name):
-    g = dict(vars(mod))
-    g.update(np=jnp, math=_JaxMath, float=_jax_float)
-    for n, f in vars(mod).items():
-        if isinstance(f, types.FunctionType) and f.__module__ == mod.__name__:
-            g[n] = types.FunctionType(f.__code__, g, n, f.__defaults__)
-    return g[name]
-
-
-def leaves(x):
-    if isinstance(x, (tuple, list)):
-        return [leaf for e in x for leaf in leaves(e)]
-    return [x]
-
-
-def as_float(x):
-    x = np.asarray(x)
-    if x.dtype == jax.dtypes.float0:
-        return np.zeros(x.shape)
-    return x.astype(float)
+    return jax_oracle.jax_namespace(mod)[name]
 
 
 def close(got, ref, rtol):
