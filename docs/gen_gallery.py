@@ -18,7 +18,6 @@ the mkdocs hook (``docs/hooks.py``) runs the same check before every build.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.util
 import inspect
@@ -232,25 +231,10 @@ def outputs() -> dict[Path, str]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--check", action="store_true",
-                    help="do not write; exit 1 if a committed file differs")
-    args = ap.parse_args(argv)
-    stale = []
-    for path, text in outputs().items():
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current == text:
-            continue
-        if args.check:
-            stale.append(path)
-        else:
-            path.write_text(text, encoding="utf-8")
-            print(f"wrote {path.relative_to(ROOT)}")
-    if stale:
-        print("out of date: " + ", ".join(str(p.relative_to(ROOT)) for p in stale)
-              + "; run `python docs/gen_gallery.py`", file=sys.stderr)
-        return 1
-    return 0
+    if str(DOCS) not in sys.path:
+        sys.path.insert(0, str(DOCS))
+    from gen_reference import write_or_check
+    return write_or_check(outputs(), "docs/gen_gallery.py", argv, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

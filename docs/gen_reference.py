@@ -190,13 +190,15 @@ def outputs() -> dict[Path, str]:
     return {RULES_MD: render_rules(), GRAMMAR_MD: render_grammar()}
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def write_or_check(outputs: dict, script: str, argv=None, description="") -> int:
+    """Write each generated page, or with ``--check`` exit 1 if a committed one differs.
+    Shared by this script and ``docs/gen_gallery.py``."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--check", action="store_true",
                     help="do not write; exit 1 if a committed file differs")
     args = ap.parse_args(argv)
     stale = []
-    for path, text in outputs().items():
+    for path, text in outputs.items():
         current = path.read_text(encoding="utf-8") if path.exists() else None
         if current == text:
             continue
@@ -207,9 +209,13 @@ def main(argv=None) -> int:
             print(f"wrote {path.relative_to(ROOT)}")
     if stale:
         print("out of date: " + ", ".join(str(p.relative_to(ROOT)) for p in stale)
-              + "; run `python docs/gen_reference.py`", file=sys.stderr)
+              + f"; run `python {script}`", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv=None) -> int:
+    return write_or_check(outputs(), "docs/gen_reference.py", argv, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":
