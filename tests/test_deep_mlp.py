@@ -51,5 +51,10 @@ def test_generated_code_is_nopython_and_readable():
     assert compiled.targetoptions.get("nopython", True)
     assert compiled.nopython_signatures, "generated code did not compile in nopython mode"
     src = backprop.hvp.source
-    assert "R_h = R_Ws[i] @" in src and "R_acts[" in src
+    # R{a_0} = R{X} = 0: the first layer's products with it are not formed, as in a
+    # hand-written R{backprop} (the slot-level activity of rop/transforms/slots.py)
+    assert "if i == 0:\n            R_h = R_Ws[i] @ acts[i] + R_bs[i][:, None]\n" in src
+    assert "else:\n            R_h = R_Ws[i] @ acts[i] + Ws[i] @ R_acts[i] + R_bs[i][:, None]" in src
+    assert "R_dWs[i] = R_d @ acts[i].T\n" in src
+    assert "R_dWs[i] = R_d @ acts[i].T + d @ R_acts[i].T\n" in src
     assert "# deep_mlp.py:" in src

@@ -15,7 +15,7 @@ from collections import Counter
 
 from ..errors import RopInternalError
 from ..ir.nodes import (Append, Assign, Break, Const, Continue, Effect, For, If, Return, SetItem,
-                        Var, While, blocks_of, walk)
+                        Var, While, blocks_of, defined_names, walk)
 from ..transforms.rtransform import operand_ast
 
 INDENT = "    "
@@ -28,6 +28,21 @@ def _placeholder(t) -> ast.expr:
     if isinstance(t, int):
         return ast.parse("np.empty(" + repr((0,) * t) + ")", mode="eval").body
     return None
+
+
+def _trivial(expr) -> bool:
+    """A name, a constant, or subscripts / ``.T`` of them: free to write out at each use."""
+    if isinstance(expr, (ast.Name, ast.Constant)):
+        return True
+    if isinstance(expr, ast.Subscript):
+        return _trivial(expr.value) and _trivial(expr.slice)
+    if isinstance(expr, ast.Attribute):
+        return expr.attr == "T" and _trivial(expr.value)
+    if isinstance(expr, ast.Tuple):
+        return all(_trivial(e) for e in expr.elts)
+    if isinstance(expr, ast.Slice):
+        return all(p is None or _trivial(p) for p in (expr.lower, expr.upper, expr.step))
+    return False
 
 
 class _Fold(ast.NodeTransformer):
@@ -53,6 +68,7 @@ class Emitter:
         self.r_mode = r_mode
         self.uses = Counter()
         self.defs = Counter()
+        self.left = Counter()  # uses of a pending temporary not yet folded
         for st in walk(fn.body):
             for v in st.reads():
                 self.uses[v] += 1
@@ -68,15 +84,27 @@ class Emitter:
         return lines
 
     def foldable(self, st) -> bool:
-        return (isinstance(st, Assign) and st.target in self.temps and self.defs[st.target] == 1
-                and self.uses[st.target] == 1)
+        """A temporary defined once and read once, or a few times when writing it out at
+        each reader costs nothing (``Ws[i]``, ``acts[i].T``)."""
+        if not (isinstance(st, Assign) and st.target in self.temps and self.defs[st.target] == 1):
+            return False
+        n = self.uses[st.target]
+        if n == 1:
+            return True
+        rhs = self.rhs(st)
+        cheap = _trivial(rhs) or (self.types.get(st.target) == 0 and isinstance(rhs, ast.BinOp)
+                                  and isinstance(rhs.op, (ast.Add, ast.Sub))
+                                  and _trivial(rhs.left) and _trivial(rhs.right))
+        return 1 < n <= 3 and cheap
 
-    def block(self, stmts, depth, tail_test=None):
-        """Lines of a block; with ``tail_test``, also returns the test with folded temps."""
+    def block(self, stmts, depth, tail_test=None, inherit=None, line=None):
+        """Lines of a block; with ``tail_test``, also returns the test with folded temps.
+        ``inherit``: temporaries of the enclosing block read only here; ``line``: the source
+        line whose comment is already printed just above."""
         pad = INDENT * depth
         lines: list[str] = []
-        pending: dict = {}  # temp name -> (expr, names read, stmt)
-        last_line = [None]
+        pending: dict = dict(inherit or {})  # temp name -> (expr, names read, stmt)
+        last_line = [line]
 
         def put(text, st):
             if st is not None and st.loc.lineno != last_line[0]:
@@ -94,7 +122,9 @@ class Emitter:
             f = _Fold(pending)
             out = f.visit(copy.deepcopy(expr))
             for k in f.used:
-                pending.pop(k, None)
+                self.left[k] -= 1
+                if self.left[k] <= 0:
+                    pending.pop(k, None)
             return out
 
         def guard(defined):
@@ -107,6 +137,7 @@ class Emitter:
                 if isinstance(st, Assign):
                     guard({st.target})
                     if self.foldable(st):
+                        self.left[st.target] = self.uses[st.target]
                         pending[st.target] = (rhs, {n.id for n in ast.walk(rhs)
                                                     if isinstance(n, ast.Name)}, st)
                         continue
@@ -145,9 +176,11 @@ class Emitter:
                 continue
             if isinstance(st, If):
                 test = fold(operand_ast(st.test))
+                give, keep = self.split_pending(st, pending)
                 flush()
                 put(f"if {ast.unparse(test)}:", st)
-                self.if_tail(st, test, depth, lines)
+                self.if_tail(st, test, depth, lines, give, last_line[0])
+                pending.update(keep)
                 last_line[0] = None
                 continue
             if isinstance(st, While):
@@ -165,16 +198,42 @@ class Emitter:
                 last_line[0] = None
                 continue
             raise RopInternalError(f"emitter: unknown statement {type(st).__name__}")
+        # a temporary written out in both branches of an if has no use left in this one
+        shared = {k for k in pending if (inherit or {}).get(k) is pending[k] and self.left[k] > 0}
         if tail_test is not None:
             test = fold(operand_ast(tail_test))
-            flush()
+            flush([k for k in pending if k not in shared])
             return lines, test
-        flush()
+        flush([k for k in pending if k not in shared])
         return lines
 
-    def if_tail(self, st, test, depth, lines):
+    def split_pending(self, st, pending):
+        """Take out of ``pending`` the temporaries read in one branch only (each goes into its
+        branch) and those read after the ``if`` that it does not disturb (they stay pending);
+        pure expressions, so only where they are evaluated changes, never how often."""
+        plain_else = not (st.orelse and isinstance(st.orelse[-1], If))
+        reads = [Counter(n for s in walk(b) for n in s.reads()) for b in (st.body, st.orelse)]
+        changed = {n for s in walk(st.body + st.orelse) for n in defined_names(s)}
+        give, keep = ({}, {}), {}
+        for k, entry in list(pending.items()):
+            in_body, in_else = (r[k] for r in reads)
+            if (entry[1] | {k}) & changed:
+                continue
+            if in_body == self.left[k] and not in_else:
+                give[0][k] = pending.pop(k)
+            elif in_else == self.left[k] and not in_body and plain_else:
+                give[1][k] = pending.pop(k)
+            elif in_body and in_else and in_body + in_else == self.left[k] and plain_else \
+                    and _trivial(entry[0]):
+                give[0][k] = give[1][k] = pending.pop(k)
+            elif not in_body and not in_else:
+                keep[k] = pending.pop(k)
+        return give, keep
+
+    def if_tail(self, st, test, depth, lines, give=({}, {}), line=None):
         pad = INDENT * depth
-        lines.extend(self.block(st.body, depth + 1) or [pad + INDENT + "pass"])
+        lines.extend(self.block(st.body, depth + 1, inherit=give[0], line=line)
+                     or [pad + INDENT + "pass"])
         orelse = st.orelse
         while orelse and isinstance(orelse[-1], If):  # else: if ... reads as elif
             inner = orelse[-1]
@@ -186,14 +245,15 @@ class Emitter:
             orelse = inner.orelse
         if orelse:
             lines.append(pad + "else:")
-            lines.extend(self.block(orelse, depth + 1) or [pad + INDENT + "pass"])
+            lines.extend(self.block(orelse, depth + 1, inherit=give[1] if orelse is st.orelse else None,
+                                    line=line) or [pad + INDENT + "pass"])
 
     def fold_prefix(self, prefix, test):
         """``test`` with the temporaries computed just for it folded in, or None when the
         prefix does anything else (then the else-branch is printed as it is)."""
         pending = {}
         for st in prefix:
-            if not self.foldable(st):
+            if not self.foldable(st) or self.uses[st.target] != 1:
                 return None
             f = _Fold(pending)
             pending[st.target] = (f.visit(copy.deepcopy(self.rhs(st))), None, st)

@@ -13,13 +13,15 @@ the other path — that zero is a real value there, not a dropped term.
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass, field, replace
 
 from ..errors import RopSyntaxError
 from ..ir.nodes import (Append, Assign, Break, Const, Continue, For, Function, If, Return,
-                        SetItem, SliceOp, TupleOp, Var, While)
+                        SetItem, SliceOp, TupleOp, Var, While, defined_names, walk)
 from ..rules.table import apply_rule
 from ..rules.templates import T, name as aname
+from .slots import COSTLY, SlotFacts, is_token, token
 
 _TERMINATORS = (Return, Break, Continue)
 
@@ -42,7 +44,7 @@ class _Loop:
 
 
 class RTransform:
-    def __init__(self, fn: Function, wrt, types: dict, prims: dict, namer):
+    def __init__(self, fn: Function, wrt, types: dict, prims: dict, namer, slot_activity=True):
         self.fn = fn
         self.wrt = list(wrt)
         self.types = types
@@ -55,6 +57,10 @@ class RTransform:
         self.fn_temps: set = set()
         self._status = None
         self.defined: set = set(fn.params)  # names that may be bound at this point
+        self.slots = SlotFacts(fn)
+        self.versions: set = set()  # ids of the ``if i == k`` made by _versioned
+        if not slot_activity:
+            self.slots.universe = {}
 
     def status_name(self) -> str:
         """The array the generated code reports unconverged relaxations in."""
@@ -121,7 +127,55 @@ class RTransform:
             if state is None:
                 break  # unreachable code after a terminator
             state = self.stmt(st, state, out)
+        if self.versions:
+            self._sink_versions(out)
         return out, state
+
+    def _sink_versions(self, out):
+        """Let a versioned R-statement's ``if`` take in the rest of its source line, so each
+        branch reads as one formula (``if i == 0: R_h = V a + c  else: R_h = V a + W R{a} + c``):
+        the line's R-statements go into both branches, its primal statements before the ``if``
+        when no value moves past its readers."""
+        i = 0
+        while i < len(out):
+            node = out[i]
+            i += 1
+            if not (isinstance(node, If) and id(node) in self.versions):
+                continue
+            reads = {n for s in walk([node]) for n in s.reads()}
+            defs = {n for s in walk([node]) for n in defined_names(s)}
+            while i < len(out) and isinstance(out[i], (Assign, SetItem, Append)) \
+                    and out[i].loc.lineno == node.loc.lineno:
+                s = out[i]
+                if s.is_r:
+                    node.body.append(copy.deepcopy(s))
+                    node.orelse.append(s)
+                    reads |= set(s.reads())
+                    defs |= defined_names(s)
+                    del out[i]
+                elif defined_names(s) & reads or set(s.reads()) & defs:
+                    break
+                else:
+                    out.insert(i - 1, out.pop(i))
+                    i += 1
+            later = {n for s in walk(out[i:]) for n in s.reads()}
+            self._split_temps(node.body, later)
+
+    def _split_temps(self, branch, later):
+        """Fresh names for the temporaries a branch defines (and nothing after it reads), so
+        that each is defined once in the function and the emitter folds it into its reader."""
+        temps = {r for v, r in self.rnames.items() if v in getattr(self.fn, "temps", ())}
+        for k, s in enumerate(branch):
+            inside = {n for t in branch[k + 1:] for n in t.reads()}
+            if isinstance(s, Assign) and s.target in temps and s.target in inside \
+                    and s.target not in later:
+                new = self.namer.fresh(s.target)
+                self.fn_temps.add(new)
+                self.types[new] = self.types.get(s.target)
+                branch[k] = replace(s, target=new)
+                for reader in branch[k + 1:]:
+                    if reader.expr is not None:
+                        reader.expr = _subst(reader.expr, s.target, new)
 
     def stmt(self, st, active, out):
         return getattr(self, "s_" + type(st).__name__)(st, active, out)
@@ -129,6 +183,16 @@ class RTransform:
     # ------------------------------------------------------------------ straight-line code
     def s_Assign(self, st, active, out):
         self.defined.add(st.target)
+        sl = self.slots
+        sl.assigned(st.target)
+        active -= sl.all_tokens(st.target)  # a list rebound: its old slots are gone
+        try:
+            return self._assign(st, active, out)
+        finally:
+            sl.note_def(st)
+
+    def _assign(self, st, active, out):
+        sl = self.slots
         if st.prim == "list":
             rs = [self.r_of(a, active) for a in st.args]
             out.append(st)
@@ -139,7 +203,16 @@ class RTransform:
                                   for r, a in zip(rs, st.args)], ctx=ast.Load())
             out.append(Assign(self.rname(st.target), "r", (), st.loc, is_r=True, expr=expr))
             active.add(st.target)
+            active |= {token(st.target, k) for k in sl.universe.get(st.target, ())
+                       if k < len(rs) and rs[k] is not None}
             return active
+        hit = None
+        if st.prim == "getitem" and isinstance(st.args[0], Var) and st.args[0].name in active:
+            hit = sl.read(st.args[0].name, st.args[1], active)
+            if hit == "zero":  # a slot whose R is structurally zero
+                out.append(st)
+                active.discard(st.target)
+                return active
         prim = self.prims[st.prim]
         env = {p: operand_ast(a) for p, a in zip(prim.params, st.args)}
         renv = {p: self.r_of(a, active) for p, a in zip(prim.params, st.args)
@@ -150,6 +223,8 @@ class RTransform:
             out.append(st)
             active.discard(st.target)
             return active
+        if hit is not None:
+            sl.czero[st.target] = hit
         names = {n.id for n in ast.walk(r) if isinstance(n, ast.Name)}
         rt = self.rname(st.target)
         if st.target in names and y_ph in names:
@@ -162,11 +237,50 @@ class RTransform:
         elif st.target in names:
             out.append(Assign(rt, "r", (), st.loc, is_r=True, expr=r))  # R first: reads the old y
             out.append(st)
+        elif self._versioned(st, prim, env, renv, out):
+            pass
         else:
             out.append(st)
             out.append(Assign(rt, "r", (), st.loc, is_r=True, expr=_subst(r, y_ph, st.target)))
         active.add(st.target)
         return active
+
+    def _versioned(self, st, prim, env, renv, out) -> bool:
+        """``if i == k: R_y = <rule without the terms zero there> else: R_y = <rule>`` when
+        some active arguments are read from a list slot whose R is zero at ``i == k``
+        (see :mod:`.slots`); False when no argument is."""
+        sl = self.slots
+        by_pred = {}
+        for p, a in zip(prim.params, st.args):
+            if renv.get(p) is not None and isinstance(a, Var) and a.name in sl.czero:
+                by_pred.setdefault(sl.czero[a.name], []).append(p)
+        if not by_pred:
+            return False
+        pred = max(sorted(by_pred), key=lambda q: len(by_pred[q]))
+        cond = by_pred[pred]
+        others = any(r is not None for p, r in renv.items() if p not in cond)
+        rt = self.rname(st.target)
+        full = _subst(apply_rule(prim, env, renv, aname("__y__")), "__y__", st.target)
+        out.append(st)
+        if not others and st.prim not in COSTLY:
+            # cheap on a zero: computed as it is, and the fact passes on to its readers (every
+            # R-value stays defined on every path, so no definition is left to a branch)
+            out.append(Assign(rt, "r", (), st.loc, is_r=True, expr=full))
+            sl.czero[st.target] = pred
+            return True
+        part = apply_rule(prim, env, {p: (None if p in cond else r) for p, r in renv.items()},
+                          aname("__y__"))
+        part = (_subst(part, "__y__", st.target) if part is not None
+                else _zeros_for(self.types.get(st.target), aname(st.target)))
+        test = self.namer.temp()
+        self.fn_temps.add(test)
+        self.types[test] = 0
+        out.append(Assign(test, "eq", (Var(pred[0]), Const(pred[1])), st.loc))
+        node = If(Var(test), [Assign(rt, "r", (), st.loc, is_r=True, expr=part)],
+                  [Assign(rt, "r", (), st.loc, is_r=True, expr=full)], st.loc)
+        self.versions.add(id(node))
+        out.append(node)
+        return True
 
     def s_For(self, st, active, out):
         self.defined.add(st.var)
@@ -183,6 +297,10 @@ class RTransform:
         out.append(st)
         if rv is None:
             rv = self.zeros_expr(st.value) if self._is_list(st.obj) else ast.Constant(0.0)
+            if isinstance(st.index, Const):
+                active.discard(token(st.obj, st.index.value))
+        else:
+            active |= self.slots.tokens_written(st.obj, st.index)
         out.append(SetItem(self.rname(st.obj), st.index, None, st.loc, is_r=True, expr=rv))
         return active
 
@@ -197,6 +315,8 @@ class RTransform:
         out.append(st)
         if rv is None:
             rv = self.zeros_expr(st.value)
+        else:
+            active |= self.slots.all_tokens(st.obj)
         out.append(Append(self.rname(st.obj), None, st.loc, is_r=True, expr=rv))
         return active
 
@@ -207,7 +327,7 @@ class RTransform:
     def materialize(self, names, loc):
         """``R_x = 0`` of the right type, for values active on another path into a join."""
         stmts = []
-        for v in sorted(names):
+        for v in sorted(n for n in names if not is_token(n)):
             expr = _zeros_for(self.types.get(v), aname(v))
             stmts.append(Assign(self.rname(v), "r", (), loc, is_r=True, expr=expr))
         return stmts
@@ -225,10 +345,18 @@ class RTransform:
     # ------------------------------------------------------------------ control flow
     def s_If(self, st, active, out):
         before = set(self.defined)
+        sl = self.slots
+        lb = dict(sl.lb)
+        then_lb, else_lb = sl.branch_bounds(st.test)
+        sl.lb = _tighter(lb, then_lb)
         body, a1 = self.block(st.body, active)
         in_body, self.defined = self.defined, set(before)
+        sl.lb = _tighter(lb, else_lb)
         orelse, a2 = self.block(st.orelse, active)
         in_orelse = self.defined
+        changed = {n for s in walk(st.body + st.orelse) for n in defined_names(s)}
+        sl.lb = {n: b for n, b in lb.items() if n not in changed}
+        sl.forget_compound(st.body + st.orelse)
         self.defined = in_body | in_orelse
         live = [a for a in (a1, a2) if a is not None]
         if not live:
@@ -280,10 +408,22 @@ class RTransform:
         return body, head
 
     def _s_For(self, st, active, out):
+        sl = self.slots
+        lo = sl.loop_bound(st)
+        counter = st.var not in {n for s in walk(st.body) for n in defined_names(s)}
+
         def run(head):
             head.discard(st.var)
+            sl.assigned(st.var)
+            if counter:
+                sl.counters.add(st.var)
+                if lo is not None:
+                    sl.lb[st.var] = lo
             return self.block(st.body, head)
         body, head = self._loop(st, active, out, run)
+        sl.counters.discard(st.var)
+        sl.assigned(st.var)
+        sl.forget_compound(st.body)
         out.append(For(st.var, st.start, st.stop, st.step, body, st.loc))
         return head
 
@@ -295,6 +435,7 @@ class RTransform:
             cond_holder["cond"] = cond
             return self.block(st.body, after)
         body, head = self._loop(st, active, out, run)
+        self.slots.forget_compound(st.cond + st.body)
         cond = cond_holder["cond"]
         relax = None
         if self.relax_mode == "auto":
@@ -328,6 +469,13 @@ def _zeros_for(t, x):
     return T("rt.zeros_of(x)")(x=x)
 
 
+def _tighter(bounds: dict, extra: dict) -> dict:
+    out = dict(bounds)
+    for n, b in extra.items():
+        out[n] = b if out.get(n) is None else max(out[n], b)
+    return out
+
+
 def _subst(expr, old, new):
     class S(ast.NodeTransformer):
         def visit_Name(self, node):
@@ -335,12 +483,12 @@ def _subst(expr, old, new):
     return S().visit(expr)
 
 
-def r_transform(fn, wrt, types, prims, namer, relaxation="auto") -> Function:
+def r_transform(fn, wrt, types, prims, namer, relaxation="auto", slot_activity=True) -> Function:
     for w in wrt:
         if w not in fn.params:
             raise RopSyntaxError(f"`{w}` in wrt is not a parameter of {fn.name}", fn.filename,
                                  fn.loc.lineno, fn.loc.col, fn.loc.text,
                                  f"parameters are: {', '.join(fn.params)}")
-    tr = RTransform(fn, wrt, types, prims, namer)
+    tr = RTransform(fn, wrt, types, prims, namer, slot_activity)
     tr.relax_mode = relaxation
     return tr.run()

@@ -1,0 +1,163 @@
+"""Programs for the slot-level activity tests (tests/test_slots.py), written as users write
+per-layer code: lists of activations whose slot 0 holds the (inactive) input, and variants
+where that slot is, or may be, overwritten by an active value, so that the products with
+R{slot 0} must stay.
+
+Each function takes (Ws, bs, X) with Ws, bs per-layer lists; the tests differentiate
+with respect to (Ws, bs).
+"""
+
+import numpy as np
+
+
+def forward_backward(Ws, bs, X):
+    """The deep MLP's backprop: R{acts[0]} = 0 forward and backward (two versioned products)."""
+    L = len(Ws)
+    acts = [None] * (L + 1)
+    acts[0] = X
+    for i in range(L):
+        h = Ws[i] @ acts[i] + bs[i][:, None]
+        acts[i + 1] = np.tanh(h)
+    d = acts[L] - 1.0
+    dWs = [None] * L
+    for i in range(L - 1, -1, -1):
+        dWs[i] = d @ acts[i].T
+        if i > 0:
+            d = (Ws[i].T @ d) * (1.0 - acts[i] ** 2)
+    return dWs
+
+
+def reversed_range(Ws, bs, X):
+    """``for i in reversed(range(L))``: the counter's lower bound is read from the stop."""
+    L = len(Ws)
+    acts = [None] * (L + 1)
+    acts[0] = X
+    for i in range(L):
+        acts[i + 1] = np.sin(Ws[i] @ acts[i] + bs[i][:, None])
+    out = np.zeros(X.shape)
+    for i in reversed(range(L)):
+        out = out + np.sum(acts[i + 1] * acts[i + 1]) * X
+        if i == 0:
+            out = out + Ws[0].T @ (Ws[0] @ acts[i])
+    return out
+
+
+def literal_list(Ws, bs, X):
+    """A list literal whose first element is inactive."""
+    h = np.tanh(Ws[0] @ X + bs[0][:, None])
+    acts = [X, h]
+    s = 0.0
+    for i in range(2):
+        s = s + np.sum(Ws[i] @ acts[i])
+    return s
+
+
+def overwritten_slot(Ws, bs, X):
+    """Slot 0 gets an active value after the input: nothing may be dropped."""
+    L = len(Ws)
+    acts = [None] * (L + 1)
+    acts[0] = X
+    acts[0] = np.tanh(X * bs[0][0])
+    for i in range(L):
+        acts[i + 1] = np.tanh(Ws[i] @ acts[i] + bs[i][:, None])
+    return acts[L]
+
+
+def writes_at_counter(Ws, bs, X):
+    """``acts[i] = ...`` for i from 0 writes slot 0: nothing may be dropped."""
+    L = len(Ws)
+    acts = [None] * (L + 1)
+    acts[0] = X
+    acts[L] = X
+    for i in range(L):
+        acts[i] = acts[i] * bs[i][0] if i == 0 else acts[i]
+        acts[i + 1] = np.tanh(Ws[i] @ acts[i] + bs[i][:, None])
+    return acts[L]
+
+
+def negative_index_write(Ws, bs, X):
+    """A write at a negative index may land on slot 0 (a one-slot list): kept."""
+    acts = [None] * 1
+    acts[0] = X
+    acts[-1] = np.tanh(Ws[0] @ X + bs[0][:, None])
+    return Ws[1] @ acts[0]
+
+
+def shifted_write(Ws, bs, X):
+    """Writes at ``i - 1`` for i from 1 land on slot 0: kept."""
+    L = len(Ws)
+    acts = [None] * (L + 1)
+    for j in range(L + 1):
+        acts[j] = X
+    for i in range(1, L + 1):
+        acts[i - 1] = np.tanh(bs[i - 1][0] * X + Ws[0][0, 0])
+    return Ws[0] @ acts[0] + acts[L - 1][0, 0]
+
+
+def appended(Ws, bs, X):
+    """A list built with ``append``: slot 0 inactive, then active slots."""
+    acts = []
+    acts.append(X)
+    for i in range(len(Ws)):
+        acts.append(np.tanh(Ws[i] @ acts[i] + bs[i][:, None]))
+    return acts[len(Ws)]
+
+
+def branch_fact(Ws, bs, X):
+    """Reads of acts[i] under ``if i >= 1`` / ``if 0 < i`` never see slot 0."""
+    L = len(Ws)
+    acts = [None] * (L + 1)
+    acts[0] = X
+    for i in range(L):
+        acts[i + 1] = np.tanh(Ws[i] @ acts[i] + bs[i][:, None])
+    s = 0.0
+    for i in range(L + 1):
+        if i >= 1:
+            s = s + np.sum(acts[i] * acts[i])
+        if 0 < i:
+            s = s + np.sum(acts[i])
+    return s
+
+
+def while_layers(Ws, bs, X):
+    """A while loop over the layers: the counter is a plain variable (no bound is taken)."""
+    L = len(Ws)
+    acts = [None] * (L + 1)
+    acts[0] = X
+    i = 0
+    while i < L:
+        acts[i + 1] = np.tanh(Ws[i] @ acts[i] + bs[i][:, None])
+        i = i + 1
+    return acts[L]
+
+
+def inactive_weights(Ws, bs, X):
+    """Only the biases are differentiated: ``Ws[i] @ R{acts[i]}`` alone is versioned to zero."""
+    L = len(Ws)
+    acts = [None] * (L + 1)
+    acts[0] = X
+    for i in range(L):
+        acts[i + 1] = np.tanh(Ws[i] @ acts[i] + bs[i][:, None])
+    return acts[L]
+
+
+def zero_slot_rewritten_inactive(Ws, bs, X):
+    """Slot 1 is made inactive again at a constant index after the loop: its reads drop out."""
+    L = len(Ws)
+    acts = [None] * (L + 1)
+    acts[0] = X
+    for i in range(L):
+        acts[i + 1] = np.tanh(Ws[i] @ acts[i] + bs[i][:, None])
+    acts[1] = X
+    return Ws[0].T @ (Ws[0] @ acts[1]) + acts[L][0, 0]
+
+
+def write_below_slot(Ws, bs, X):
+    """Slot 1 starts inactive; writes at i for i from 0 may land on it: kept."""
+    acts = [None] * 3
+    acts[0] = X
+    acts[1] = X
+    acts[2] = X
+    for i in range(2):
+        acts[i] = acts[i] * bs[0][0]
+    return Ws[0] @ acts[1]
