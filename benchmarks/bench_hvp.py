@@ -534,8 +534,34 @@ def machine_info():
     with open("/proc/loadavg") as fh:
         load = fh.read().split()[:3]
     return dict(cpu=model, cores=cores(), cpu_count=os.cpu_count(), platform=platform.platform(),
-                versions=vers, loadavg_start=load,
+                versions=vers, loadavg_start=load, blas=blas_kernels(),
                 date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"))
+
+
+def blas_kernels() -> str:
+    """Which OpenBLAS kernels NumPy's OpenBLAS runs (SciPy's, which Numba's ``@`` calls, reads
+    the same OPENBLAS_CORETYPE), and why: the machine's environment may pin them."""
+    import ctypes
+    core = "?"
+    try:
+        import numpy._core._multiarray_umath as m
+        lib = ctypes.CDLL(m.__file__)
+        for sym in ("scipy_openblas_get_corename64_", "openblas_get_corename64_",
+                    "openblas_get_corename"):
+            if hasattr(lib, sym):
+                f = getattr(lib, sym)
+                f.restype = ctypes.c_char_p
+                core = f().decode()
+                break
+    except Exception:
+        pass
+    try:
+        import rop._blas as rb
+        why = rb.reason
+    except Exception:
+        why = "?"
+    env = os.environ.get("OPENBLAS_CORETYPE")
+    return f"OpenBLAS kernels {core} (OPENBLAS_CORETYPE={env or 'unset'}; rop: {why})"
 
 
 def fmt_t(s):
@@ -615,6 +641,7 @@ def write_markdown(path, info, results, startup, memory, notes, targets, args):
     L += [f"- date: {info['date']}",
           f"- CPU: {info['cpu']}, {info['cores']} usable cores (os.cpu_count {info['cpu_count']})",
           f"- platform: {info['platform']}",
+          f"- BLAS: {info.get('blas', '?')}",
           "- versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()),
           f"- load average at start {' '.join(info['loadavg_start'])}, at end "
           f"{' '.join(info.get('loadavg_end', ['?']))}. **The machine is shared with other work**: "

@@ -8,6 +8,10 @@ outputs are the gradient.
 
 __version__ = "0.1.0"
 
+from . import _blas  # noqa: E402  (before anything loads a BLAS: see rop/_blas.py)
+
+_blas.configure()
+
 from .errors import RopCallError, RopConvergenceError, RopError, RopInternalError, RopSyntaxError  # noqa: E402
 from .api import rop  # noqa: E402
 from .rules.custom import RopRuleError, check_rule, register_rule  # noqa: E402
