@@ -202,8 +202,12 @@ def unary_derivative(fx: str) -> tuple:
 
 
 def unary(pname, np_name, fx, domain="real"):
-    """Elementwise y = f(x): R{y} = f'(x) R{x}, f' derived by sympy in terms of x or y."""
-    em = _emitter(f"{np_name}(x)")
+    """Elementwise y = f(x): R{y} = f'(x) R{x}, f' derived by sympy in terms of x or y.
+    Functions NumPy vectorises better than Numba's scalar loop run as ``rt.<name>``."""
+    from ..runtime import VECTOR_UFUNCS
+    short = np_name.split(".")[-1]
+    em = _emitter(f"rt.{short}(x)" if np_name.startswith("np.") and short in VECTOR_UFUNCS
+                  else f"{np_name}(x)")
 
     def rule(env, renv, y):
         d = T(unary_derivative(fx)[0])(x=env["x"], y=y)
