@@ -106,6 +106,7 @@ class HVP:
         self.relaxation = "auto"
         self.on_divergence = "raise"
         self._params = tuple(owner.signature.parameters)
+        self._wrt_pos = tuple(self._params.index(w) for w in owner.wrt if w in self._params)
 
     # ------------------------------------------------------------------ inspection
     @property
@@ -174,6 +175,10 @@ class HVP:
         return c
 
     def __call__(self, *args, v, **kwargs):
+        if not kwargs and len(args) == len(self._params):
+            fast = self._fast_call(args, v)
+            if fast is not None:
+                return fast
         bound = self._bind(args, kwargs)
         name = self.owner.fn.__name__
         wrt = self.owner.wrt
@@ -202,6 +207,36 @@ class HVP:
             self._report_divergence(status[0], relax)
         return out, r_out
 
+    def _fast_call(self, args, v):
+        """The common call in one pass: every argument already a float64 C-contiguous array, a
+        float, or a list of such arrays of one rank; every direction the same shapes.  Anything
+        else (or a first call) returns None and takes the checked path."""
+        wrt_pos = self._wrt_pos
+        if type(v) is not tuple and type(v) is not list or len(v) != len(wrt_pos):
+            return None
+        call, key = [], []
+        for name, x in zip(self._params, args):
+            a = _fast_arg(x)
+            if a is None:
+                return None
+            call.append(a[0])
+            key.append((name, a[1]))
+        c = self._compiled.get(tuple(key))
+        if c is None or getattr(c.module, "__rop_relaxations__", None):
+            return None
+        for k, d in zip(wrt_pos, v):
+            d = _fast_direction(args[k], d)
+            if d is None:
+                return None
+            call.append(d)
+        self._last = c
+        try:
+            return c.hvp(*call)
+        except RopError:
+            raise
+        except Exception as exc:
+            raise _runtime_error(exc, self.owner.fn.__name__, c, self.owner.wrt) from None
+
     def _report_divergence(self, status, relax):
         for (index, where, text), row in zip(relax, status):
             if row[0]:
@@ -227,6 +262,49 @@ def _rank(x):
         if len(nd) == 1:
             return ("list", nd.pop())
     return type_of_value(x)
+
+
+_F64 = np.dtype(np.float64)
+
+
+def _fast_arg(x):
+    """(x as the compiled code takes it, its rank key) when no conversion is needed, else None."""
+    t = type(x)
+    if t is np.ndarray:
+        return (x, x.ndim) if x.dtype is _F64 and x.flags.c_contiguous else None
+    if t is list or t is tuple:
+        nd = -1
+        for e in x:
+            if type(e) is not np.ndarray or e.dtype is not _F64 or not e.flags.c_contiguous \
+                    or (nd != -1 and e.ndim != nd):
+                return None
+            nd = e.ndim
+        if nd == -1:
+            return None
+        return (x if t is tuple else tuple(x)), ("list", nd)
+    if t is float:
+        return x, 0
+    return None
+
+
+def _fast_direction(p, d):
+    """The direction when it is already shaped and typed like its parameter, else None."""
+    tp = type(p)
+    if tp is np.ndarray:
+        return d if type(d) is np.ndarray and d.shape == p.shape and d.dtype is _F64 \
+            and d.flags.c_contiguous else None
+    if tp is list or tp is tuple:
+        td = type(d)
+        if (td is not list and td is not tuple) or len(d) != len(p):
+            return None
+        for pi, di in zip(p, d):
+            if type(di) is not np.ndarray or di.shape != pi.shape or di.dtype is not _F64 \
+                    or not di.flags.c_contiguous:
+                return None
+        return d if td is tuple else tuple(d)
+    if tp is float and type(d) is float:
+        return d
+    return None
 
 
 def _as_arg(x, pname, fname, is_param):

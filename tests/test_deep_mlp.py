@@ -58,3 +58,23 @@ def test_generated_code_is_nopython_and_readable():
     assert "R_dWs[i] = R_d @ acts[i].T\n" in src
     assert "R_dWs[i] = R_d @ acts[i].T + d @ R_acts[i].T\n" in src
     assert "# deep_mlp.py:" in src
+
+
+def test_common_call_takes_the_one_pass_path_and_agrees(monkeypatch):
+    """After the first call, ``.hvp`` with float64 C-contiguous arrays and lists of them goes
+    through ``_fast_call`` (no binding, no conversion); anything unusual takes the checked path,
+    and both give the same numbers."""
+    Ws, bs, X, T, V, c = init([5, 4, 3], 3)
+    h = backprop.hvp
+    checked = h(Ws, bs, X, T, v=(V, c))
+    monkeypatch.setattr(type(h), "_bind", lambda *a: (_ for _ in ()).throw(AssertionError("slow")))
+    fast = h(Ws, bs, X, T, v=(V, c))
+    fast_tuples = h(tuple(Ws), tuple(bs), X, T, v=[tuple(V), tuple(c)])
+    for got in (fast, fast_tuples):
+        for a, b in zip(checked[1][0] + checked[1][1], got[1][0] + got[1][1]):
+            assert np.array_equal(a, b)
+    monkeypatch.undo()
+    # a float32 input or a Fortran-ordered direction is converted by the checked path
+    odd = h([W.astype(np.float32) for W in Ws], bs, X, T, v=([np.asfortranarray(x) for x in V], c))
+    for a, b in zip(checked[1][0], odd[1][0]):
+        assert np.allclose(a, b, rtol=1e-5, atol=1e-6)
