@@ -279,7 +279,8 @@ def nb_broadcast_as(r, like):
 
 @pytest.mark.parametrize("rshape,lshape", [
     ((3,), (4, 3)), ((3, 1), (3, 5)), ((), (2, 2)), ((1, 3), (2, 4, 3)),
-    ((2, 1, 3), (2, 4, 3)), ((3,), (3,))])
+    ((2, 1, 3), (2, 4, 3)), ((3,), (3,)), ((1,), (4,)), ((1, 1), (2, 3)),
+    ((4, 1, 1), (4, 2, 3)), ((1,), (2, 3, 4)), ((3, 4), (2, 3, 4))])
 def test_broadcast_as(rshape, lshape):
     r = rand(rshape) if rshape else 1.5
     like = rand(lshape)
@@ -313,6 +314,14 @@ def test_broadcast_as_scalar_like():
 def test_broadcast_as_incompatible():
     with pytest.raises(ValueError):
         nb_broadcast_as(rand(3), rand((2, 4)))
+    with pytest.raises(ValueError):
+        nb_broadcast_as(rand((2, 3)), rand((3, 3)))
+
+
+def test_broadcast_as_strided_source():
+    r = rand((3, 1, 4))[:, :, ::2]  # a non-contiguous view
+    want = np.broadcast_to(r, (3, 5, 2))
+    check_same(nb_broadcast_as(r, rand((3, 5, 2))), want)
 
 
 # ---------------------------------------------------------------------------
