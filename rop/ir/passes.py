@@ -8,7 +8,6 @@ emitter's input, not a hope.
 
 from __future__ import annotations
 
-import networkx as nx
 
 from .nodes import (Append, Assign, Break, Continue, Effect, For, Function, If, Return, SetItem,
                     While, blocks_of)
@@ -103,9 +102,10 @@ def dce(fn: Function) -> Function:
     return fn
 
 
-def dataflow_graph(fn: Function) -> nx.DiGraph:
+def dataflow_graph(fn: Function) -> "nx.DiGraph":
     """The dataflow graph: one node per statement (primal or R), an edge from each
     definition to each statement reading it (loop back-edges included)."""
+    import networkx as nx  # here, not at import: it costs 70 ms of every process's start
     g = nx.DiGraph(name=fn.name)
     last_def: dict[str, str] = {}
     counter = [0]
