@@ -106,7 +106,7 @@ def load_variant(src, name, tmpdir):
 # --------------------------------------------------------------------------- pieces
 def wrapper_pieces(d):
     from examples.deep_mlp import backprop
-    from rop.api import _as_arg, _check_direction
+    from rop.api import _as_arg, _check_direction, _fast_arg, _fast_direction
     Ws, bs, X, T, V, c = (d[k] for k in ("Ws", "bs", "X", "T", "V", "c"))
     h = backprop.hvp
     h(Ws, bs, X, T, v=(V, c))
@@ -117,16 +117,18 @@ def wrapper_pieces(d):
     fns = {
         "wrapper `.hvp(...)`": lambda: h(Ws, bs, X, T, v=(V, c)),
         "raw dispatcher": lambda: raw(*rargs),
-        "  _bind (inspect.Signature.bind)": lambda: h._bind((Ws, bs, X, T), {}),
-        "  _as_arg (ascontiguousarray, tuples)": lambda: [_as_arg(bound[p], p, "f", p in wrt)
-                                                          for p in bound],
-        "  _check_direction, check_finite=True": lambda: [
-            _check_direction(bound[w], v_, w, "f", True) for w, v_ in zip(wrt, (V, c))],
-        "  _check_direction, check_finite=False": lambda: [
-            _check_direction(bound[w], v_, w, "f", False) for w, v_ in zip(wrt, (V, c))],
-        "  np.isfinite(x).all() alone, params + directions": lambda: [
-            np.isfinite(a).all() for a in Ws + bs + V + c],
-        "  _get (signature key: type_of_value of every argument)": lambda: h._get(bound),
+        "  one-pass path: _fast_arg of every argument": lambda: [
+            _fast_arg(a) for a in (Ws, bs, X, T)],
+        "  one-pass path: _fast_direction of every direction": lambda: [
+            _fast_direction(p, v_) for p, v_ in zip((Ws, bs), (V, c))],
+        "  checked path: _bind (inspect.Signature.bind)": lambda: h._bind((Ws, bs, X, T), {}),
+        "  checked path: _as_arg (ascontiguousarray, tuples)": lambda: [
+            _as_arg(bound[p], p, "f", p in wrt) for p in bound],
+        "  checked path: _check_direction": lambda: [
+            _check_direction(bound[w], v_, w, "f") for w, v_ in zip(wrt, (V, c))],
+        "  checked path: _get (signature key of every argument)": lambda: h._get(bound),
+        "  np.isfinite(x).all() of params + directions (done in compiled code instead)":
+            lambda: [np.isfinite(a).all() for a in Ws + bs + V + c],
     }
     return fns
 
@@ -320,11 +322,28 @@ def _spawn(argv, env):
 
 
 # --------------------------------------------------------------------------- flops
-def flops(layers, batch):
+def unguarded_input_products(source):
+    """Products with R{acts[i]} in the generated Hv that can run at i == 0 (R{X} = 0): those not
+    inside the ``else`` of an ``if i == 0:`` nor under ``if i > 0:``."""
+    lines = source.split("def backprop_hvp")[1].splitlines()
+    n = 0
+    for k, line in enumerate(lines):
+        if "@ R_acts[i]" not in line and "R_acts[i].T" not in line:
+            continue
+        ind = len(line) - len(line.lstrip())
+        head = next((lines[j].strip() for j in range(k - 1, -1, -1)
+                     if lines[j].strip() and not lines[j].strip().startswith("#")
+                     and len(lines[j]) - len(lines[j].lstrip()) < ind), "")
+        n += head not in ("else:", "if i > 0:")
+    return n
+
+
+def flops(layers, batch, source):
     mn = [n * m for n, m in zip(layers[:-1], layers[1:])]
     g = 2 * batch * (2 * mn[0] + 3 * sum(mn[1:]))           # fwd + dW, + W^T d for i > 0
     hand = 2 * batch * (4 * mn[0] + 9 * sum(mn[1:]))        # R: +V a, +W R{a}; +R{d}a^T, +d R{a}^T ...
-    gen = 2 * batch * (6 * mn[0] + 9 * sum(mn[1:]))         # + the two products with R{X} = 0
+    # each product with R{acts[i]} that also runs at i == 0 multiplies R{X} = 0: one W_0-sized GEMM
+    gen = hand + 2 * batch * mn[0] * unguarded_input_products(source)
     return g, hand, gen
 
 
@@ -399,7 +418,8 @@ def main(argv=None):
                 log(f"| {k}{extra} | {fmt_t(s['median'])} [{fmt_t(s['p25'])}–{fmt_t(s['p75'])}] | "
                     f"{s['median'] / base:.2f}× |")
             log("")
-        g, hand, gen = flops(layers, batch)
+        from examples.deep_mlp import backprop as _bp
+        g, hand, gen = flops(layers, batch, _bp.hvp.source)
         log(f"FLOPs (GEMMs only): gradient {g / 1e6:.3f} M, hand-written Hv {hand / 1e6:.3f} M "
             f"({hand / g:.2f}× the gradient), generated Hv {gen / 1e6:.3f} M ({gen / g:.2f}×; "
             f"{(gen - hand) / gen:.0%} of it multiplies R{{X}} = 0)")
