@@ -51,6 +51,49 @@ def _sub(pattern, repl, src, count=0):
     return new, n
 
 
+_STACKS = [
+    ("""        h = Ws[i] @ acts[i] + bs[i][:, None]
+        if i == 0:
+            R_h = R_Ws[i] @ acts[i] + R_bs[i][:, None]
+        else:
+            R_h = R_Ws[i] @ acts[i] + Ws[i] @ R_acts[i] + R_bs[i][:, None]""",
+     """        if i == 0:
+            h = Ws[i] @ acts[i] + bs[i][:, None]
+            R_h = R_Ws[i] @ acts[i] + R_bs[i][:, None]
+        else:
+            B = acts[i].shape[1]
+            S = Ws[i] @ np.hstack((acts[i], R_acts[i]))
+            h = S[:, :B] + bs[i][:, None]
+            R_h = R_Ws[i] @ acts[i] + S[:, B:] + R_bs[i][:, None]"""),
+    ("""        dWs[i] = d @ acts[i].T
+        if i == 0:
+            R_dWs[i] = R_d @ acts[i].T
+        else:
+            R_dWs[i] = R_d @ acts[i].T + d @ R_acts[i].T""",
+     """        n = d.shape[0]
+        S2 = np.vstack((d, R_d)) @ acts[i].T
+        dWs[i] = S2[:n].copy()
+        if i == 0:
+            R_dWs[i] = S2[n:].copy()
+        else:
+            R_dWs[i] = S2[n:] + d @ R_acts[i].T"""),
+    ("""            t24 = Ws[i].T @ d""", """            B2 = d.shape[1]
+            S3 = Ws[i].T @ np.hstack((d, R_d))
+            t24 = S3[:, :B2]"""),
+    ("""            R_t24 = R_Ws[i].T @ d + Ws[i].T @ R_d""", """            R_t24 = R_Ws[i].T @ d + S3[:, B2:]"""),
+]
+
+
+def _stacked(source):
+    """The generated source with the GEMMs that share an operand done as one (a hand edit of
+    the deep MLP's code: measures what a stacking pass could gain), or (source, 0)."""
+    if not all(old in source for old, _ in _STACKS):
+        return source, 0
+    for old, new in _STACKS:
+        source = source.replace(old, new)
+    return source, len(_STACKS)
+
+
 def variants(source):
     """{name: (source, what changed, number of sites)} derived from the generated source."""
     out = {"generated (re-jitted copy)": (source, "unchanged", 0)}
@@ -64,6 +107,15 @@ def variants(source):
     if n1 and n2:
         out["no zero first-layer products"] = (s, "skip W_0 @ R{X} and d @ R{X}.T (R{X} = 0), "
                                                "no zeros_of(X)", n1 + n2 + n3)
+    s, n = _sub(r"R_acts = \[rt\.zeros_of\(e\) for e in acts\]", "R_acts = [e for e in acts]", source)
+    if n and not (n1 or n2):  # valid only when no read of R{acts[0]} is left unguarded
+        out["zero slot not materialised"] = (s, "`R_acts[0]` holds X instead of zeros_of(X) "
+                                             "(never read: every product with it is versioned)", n)
+    s, n = _stacked(source)
+    if n:
+        out["GEMMs sharing an operand stacked"] = (
+            s, "W @ [a | R{a}], [d; R{d}] @ a^T, W^T @ [d | R{d}] as one GEMM each (hstack/vstack "
+               "copies included)", n)
     s, n = _sub(r"\b(\w+) \*\* 2\b", r"(\1 * \1)", source)
     if n:
         out["x ** 2 -> x * x"] = (s, "`t ** 2` written as `t * t`", n)
@@ -268,6 +320,11 @@ def child_mem(args):
     if "no zero first-layer products" in vs:
         fv = load_variant(vs["no zero first-layer products"][0], "mem_nozero", tmp)
         fns["rop Hv without zero first-layer products"] = lambda: fv(*rargs)
+    if "zero slot not materialised" in vs:
+        fz = load_variant(vs["zero slot not materialised"][0], "mem_noslot", tmp)
+        fns["rop Hv without the zeros_of(X) slot"] = lambda: fz(*rargs)
+    gr = backprop.hvp._last.primal
+    fns["rop gradient (primal)"] = lambda: gr(*rargs[:4])
     out = {}
     for k, f in fns.items():
         f(), f()

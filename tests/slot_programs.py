@@ -161,3 +161,39 @@ def write_below_slot(Ws, bs, X):
     for i in range(2):
         acts[i] = acts[i] * bs[0][0]
     return Ws[0] @ acts[1]
+
+
+def copies_slot(Ws, bs, X):
+    """A value read from the zero slot is stored elsewhere: slot 0 must hold a real zero."""
+    L = len(Ws)
+    acts = [None] * (L + 1)
+    acts[0] = X
+    for i in range(L):
+        acts[i + 1] = np.tanh(Ws[i] @ acts[i] + bs[i][:, None])
+    outs = [None] * (L + 1)
+    for i in range(L + 1):
+        outs[i] = acts[i] * 2.0
+    return outs
+
+
+def returns_list(Ws, bs, X):
+    """The list itself is returned: its R is returned with R{acts[0]} = 0."""
+    L = len(Ws)
+    acts = [None] * (L + 1)
+    acts[0] = X
+    for i in range(L):
+        acts[i + 1] = np.tanh(Ws[i] @ acts[i] + bs[i][:, None])
+    return acts
+
+
+def read_at_length(Ws, bs, X):
+    """``acts[L]`` after the loop: slot 0 when L == 0, so the read is guarded, not a zero."""
+    L = len(Ws)
+    acts = [None] * (L + 1)
+    acts[0] = X
+    for i in range(L):
+        acts[i + 1] = np.tanh(Ws[i] @ acts[i] + bs[i][:, None])
+    d = acts[L] - 1.0
+    for i in range(L - 1, -1, -1):
+        d = d * 0.5 + np.sum(acts[i] @ acts[i].T)
+    return d

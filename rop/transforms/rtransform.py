@@ -58,7 +58,9 @@ class RTransform:
         self._status = None
         self.defined: set = set(fn.params)  # names that may be bound at this point
         self.slots = SlotFacts(fn)
-        self.versions: set = set()  # ids of the ``if i == k`` made by _versioned
+        self.versions: dict = {}  # id of each ``if i == k`` made by _versioned -> (i, k)
+        self.slot_zeros: dict = {}  # tracked list -> the statements materialising its R as zeros
+        self.guarded_reads: dict = {}  # tracked list -> [(x = lst[i] statement, guard)]
         if not slot_activity:
             self.slots.universe = {}
 
@@ -108,6 +110,7 @@ class RTransform:
         for w in self.wrt:
             active.add(w)
         body, _ = self.block(self.fn.body, active)
+        self._unread_zero_slots(body)
         rparams = [self.rname(w) for w in self.wrt]
         extra = [self._status] if self._status else []
         out = Function(self.fn.name, params + rparams + extra, body, self.fn.loc, self.fn.filename,
@@ -160,6 +163,80 @@ class RTransform:
                     i += 1
             later = {n for s in walk(out[i:]) for n in s.reads()}
             self._split_temps(node.body, later)
+
+    def _unread_zero_slots(self, body):
+        """Do not allocate the zeros of a list slot that is never read while zero.
+
+        ``R_acts = [rt.zeros_of(e) for e in acts]`` allocates R{X} = 0 in slot 0; when every
+        read of ``R_acts[i]`` that can hit slot 0 is followed only by views of it and by the
+        ``else`` of an ``if i == 0:`` (so nothing computed from it is used there), the slot
+        keeps ``acts[0]`` itself instead: a placeholder of the right type, never read while it
+        stands for zero.  Checked on the finished code by following every value derived from
+        such a read; any other use (stored, returned, passed on, or read unguarded) keeps the
+        real zero."""
+        sl = self.slots
+        if not self.slot_zeros or self.relax_loops:
+            return
+        tainted = {self.rnames[t]: info for t, info in sl.taint.items() if t in self.rnames}
+        rlists = {self.rnames[v]: v for v in self.slot_zeros if v in self.rnames}
+        raw = set(sl.raw)
+
+        def check(s, guard):
+            reads = set(s.reads())
+            target = getattr(s, "target", None)
+            for n in reads & set(tainted):
+                (pred, lst) = tainted[n]
+                if not (isinstance(s, Assign) and target in tainted) and pred not in guard:
+                    raw.add((lst, pred[1]))
+            for n in reads & set(rlists):
+                is_read = isinstance(s, Assign) and isinstance(s.expr, ast.Subscript) and \
+                    isinstance(s.expr.value, ast.Name) and s.expr.value.id == n
+                is_write = isinstance(s, (SetItem, Append)) and s.obj == n
+                if not (is_read or is_write):
+                    raw.update((rlists[n], k) for k in sl.universe[rlists[n]])
+
+        def scan(stmts, guard):
+            for s in stmts:
+                check(s, guard)
+                if isinstance(s, If):
+                    pred = self.versions.get(id(s))
+                    scan(s.body, guard)
+                    scan(s.orelse, guard | {pred} if pred else guard)
+                elif isinstance(s, While):
+                    scan(s.cond, guard)
+                    scan(s.body, guard)
+                elif isinstance(s, For):
+                    scan(s.body, guard)
+        scan(body, frozenset())
+        for lst, stmts in self.slot_zeros.items():
+            keep = sorted(k for k in sl.universe[lst] if (lst, k) not in raw)
+            if not keep:
+                continue
+            self._guard_reads(lst, keep, body)
+            cond = f"k == {keep[0]}" if len(keep) == 1 else f"k in {tuple(keep)}"
+            expr = ast.parse(f"[e if {cond} else rt.zeros_of(e) for k, e in enumerate({lst})]",
+                             mode="eval").body
+            for st in stmts:
+                st.expr = expr
+
+    def _guard_reads(self, lst, slots, body):
+        """``R_x = R_lst[i]`` -> ``R_x = R_lst[i] if i != k else rt.zeros_of(x)`` for the reads
+        that may hit a slot holding a placeholder (an index the analysis cannot pin down, e.g.
+        ``acts[L]`` after the loop, slot 0 only if L == 0)."""
+        rlist = self.rnames.get(lst)
+        for st, (_, idx, ks) in self.guarded_reads.get(lst, ()):
+            ks = [k for k in ks if k in slots]
+            rt_name = self.rnames.get(st.target)
+            if not ks or rt_name is None:
+                continue
+            test = " and ".join(f"{idx} != {k}" for k in ks)
+            new = ast.parse(f"{rlist}[{idx}] if {test} else rt.zeros_of({st.target})",
+                            mode="eval").body
+            for s in walk(body):
+                if isinstance(s, Assign) and s.is_r and s.target == rt_name and \
+                        isinstance(s.expr, ast.Subscript) and isinstance(s.expr.value, ast.Name) \
+                        and s.expr.value.id == rlist:
+                    s.expr = new
 
     def _split_temps(self, branch, later):
         """Fresh names for the temporaries a branch defines (and nothing after it reads), so
@@ -223,8 +300,12 @@ class RTransform:
             out.append(st)
             active.discard(st.target)
             return active
+        if isinstance(hit, tuple) and hit[0] == "guard":
+            self.guarded_reads.setdefault(st.args[0].name, []).append((st, hit))
+            hit = None
         if hit is not None:
             sl.czero[st.target] = hit
+            sl.taint[st.target] = (hit, st.args[0].name)
         names = {n.id for n in ast.walk(r) if isinstance(n, ast.Name)}
         rt = self.rname(st.target)
         if st.target in names and y_ph in names:
@@ -267,6 +348,9 @@ class RTransform:
             # R-value stays defined on every path, so no definition is left to a branch)
             out.append(Assign(rt, "r", (), st.loc, is_r=True, expr=full))
             sl.czero[st.target] = pred
+            src = next(sl.taint[a.name] for p, a in zip(prim.params, st.args)
+                       if p in cond and a.name in sl.taint)
+            sl.taint[st.target] = src
             return True
         part = apply_rule(prim, env, {p: (None if p in cond else r) for p, r in renv.items()},
                           aname("__y__"))
@@ -278,7 +362,7 @@ class RTransform:
         out.append(Assign(test, "eq", (Var(pred[0]), Const(pred[1])), st.loc))
         node = If(Var(test), [Assign(rt, "r", (), st.loc, is_r=True, expr=part)],
                   [Assign(rt, "r", (), st.loc, is_r=True, expr=full)], st.loc)
-        self.versions.add(id(node))
+        self.versions[id(node)] = pred
         out.append(node)
         return True
 
@@ -330,6 +414,8 @@ class RTransform:
         for v in sorted(n for n in names if not is_token(n)):
             expr = _zeros_for(self.types.get(v), aname(v))
             stmts.append(Assign(self.rname(v), "r", (), loc, is_r=True, expr=expr))
+            if v in self.slots.universe:
+                self.slot_zeros.setdefault(v, []).append(stmts[-1])
         return stmts
 
     def s_Return(self, st, active, out):

@@ -73,6 +73,8 @@ class SlotFacts:
         self.defs: dict[str, Assign] = {}  # temporaries' definitions, for branch tests
         self.czero: dict[str, tuple] = {}  # temp -> (index name, k): R{temp} = 0 when index == k
         self.counters: set[str] = set()    # counters of the enclosing loops not assigned in them
+        self.taint: dict[str, tuple] = {}  # temp -> ((index name, k), list): read from a zero slot
+        self.raw: set[tuple] = set()       # (list, k): R{list[k]} may be read where it is zero
 
     # ------------------------------------------------------------------ integers
     def lower_bound(self, op):
@@ -158,11 +160,15 @@ class SlotFacts:
 
     def read(self, lst, idx, active):
         """For ``x = lst[idx]`` with ``lst`` active: "zero" when R{x} is zero, a predicate
-        ``(index name, k)`` when it is zero exactly when ``idx == k``, else None."""
+        ``(index name, k)`` when it is zero exactly when ``idx == k`` (and the index keeps its
+        value until R{x} is used), ``("guard", index name, slots)`` when it is zero at those
+        slots (the read is then guarded), else None."""
         if lst not in self.universe:
             return None
-        hits = [k for k in sorted(self.universe[lst])
-                if token(lst, k) not in active and self.may_equal(idx, k)]
+        reach = [k for k in sorted(self.universe[lst]) if self.may_equal(idx, k)]
+        hits = [k for k in reach if token(lst, k) not in active]
+        # a slot read where it may be non-zero is read as it is: it must hold a real zero
+        self.raw.update((lst, k) for k in reach if k not in hits)
         if not hits:
             return None
         if isinstance(idx, Const):
@@ -170,4 +176,7 @@ class SlotFacts:
         if isinstance(idx, Var) and len(hits) == 1 and \
                 (idx.name in self.counters or idx.name in self.temps):
             return (idx.name, hits[0])  # names that keep their value from the read to its use
+        if isinstance(idx, Var):
+            return ("guard", idx.name, tuple(hits))  # read as `R[idx] if idx != k else 0`
+        self.raw.update((lst, k) for k in hits)
         return None
