@@ -333,21 +333,15 @@ def _as_arg(x, pname, fname, is_param):
 def _check_direction(p, d, pname, fname):
     """The direction for a parameter, shaped like it (finiteness is checked in the compiled
     code, see ``rt.check_finite``)."""
+    fast = _fast_direction(p, d)
+    if fast is not None:
+        return fast
     if isinstance(p, (list, tuple)):
         if not isinstance(d, (list, tuple)) or len(d) != len(p):
             raise RopCallError(f"{fname}.hvp: the direction for `{pname}` must be a list of "
                                f"{len(p)} arrays shaped like its layers")
-        out = []
-        for i, (pi, di) in enumerate(zip(p, d)):
-            if type(di) is np.ndarray and type(pi) is np.ndarray and di.shape == pi.shape \
-                    and di.dtype == np.float64 and di.flags.c_contiguous:
-                out.append(di)
-            else:
-                out.append(_check_direction(pi, di, f"{pname}[{i}]", fname))
-        return tuple(out)
-    if type(d) is np.ndarray and type(p) is np.ndarray and d.shape == p.shape \
-            and d.dtype == np.float64 and d.flags.c_contiguous:
-        return d
+        return tuple(_check_direction(pi, di, f"{pname}[{i}]", fname)
+                     for i, (pi, di) in enumerate(zip(p, d)))
     if isinstance(p, np.ndarray):
         d_arr = np.asarray(d)
         if d_arr.shape != p.shape:
