@@ -116,6 +116,10 @@ def variants(source):
         out["GEMMs sharing an operand stacked"] = (
             s, "W @ [a | R{a}], [d; R{d}] @ a^T, W^T @ [d | R{d}] as one GEMM each (hstack/vstack "
                "copies included)", n)
+    s, n = _sub(r"^(\s*\S[^=\n]*= )rt\.gemm\(.*\)  # = (.*)$", r"\1\2", source)
+    if n:
+        out["sums of products as written"] = (
+            s, "`rt.gemm(A, B, C, D, c=e)` -> `A @ B + C @ D + e` (the BLAS-sum pass off)", n)
     s, n = _sub(r"\b(\w+) \*\* 2\b", r"(\1 * \1)", source)
     if n:
         out["x ** 2 -> x * x"] = (s, "`t ** 2` written as `t * t`", n)

@@ -1,7 +1,8 @@
 """The compiler, as one list of passes.
 
     parse + validate (grammar/) → lower to IR → rank inference → R-transform
-        → dead-code elimination → emit Python → write to the cache → jit (or plain Python)
+        → dead-code elimination → emit Python (sums of matrix products as rt.gemm, see
+        backend/gemm.py) → write to the cache → jit (or plain Python)
 
 Set ``ROP_DUMP=pass1,pass2`` (or ``all``) to print the IR after the named passes.
 """

@@ -17,6 +17,7 @@ from ..errors import RopInternalError
 from ..ir.nodes import (Append, Assign, Break, Const, Continue, Effect, For, If, Return, SetItem,
                         Var, While, blocks_of, defined_names, walk)
 from ..transforms.rtransform import operand_ast
+from .gemm import fuse_matmul_sums, rank_of_expr
 
 INDENT = "    "
 
@@ -58,10 +59,21 @@ class _Fold(ast.NodeTransformer):
 
 
 class Emitter:
+    fuse_gemm = True  # sums of matrix products as rt.gemm (backend/gemm.py); off in tests
+
     def __init__(self, prims, types, temps: set):
         self.prims = prims
         self.types = types
         self.temps = temps
+        self.rank = rank_of_expr(types)
+
+    def value(self, expr) -> str:
+        """The source of an assigned value; a sum of matrix products goes to BLAS as
+        ``rt.gemm(...)``, with the sum as written kept in a trailing comment."""
+        fused = fuse_matmul_sums(expr, self.rank) if self.fuse_gemm else None
+        if fused is None:
+            return ast.unparse(expr)
+        return f"{ast.unparse(fused)}  # = {ast.unparse(expr)}"
 
     # ------------------------------------------------------------------ per function
     def function(self, fn, name, r_mode: bool) -> list[str]:
@@ -116,7 +128,7 @@ class Emitter:
             for k in list(pending):
                 if names is None or k in names:
                     expr, _, st0 = pending.pop(k)
-                    put(f"{k} = {ast.unparse(expr)}", st0)
+                    put(f"{k} = {self.value(expr)}", st0)
 
         def fold(expr):
             f = _Fold(pending)
@@ -141,11 +153,11 @@ class Emitter:
                         pending[st.target] = (rhs, {n.id for n in ast.walk(rhs)
                                                     if isinstance(n, ast.Name)}, st)
                         continue
-                    put(f"{st.target} = {ast.unparse(rhs)}", st)
+                    put(f"{st.target} = {self.value(rhs)}", st)
                 elif isinstance(st, SetItem):
                     idx = fold(operand_ast(st.index))
                     guard({st.obj})
-                    put(f"{st.obj}[{_unparse_index(idx)}] = {ast.unparse(rhs)}", st)
+                    put(f"{st.obj}[{_unparse_index(idx)}] = {self.value(rhs)}", st)
                 else:
                     guard({st.obj})
                     put(f"{st.obj}.append({ast.unparse(rhs)})", st)

@@ -34,7 +34,7 @@ import numpy as np
 __all__ = [
     "sum", "mean", "amax", "amin", "max_tangent", "min_tangent",
     "broadcast_as", "reshape", "transpose", "zeros_of", "clip_tangent",
-    "norm", "note_not_converged", "check_finite", "clip",
+    "norm", "note_not_converged", "check_finite", "clip", "gemm",
 ]
 
 
@@ -232,6 +232,7 @@ except ImportError:  # pragma: no cover
 else:
     from . import _overloads  # noqa: F401,E402
 
+from .blas import gemm  # noqa: E402  (sums of matrix products on BLAS; its own overload)
 
 
 # ---------------------------------------------------------------------------
