@@ -65,3 +65,16 @@ class RopConvergenceWarning(RuntimeWarning):
 
 class RopInternalError(RopError, RuntimeError):
     """A bug in rop itself; the message says where and asks for a report."""
+
+
+# Signals raised by the generated code's first lines (rt.check_direction, rt.check_length) and
+# turned by the wrapper into a RopCallError naming the parameter.  Here rather than in
+# rop.runtime so that the wrapper can catch them without importing Numba.
+
+class NonFinite(FloatingPointError):
+    """NaN/Inf in parameter number ``args[0]`` of ``wrt`` or in its direction."""
+
+
+class BadDirection(ValueError):
+    """The direction for parameter number ``args[0]`` of ``wrt`` is not shaped like it (another
+    shape, or a list of another length); the wrapper's checked path says what was expected."""

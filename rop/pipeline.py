@@ -115,20 +115,27 @@ def _compile(fn, ir, wrt, param_types, mode, relaxation="auto", check_finite=Tru
 
 
 def finite_checks(wrt, rnames, param_types, namer_taken) -> list[str]:
-    """The hvp's first lines: parameters and directions must be finite (one loop in Numba)."""
-    lines = ["    # parameters and directions must be finite"]
-    k = "k"
-    while k in namer_taken:
-        k += "_"
-    def check(x, rx, t, i, pad):
+    """The hvp's first lines: each direction shaped like its parameter, both finite (one loop
+    in Numba).  With them the wrapper's common call needs no Python-level checks."""
+    lines = ["    # directions shaped like their parameters; parameters and directions finite"]
+
+    def counter(depth):  # one loop variable per nesting level, clear of the user's names
+        k = f"k{depth}" if depth else "k"
+        while k in namer_taken:
+            k += "_"
+        return k
+
+    def check(x, rx, t, i, pad, depth=0):
         if isinstance(t, tuple) and t[0] == "list":  # homogeneous: a loop
+            k = counter(depth)
+            lines.append(f"{pad}rt.check_length({x}, {rx}, {i})")
             lines.append(f"{pad}for {k} in range(len({x})):")
-            check(f"{x}[{k}]", f"{rx}[{k}]", t[1], i, pad + "    ")
+            check(f"{x}[{k}]", f"{rx}[{k}]", t[1], i, pad + "    ", depth + 1)
         elif isinstance(t, tuple) and t[0] == "tuple":  # fixed structure: one check per item
             for j, tj in enumerate(t[1]):
-                check(f"{x}[{j}]", f"{rx}[{j}]", tj, i, pad)
+                check(f"{x}[{j}]", f"{rx}[{j}]", tj, i, pad, depth)
         else:
-            lines.append(f"{pad}rt.check_finite({x}, {rx}, {i})")
+            lines.append(f"{pad}rt.check_direction({x}, {rx}, {i})")
 
     for i, w in enumerate(wrt):  # the index names the parameter in the wrapper's error
         check(w, rnames[w], param_types.get(w), i, "    ")

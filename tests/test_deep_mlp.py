@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import flat_err
+from rop import RopCallError
 from examples.deep_mlp import backprop, init
 
 
@@ -65,13 +66,16 @@ def test_generated_code_is_nopython_and_readable():
     assert "# deep_mlp.py:" in src
 
 
-def test_common_call_takes_the_one_pass_path_and_agrees(monkeypatch):
+def test_common_call_is_checked_in_compiled_code_and_agrees(monkeypatch):
     """After the first call, ``.hvp`` with float64 C-contiguous arrays and lists of them goes
-    through ``_fast_call`` (no binding, no conversion); anything unusual takes the checked path,
-    and both give the same numbers."""
+    straight to the compiled code (``_dispatch``: Numba matches the types, the generated code
+    checks the directions); anything else takes the checked path, which converts or says what
+    was expected, and both give the same numbers."""
     Ws, bs, X, T, V, c = init([5, 4, 3], 3)
     h = backprop.hvp
     checked = h(Ws, bs, X, T, v=(V, c))
+    assert "rt.check_length(Ws, R_Ws, 0)" in h.source
+    assert "rt.check_direction(Ws[k], R_Ws[k], 0)" in h.source
     monkeypatch.setattr(type(h), "_bind", lambda *a: (_ for _ in ()).throw(AssertionError("slow")))
     fast = h(Ws, bs, X, T, v=(V, c))
     fast_tuples = h(tuple(Ws), tuple(bs), X, T, v=[tuple(V), tuple(c)])
@@ -79,7 +83,25 @@ def test_common_call_takes_the_one_pass_path_and_agrees(monkeypatch):
         for a, b in zip(checked[1][0] + checked[1][1], got[1][0] + got[1][1]):
             assert np.array_equal(a, b)
     monkeypatch.undo()
-    # a float32 input or a Fortran-ordered direction is converted by the checked path
-    odd = h([W.astype(np.float32) for W in Ws], bs, X, T, v=([np.asfortranarray(x) for x in V], c))
-    for a, b in zip(checked[1][0], odd[1][0]):
-        assert np.allclose(a, b, rtol=1e-5, atol=1e-6)
+    # what the compiled checks refuse, the checked path explains
+    with pytest.raises(RopCallError, match=r"direction for `Ws\[1\]` has shape \(4, 3\), "
+                                           r"expected \(3, 4\)"):
+        h(Ws, bs, X, T, v=([V[0], V[1].T], c))
+    with pytest.raises(RopCallError, match="must be a list of 2 arrays"):
+        h(Ws, bs, X, T, v=(V[:1], c))
+    bad = [V[0], V[1].copy()]
+    bad[1][0, 0] = np.inf
+    with pytest.raises(RopCallError, match="`Ws` or its direction contains NaN or Inf"):
+        h(Ws, bs, X, T, v=(bad, c))
+    # a float32 input or a Fortran-ordered direction is converted by the checked path, call
+    # after call (Numba's type miss backs off), and float64 calls go straight again after it
+    for _ in range(5):
+        odd = h([W.astype(np.float32) for W in Ws], bs, X, T,
+                v=([np.asfortranarray(x) for x in V], c))
+        for a, b in zip(checked[1][0], odd[1][0]):
+            assert np.allclose(a, b, rtol=1e-5, atol=1e-6)
+    for _ in range(8):  # longer than the back-off those misses left
+        h(Ws, bs, X, T, v=(V, c))
+    monkeypatch.setattr(type(h), "_bind", lambda *a: (_ for _ in ()).throw(AssertionError("slow")))
+    again = h(Ws, bs, X, T, v=(V, c))
+    assert all(np.array_equal(a, b) for a, b in zip(checked[1][0], again[1][0]))

@@ -34,7 +34,7 @@ import numpy as np
 __all__ = [
     "sum", "mean", "amax", "amin", "max_tangent", "min_tangent",
     "broadcast_as", "reshape", "transpose", "zeros_of", "clip_tangent",
-    "norm", "note_not_converged", "check_finite", "clip", "gemm",
+    "norm", "note_not_converged", "check_direction", "check_length", "clip", "gemm",
 ]
 
 
@@ -256,43 +256,76 @@ def note_not_converged(status, index, iterations, change, change_r):
 # Argument checks inside the compiled code
 # ---------------------------------------------------------------------------
 
-class NonFinite(FloatingPointError):
-    """Raised by generated code for NaN/Inf in parameter number ``args[0]`` of ``wrt`` or in its
-    direction; the wrapper turns it into a RopCallError naming the parameter."""
+from ..errors import BadDirection, NonFinite  # noqa: E402  (raised by the checks below)
 
 
-def check_finite(x, rx, index):
-    """Refuse NaN/Inf in a parameter or its direction.  Generated code calls this first, so
-    the check is one tight loop inside Numba instead of two NumPy calls per array in the
-    wrapper (which cost more than the whole Hv of a small network)."""
+def check_direction(x, rx, index):
+    """Refuse a direction not shaped like its parameter, and NaN/Inf in either.  Generated
+    code calls this first, so the common call is checked by one tight loop inside Numba
+    instead of Python-level checks in the wrapper (which cost more than the whole Hv of a
+    small network)."""
+    if np.shape(x) != np.shape(rx):
+        raise BadDirection(index)
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(rx))):
         raise NonFinite(index)
 
 
-def _install_check_finite():
+def check_length(x, rx, index):
+    """Refuse a list of directions whose length is not the parameter list's (generated code
+    then indexes both in one loop)."""
+    if len(x) != len(rx):
+        raise BadDirection(index)
+
+
+def _install_checks():
     from numba import types
     from numba.extending import overload
 
-    @overload(check_finite)
+    # v - v == 0 is False exactly for NaN and +-Inf; counting the failures (instead of
+    # stopping at the first) lets LLVM vectorise the loop over a contiguous array
+    @overload(check_direction)
     def _ov(x, rx, index):
-        # v - v == 0 is False exactly for NaN and +-Inf
-        if isinstance(x, types.Array):
-            def impl(x, rx, index):
+        if isinstance(x, types.Array) and isinstance(rx, types.Array):
+            if x.layout == "C" and rx.layout == "C":
+                def impl(x, rx, index):
+                    if x.shape != rx.shape:
+                        raise BadDirection(index)
+                    a = x.reshape(x.size)
+                    b = rx.reshape(rx.size)
+                    bad = 0
+                    for i in range(a.size):
+                        bad += not a[i] - a[i] == 0.0
+                    for i in range(b.size):
+                        bad += not b[i] - b[i] == 0.0
+                    if bad:
+                        raise NonFinite(index)
+                return impl
+
+            def impl_any(x, rx, index):
+                if x.shape != rx.shape:
+                    raise BadDirection(index)
                 for v in x.flat:
                     if not v - v == 0.0:
                         raise NonFinite(index)
                 for v in rx.flat:
                     if not v - v == 0.0:
                         raise NonFinite(index)
-            return impl
+            return impl_any
 
         def impl_scalar(x, rx, index):
             if not (x - x == 0.0 and rx - rx == 0.0):
                 raise NonFinite(index)
         return impl_scalar
 
+    @overload(check_length)
+    def _ov_len(x, rx, index):
+        def impl(x, rx, index):
+            if len(x) != len(rx):
+                raise BadDirection(index)
+        return impl
 
-_install_check_finite()
+
+_install_checks()
 
 
 def clip(x, lo, hi):
