@@ -166,12 +166,16 @@ def test_python_mode_is_the_expression_itself():
 
 
 def test_cached_code_finds_blas_in_a_fresh_process(tmp_path):
-    """Numba's cache holds code that calls dgemm by symbol name; a second process must load
-    it (a cache hit) and bind the symbol again before running it."""
+    """Numba's cache holds code that calls the kernel and dgemm by symbol name; a second
+    process must load it (a cache hit) and bind the symbols again before running it (rop's
+    loader does that for generated code; other code calls ``ensure_kernel`` itself)."""
     mod = tmp_path / "uses_gemm.py"
     mod.write_text(textwrap.dedent("""
         import numba, numpy as np
         from rop import runtime as rt
+        from rop.runtime.blas import ensure_kernel
+
+        ensure_kernel()
 
         @numba.njit(cache=True)
         def f(a, b, c, d):

@@ -67,6 +67,10 @@ def load_module(path: str, mode: str, externs: dict | None = None) -> types.Modu
         setattr(mod, ename, _for_mode(obj, mode))
     if mode == "numba":
         import numba
+        with open(path, encoding="utf-8") as fh:
+            if "rt.gemm(" in fh.read():  # its C kernel is called by symbol: bind it first
+                from ..runtime.blas import ensure_kernel
+                ensure_kernel()
         for fname in getattr(mod, "__rop_functions__", ()):
             setattr(mod, fname, numba.njit(cache=True, fastmath=False)(getattr(mod, fname)))
     sys.modules[name] = mod

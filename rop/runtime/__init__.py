@@ -282,35 +282,21 @@ def _install_checks():
     from numba.extending import overload
 
     # v - v == 0 is False exactly for NaN and +-Inf; counting the failures (instead of
-    # stopping at the first) lets LLVM vectorise the loop over a contiguous array
+    # stopping at the first) lets LLVM vectorise the loop
     @overload(check_direction)
     def _ov(x, rx, index):
         if isinstance(x, types.Array) and isinstance(rx, types.Array):
-            if x.layout == "C" and rx.layout == "C":
-                def impl(x, rx, index):
-                    if x.shape != rx.shape:
-                        raise BadDirection(index)
-                    a = x.reshape(x.size)
-                    b = rx.reshape(rx.size)
-                    bad = 0
-                    for i in range(a.size):
-                        bad += not a[i] - a[i] == 0.0
-                    for i in range(b.size):
-                        bad += not b[i] - b[i] == 0.0
-                    if bad:
-                        raise NonFinite(index)
-                return impl
-
-            def impl_any(x, rx, index):
+            def impl(x, rx, index):
                 if x.shape != rx.shape:
                     raise BadDirection(index)
+                bad = 0
                 for v in x.flat:
-                    if not v - v == 0.0:
-                        raise NonFinite(index)
+                    bad += not v - v == 0.0
                 for v in rx.flat:
-                    if not v - v == 0.0:
-                        raise NonFinite(index)
-            return impl_any
+                    bad += not v - v == 0.0
+                if bad:
+                    raise NonFinite(index)
+            return impl
 
         def impl_scalar(x, rx, index):
             if not (x - x == 0.0 and rx - rx == 0.0):
