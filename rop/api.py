@@ -105,10 +105,13 @@ class HVP:
         self._last = None
         self.relaxation = "auto"
         self.on_divergence = "raise"
+        self._checks_compiled = mode == "numba" and check_finite  # then _dispatch, not _fast_call
         self._ready = None  # what _dispatch calls
         self._skip = self._backoff = 0  # _dispatch's back-off after type misses
         self._params = tuple(owner.signature.parameters)
+        self._nparams = len(self._params)
         self._wrt_pos = tuple(self._params.index(w) for w in owner.wrt if w in self._params)
+        self._nwrt = len(self._wrt_pos)
 
     # ------------------------------------------------------------------ inspection
     @property
@@ -177,7 +180,7 @@ class HVP:
         return c
 
     def __call__(self, *args, v, **kwargs):
-        if not kwargs and len(args) == len(self._params):
+        if not kwargs and len(args) == self._nparams:
             fast = self._dispatch(args, v) if self._checks_compiled else self._fast_call(args, v)
             if fast is not None:
                 return fast
@@ -217,15 +220,15 @@ class HVP:
         and the checked path converts the arguments or says what was expected."""
         c = self._ready
         if c is None or (type(v) is not tuple and type(v) is not list) or \
-                len(v) != len(self._wrt_pos):
+                len(v) != self._nwrt:
             return None
         if self._skip:
             self._skip -= 1
             return None
         try:
-            out = c.hvp(*[tuple(x) if type(x) is list else x for x in args],
-                        *[tuple(d) if type(d) is list else d for d in v])
-            self._backoff = 0
+            out = c.hvp(*[tuple(x) if type(x) is list else x for x in (*args, *v)])
+            if self._backoff:
+                self._backoff = 0
             return out
         except (BadDirection, NonFinite):
             return None
@@ -241,10 +244,6 @@ class HVP:
             raise
         except Exception as exc:
             raise _runtime_error(exc, self.owner.fn.__name__, c, self.owner.wrt) from None
-
-    @property
-    def _checks_compiled(self):
-        return self.mode == "numba" and self.check_finite
 
     def _call_compiled(self, c, call_args):
         """The checked path's call: it may need a new specialisation (another list length), so
