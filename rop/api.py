@@ -232,17 +232,16 @@ class HVP:
             return out
         except (BadDirection, NonFinite):
             return None
-        except TypeError as exc:
-            if str(exc).startswith(_NO_MATCH):  # types not compiled for: the checked path
-                # Numba's miss costs ~0.2 ms: a caller who always passes, say, float32 arrays
-                # skips this path for exponentially longer stretches of calls
-                self._backoff = min(2 * self._backoff or 1, 1024)
-                self._skip = self._backoff
-                return None
-            raise _runtime_error(exc, self.owner.fn.__name__, c, self.owner.wrt) from None
         except RopError:
             raise
         except Exception as exc:
+            if isinstance(exc, TypeError) and str(exc).startswith(_NO_MATCH):
+                # types not compiled for: the checked path.  Numba's miss costs ~0.2 ms, so a
+                # caller who always passes, say, float32 arrays skips this path for
+                # exponentially longer stretches of calls
+                self._backoff = min(2 * self._backoff or 1, 1024)
+                self._skip = self._backoff
+                return None
             raise _runtime_error(exc, self.owner.fn.__name__, c, self.owner.wrt) from None
 
     def _call_compiled(self, c, call_args):

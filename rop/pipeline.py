@@ -114,7 +114,7 @@ def _compile(fn, ir, wrt, param_types, mode, relaxation="auto", check_finite=Tru
                     rfn, lambda: passes.dataflow_graph(rfn))
 
 
-def finite_checks(wrt, rnames, param_types, namer_taken) -> list[str]:
+def call_checks(wrt, rnames, param_types, namer_taken) -> list[str]:
     """The hvp's first lines: each direction shaped like its parameter, both finite (one loop
     in Numba).  With them the wrapper's common call needs no Python-level checks."""
     lines = ["    # directions shaped like their parameters; parameters and directions finite"]
@@ -173,7 +173,7 @@ def emit_module(fn, ir, primal, rfn, prims, types, temps, wrt, param_types=None)
     out += ["", *em.function(primal, fn.__name__, r_mode=False), ""]
     hvp_lines = em.function(rfn, fn.__name__ + "_hvp", r_mode=True)
     if param_types is not None:
-        hvp_lines[1:1] = finite_checks(wrt, rfn.rnames, param_types, ir.user_names)
+        hvp_lines[1:1] = call_checks(wrt, rfn.rnames, param_types, ir.user_names)
     out += ["", *hvp_lines, ""]
     names += [fn.__name__, fn.__name__ + "_hvp"]
     out.append("")
