@@ -97,6 +97,12 @@ def _stacked(source):
 def variants(source):
     """{name: (source, what changed, number of sites)} derived from the generated source."""
     out = {"generated (re-jitted copy)": (source, "unchanged", 0)}
+    written, n_written = _sub(r"^(\s*\S[^=\n]*= ).*  # = (.*)$", r"\1\2", source)
+    if n_written:
+        out["products as written"] = (
+            written, "`rt.gemm(A, B, C, D, c=e)` -> `A @ B + C @ D + e` (the BLAS pass off)",
+            n_written)
+    generated, source = source, written  # (a)-(c) are hand edits of the products as written
     # (a) no products with the zero R{X}: layer 0 of the forward R-pass and of R{dW}
     s, n1 = _sub(r"^(\s*)R_h = (R_Ws\[i\] @ \w+) \+ (\w+) @ R_acts\[i\] \+ (R_bs\[i\]\[:, None\])$",
                  r"\1if i == 0:\n\1    R_h = \2 + \4\n\1else:\n\1    R_h = \2 + \3 @ R_acts[i] + \4",
@@ -115,11 +121,8 @@ def variants(source):
     if n:
         out["GEMMs sharing an operand stacked"] = (
             s, "W @ [a | R{a}], [d; R{d}] @ a^T, W^T @ [d | R{d}] as one GEMM each (hstack/vstack "
-               "copies included)", n)
-    s, n = _sub(r"^(\s*\S[^=\n]*= )rt\.gemm\(.*\)  # = (.*)$", r"\1\2", source)
-    if n:
-        out["sums of products as written"] = (
-            s, "`rt.gemm(A, B, C, D, c=e)` -> `A @ B + C @ D + e` (the BLAS-sum pass off)", n)
+               "copies included; on the products as written)", n)
+    source = generated
     s, n = _sub(r"\b(\w+) \*\* 2\b", r"(\1 * \1)", source)
     if n:
         out["x ** 2 -> x * x"] = (s, "`t ** 2` written as `t * t`", n)

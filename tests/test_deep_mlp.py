@@ -54,13 +54,14 @@ def test_generated_code_is_nopython_and_readable():
     src = backprop.hvp.source
     # R{a_0} = R{X} = 0: the first layer's products with it are not formed, as in a
     # hand-written R{backprop} (the slot-level activity of rop/transforms/slots.py)
-    assert "if i == 0:\n            R_h = R_Ws[i] @ acts[i] + R_bs[i][:, None]\n" in src
-    # the two-product sums go to BLAS as one accumulation each (rop/backend/gemm.py), the
-    # sum as written beside them
+    assert ("if i == 0:\n            R_h = rt.gemm(R_Ws[i], acts[i], c=R_bs[i][:, None])  "
+            "# = R_Ws[i] @ acts[i] + R_bs[i][:, None]\n") in src
+    # products go to BLAS, a sum of them as one accumulation (rop/backend/gemm.py), the
+    # expression as written beside them
     assert ("else:\n            R_h = rt.gemm(R_Ws[i], acts[i], Ws[i], R_acts[i], "
             "c=R_bs[i][:, None])  # = R_Ws[i] @ acts[i] + Ws[i] @ R_acts[i] + R_bs[i][:, None]"
             in src)
-    assert "R_dWs[i] = R_d @ acts[i].T\n" in src
+    assert "R_dWs[i] = rt.gemm(R_d, acts[i].T)  # = R_d @ acts[i].T\n" in src
     assert ("R_dWs[i] = rt.gemm(R_d, acts[i].T, d, R_acts[i].T)  "
             "# = R_d @ acts[i].T + d @ R_acts[i].T\n") in src
     assert "# deep_mlp.py:" in src

@@ -27,11 +27,21 @@ from jax_oracle import as_float, jax_namespace, leaves
 from rop import pipeline
 from rop import runtime as rt
 from rop.backend.emit import Emitter
-from rop.backend.gemm import fuse_matmul_sums, rank_of_expr
+from rop.backend.gemm import matmul_to_gemm, rank_of_expr
 from rop.frontend.lower import lower
 
 
 # --------------------------------------------------------------------------- the helper
+@numba.njit
+def nb1(a1, b1):
+    return rt.gemm(a1, b1)
+
+
+@numba.njit
+def nb1c(a1, b1, c):
+    return rt.gemm(a1, b1, c=c)
+
+
 @numba.njit
 def nb2(a1, b1, a2, b2):
     return rt.gemm(a1, b1, a2, b2)
@@ -80,6 +90,23 @@ def test_two_products_any_layout(m, k1, k2, n, la, lb, seed):
     a2, b2 = operand(rng, m, k2, lb), operand(rng, k2, n, la)
     got = nb2(a1, b1, a2, b2)
     want = numpy_sum(a1, b1, a2, b2)
+    assert got.shape == want.shape and got.flags.c_contiguous
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(0, 7), k=st.integers(0, 6), n=st.integers(0, 7),
+       la=st.sampled_from(LAYOUTS), lb=st.sampled_from(LAYOUTS), bias=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_one_product_any_layout(m, k, n, la, lb, bias, seed):
+    """A lone product (the user's ``W @ x`` and ``W @ x + b[:, None]``) goes to BLAS too."""
+    rng = np.random.default_rng(seed)
+    a, b = operand(rng, m, k, la), operand(rng, k, n, lb)
+    if bias:
+        c = rng.normal(size=(m, 1))
+        got, want = nb1c(a, b, c), a @ b + c
+    else:
+        got, want = nb1(a, b), a @ b
     assert got.shape == want.shape and got.flags.c_contiguous
     np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
 
@@ -139,6 +166,8 @@ def test_errors_are_numpys():
     a, b = rng.normal(size=(4, 3)), rng.normal(size=(3, 5))
     with pytest.raises(ValueError, match="inner dimensions of product 2"):
         nb2(a, b, a, rng.normal(size=(2, 5)))
+    with pytest.raises(ValueError, match="inner dimensions of product 1"):
+        nb1(a, a)
     with pytest.raises(ValueError, match="broadcast"):
         nb2(a, b, rng.normal(size=(3, 2)), rng.normal(size=(2, 5)))
     with pytest.raises(ValueError, match="broadcast"):
@@ -200,7 +229,7 @@ TYPES = {"W": 2, "U": 2, "A": 2, "B": 2, "C": 2, "D": 2, "E": 2, "F": 2, "G": 2,
 
 
 def fused(src, types=TYPES):
-    out = fuse_matmul_sums(ast.parse(src, mode="eval").body, rank_of_expr(types))
+    out = matmul_to_gemm(ast.parse(src, mode="eval").body, rank_of_expr(types))
     return None if out is None else ast.unparse(out)
 
 
@@ -209,25 +238,28 @@ def fused(src, types=TYPES):
     ("A @ B + C @ D + b[:, None]", "rt.gemm(A, B, C, D, c=b[:, None])"),
     ("b[:, None] + A @ B + C.T @ D", "rt.gemm(A, B, C.T, D, c=b[:, None])"),
     ("Ws[i] @ acts[i] + W @ acts[i + 1]", "rt.gemm(Ws[i], acts[i], W, acts[i + 1])"),
-    ("A @ B - C @ D + E @ F", "rt.gemm(A, B, E, F, c=-(C @ D))"),
+    ("A @ B", "rt.gemm(A, B)"),
+    ("A @ B + b[:, None]", "rt.gemm(A, B, c=b[:, None])"),
+    ("A @ B - C @ D + E @ F", "rt.gemm(A, B, E, F, c=-rt.gemm(C, D))"),
+    ("A - C @ D - E @ F", "A - rt.gemm(C, D) - rt.gemm(E, F)"),  # subtracted: lone products
+    ("A @ Q + C @ D", "rt.gemm(C, D, c=A @ Q)"),                  # Q of unknown rank
+    ("np.tanh(W.T @ x) * (A @ B)", "np.tanh(W.T @ x) * rt.gemm(A, B)"),
     ("(A @ B + C @ D) * s", "rt.gemm(A, B, C, D) * s"),
     ("np.tanh(A @ B + C @ D)", "np.tanh(rt.gemm(A, B, C, D))"),
     ("(A @ B + C @ D) @ E + F @ G", "rt.gemm(rt.gemm(A, B, C, D), E, F, G)"),
     ("A @ B + C @ D + E @ F + G @ H + A @ H + s",
-     "rt.gemm(A, B, C, D, E, F, G, H, c=A @ H + s)"),
+     "rt.gemm(A, B, C, D, E, F, G, H, c=rt.gemm(A, H, c=s))"),
     ("A @ B + C @ D + E @ F + G @ H + A @ H + B @ C",
      "rt.gemm(A, B, C, D, E, F, G, H, c=rt.gemm(A, H, B, C))"),
 ])
-def test_sums_of_matrix_products_are_fused(src, want):
+def test_matrix_products_go_to_gemm_a_sum_in_one_call(src, want):
     assert fused(src) == want
 
 
 @pytest.mark.parametrize("src", [
-    "A @ B + b[:, None]",        # one product: left as the user wrote it
-    "A @ B",
-    "A - C @ D - E @ F",         # subtracted products
     "A @ x + B @ x",             # matrix-vector products
-    "A @ Q + C @ D",             # Q of unknown rank
+    "x @ A",
+    "A @ Q",                     # Q of unknown rank
     "A * B + C * D",
 ])
 def test_other_expressions_are_left_alone(src):
@@ -281,17 +313,21 @@ def test_hv_with_the_pass_matches_without_it_jax_and_differences(name, args):
         assert flat_err(leaves(r_on), fd) < 1e-5
 
 
-def test_the_deep_mlp_sums_go_to_blas():
-    """The example's three R-sums (forward R{h}, R{dW}, the backward R{W^T d}) are rt.gemm
-    calls, each with the sum as written beside it."""
+def test_the_deep_mlp_products_go_to_blas():
+    """Every matrix product of the example, the user's own and the R-sums (forward R{h},
+    R{dW}, the backward R{W^T d}), is an rt.gemm call with the expression as written beside
+    it: no ``@`` is left outside the comments."""
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
     import deep_mlp
     src = pipeline._compile(deep_mlp.backprop.fn, lower(deep_mlp.backprop.fn), ("Ws", "bs"),
                             {"Ws": ("list", 2), "bs": ("list", 1), "X": 2, "T": 2},
                             "python").source
-    assert src.count("rt.gemm(") == 3, src
+    primal, hvp = src.split("def backprop_hvp")
+    assert primal.count("rt.gemm(") == 3 and hvp.count("rt.gemm(") == 8, src
     assert ("R_h = rt.gemm(R_Ws[i], acts[i], Ws[i], R_acts[i], c=R_bs[i][:, None])  "
-            "# = R_Ws[i] @ acts[i] + Ws[i] @ R_acts[i] + R_bs[i][:, None]") in src
-    assert "R_dWs[i] = rt.gemm(R_d, acts[i].T, d, R_acts[i].T)" in src
-    primal = src.split("def backprop_hvp")[0]
-    assert "rt.gemm" not in primal  # one product plus a bias stays as the user wrote it
+            "# = R_Ws[i] @ acts[i] + Ws[i] @ R_acts[i] + R_bs[i][:, None]") in hvp
+    assert "R_dWs[i] = rt.gemm(R_d, acts[i].T, d, R_acts[i].T)" in hvp
+    assert ("h = rt.gemm(Ws[i], acts[i], c=bs[i][:, None])  "
+            "# = Ws[i] @ acts[i] + bs[i][:, None]") in primal
+    code = [line.split("#")[0] for line in src.splitlines()]
+    assert not [c for c in code if "@" in c]

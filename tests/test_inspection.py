@@ -32,8 +32,9 @@ def test_provenance_blocks(ins):
     b20 = next(b for b in blocks if b.line == 20)
     assert b20.file == "mlp.py" and b20.text == "y1 = sigmoid(W1 @ X + b1[:, None])"
     assert [g.strip() for g in b20.generated] == [
-        "y1 = sigmoid(W1 @ X + b1[:, None])",
-        "R_y1 = y1 * (1.0 - y1) * (R_W1 @ X + R_b1[:, None])"]
+        "y1 = sigmoid(rt.gemm(W1, X, c=b1[:, None]))  # = sigmoid(W1 @ X + b1[:, None])",
+        "R_y1 = y1 * (1.0 - y1) * rt.gemm(R_W1, X, c=R_b1[:, None])  "
+        "# = y1 * (1.0 - y1) * (R_W1 @ X + R_b1[:, None])"]
 
 
 def test_side_by_side(ins):

@@ -17,7 +17,7 @@ from ..errors import RopInternalError
 from ..ir.nodes import (Append, Assign, Break, Const, Continue, Effect, For, If, Return, SetItem,
                         Var, While, blocks_of, defined_names, walk)
 from ..transforms.rtransform import operand_ast
-from .gemm import fuse_matmul_sums, rank_of_expr
+from .gemm import matmul_to_gemm, rank_of_expr
 
 INDENT = "    "
 
@@ -59,7 +59,7 @@ class _Fold(ast.NodeTransformer):
 
 
 class Emitter:
-    fuse_gemm = True  # sums of matrix products as rt.gemm (backend/gemm.py); off in tests
+    fuse_gemm = True  # matrix products as rt.gemm (backend/gemm.py); off in tests
 
     def __init__(self, prims, types, temps: set):
         self.prims = prims
@@ -67,13 +67,18 @@ class Emitter:
         self.temps = temps
         self.rank = rank_of_expr(types)
 
-    def value(self, expr) -> str:
-        """The source of an assigned value; a sum of matrix products goes to BLAS as
-        ``rt.gemm(...)``, with the sum as written kept in a trailing comment."""
-        fused = fuse_matmul_sums(expr, self.rank) if self.fuse_gemm else None
-        if fused is None:
-            return ast.unparse(expr)
-        return f"{ast.unparse(fused)}  # = {ast.unparse(expr)}"
+    def value(self, *exprs) -> str:
+        """The source of an assigned or returned value (several: comma-separated); its
+        matrix products go to BLAS as ``rt.gemm(...)`` calls, with the expression as written
+        kept in a trailing comment."""
+        written = ", ".join(ast.unparse(e) for e in exprs)
+        if not self.fuse_gemm:
+            return written
+        fused = [matmul_to_gemm(e, self.rank) for e in exprs]
+        if all(f is None for f in fused):
+            return written
+        return ", ".join(ast.unparse(e if f is None else f) for e, f in zip(exprs, fused)) \
+            + f"  # = {written}"
 
     # ------------------------------------------------------------------ per function
     def function(self, fn, name, r_mode: bool) -> list[str]:
@@ -166,9 +171,9 @@ class Emitter:
                 val = fold(operand_ast(st.value)) if st.value is not None else ast.Constant(None)
                 flush()
                 if self.r_mode:
-                    put(f"return {ast.unparse(val)}, {ast.unparse(fold(st.r_value))}", st)
+                    put(f"return {self.value(val, fold(st.r_value))}", st)
                 else:
-                    put(f"return {ast.unparse(val)}", st)
+                    put(f"return {self.value(val)}", st)
                 continue
             if isinstance(st, Effect):
                 args = [fold(operand_ast(a)) for a in st.args]

@@ -1,16 +1,17 @@
-"""Pass: a sum of two or more matrix products becomes one ``rt.gemm`` call.
+"""Pass: matrix products go to BLAS as ``rt.gemm`` calls, a sum of them as one call.
 
 The R-transform's product rule writes R{W @ a} as ``R_W @ a + W @ R_a``; in Numba each ``@``
 allocates its own output and ``+`` a third array.  ``rt.gemm(R_W, a, W, R_a)`` has BLAS add
 the second product into the first one's output (see :mod:`rop.runtime.blas`).  A lone
-product plus a bias (``W @ x + b[:, None]``, the user's own forward pass) is left as written:
-it measured no faster fused, and it reads as the paper does.
+product (``W @ x``, ``W @ x + b[:, None]``) becomes ``rt.gemm(W, x)`` too: Numba compiles its
+own ``@`` once per combination of operand layouts, 0.15 s each, against 40 ms for an
+``rt.gemm`` call site, and the call is faster at small sizes (docs/performance.md).
 
-Only terms added with ``+`` are fused; the other terms of the sum (a bias, a subtracted
-product, anything else) are summed as written and passed as ``c``.  Products are recognised
-by rank: both operands must be known matrices (rank 2); the runtime helper still checks the
-types and falls back to the plain expression, so a wrong guess here costs speed, never
-correctness.
+Only terms added with ``+`` are fused into one call; the other terms of the sum (a bias, a
+subtracted product, anything else) are summed as written and passed as ``c``.  Products are
+recognised by rank: both operands must be known matrices (rank 2); the runtime helper still
+checks the types and falls back to the plain expression, so a wrong guess here costs speed,
+never correctness.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import copy
 from ..runtime.blas import MAX_PAIRS
 
 
-def fuse_matmul_sums(expr: ast.expr, rank_of) -> ast.expr | None:
-    """``expr`` with its sums of matrix products as ``rt.gemm`` calls, or None if it has
-    none.  ``rank_of(e)`` is the rank of a subexpression, or None when unknown."""
+def matmul_to_gemm(expr: ast.expr, rank_of) -> ast.expr | None:
+    """``expr`` with its matrix products as ``rt.gemm`` calls, or None if it has none.
+    ``rank_of(e)`` is the rank of a subexpression, or None when unknown."""
     f = _Fuse(rank_of)
     out = f.visit(copy.deepcopy(expr))
     return out if f.changed else None
@@ -35,24 +36,30 @@ class _Fuse(ast.NodeTransformer):
         self.changed = False
 
     def visit_BinOp(self, node):
+        if self.is_matrix_product(node):  # a product that is not a term of a sum
+            node = self.generic_visit(node)
+            return self.gemm([node.left, node.right], [])
         if not isinstance(node.op, (ast.Add, ast.Sub)):
             return self.generic_visit(node)
         flat = _flatten(node, 1)
         is_product = [sign > 0 and self.is_matrix_product(t) for sign, t in flat]  # as written
-        terms = [(sign, self.visit(t)) for sign, t in flat]
+        terms = [(sign, self.generic_visit(t) if p else self.visit(t))
+                 for (sign, t), p in zip(flat, is_product)]
         products = [t for (_, t), p in zip(terms, is_product) if p]
-        if len(products) < 2:
+        if not products:
             return _rebuild(terms)
-        self.changed = True
         fused, rest = products[:MAX_PAIRS], products[MAX_PAIRS:]
         others = [(s, t) for s, t in terms if not any(t is p for p in fused)]
-        args = [x for p in fused for x in (p.left, p.right)]
         keywords = []
         if others:
             c = _rebuild(others)
             if rest:
                 c = self.visit(c)  # more than MAX_PAIRS products: the rest fuse into c
             keywords.append(ast.keyword(arg="c", value=c))
+        return self.gemm([x for p in fused for x in (p.left, p.right)], keywords)
+
+    def gemm(self, args, keywords):
+        self.changed = True
         return ast.Call(func=ast.Attribute(value=ast.Name("rt", ast.Load()), attr="gemm",
                                            ctx=ast.Load()), args=args, keywords=keywords)
 
@@ -80,7 +87,7 @@ def _rebuild(terms):
 
 
 def rank_of_expr(types: dict):
-    """A ``rank_of`` for :func:`fuse_matmul_sums` from the rank-types of variables (see
+    """A ``rank_of`` for :func:`matmul_to_gemm` from the rank-types of variables (see
     :mod:`rop.ir.shapes`): names, list items, ``.T``, ``@``, elementwise arithmetic and
     constants; None for anything else."""
     def rank(e):

@@ -51,16 +51,25 @@ def gemm(a1, b1, a2=None, b2=None, a3=None, b3=None, a4=None, b4=None, c=None):
 # ---------------------------------------------------------------------------
 #
 # Compile time shapes this part.  Every argument type of a Numba function is one more
-# compilation, and the operands of one network's sums come in several layouts (``a``,
+# compilation, and the operands of one network's products come in several layouts (``a``,
 # ``a.T``, ``W[i].T``); a jitted callee is even re-compiled to machine code inside each
-# caller.  So ``rt.gemm`` is a thin shim per call site (shapes, NumPy's errors, the output)
-# that describes its operands by address, strides and shape in a small int64 array and calls
-# one kernel compiled once as a C function (``numba.cfunc``, kept in Numba's disk cache):
-# the operands' layout is read from the strides at run time, which BLAS needs anyway.
+# caller.  So the work is done by one kernel compiled once as a C function (``numba.cfunc``,
+# kept in Numba's disk cache) and called by symbol name, as is ``dgemm``.  What remains per
+# call site is a shim of a few lines (about 45 ms of compiling, against 150 ms for one that
+# checks shapes itself): it describes its operands by address, byte strides and shape in a
+# descriptor on its stack, asks the kernel for the output's shape (or an error), allocates
+# the output, and has the kernel fill it.  The layout of each operand is read from its
+# strides at run time, which BLAS needs anyway.
 
 _DGEMM_SYMBOL = "rop_scipy_dgemm"
 _KERNEL_SYMBOL = "rop_gemm_kernel"
-_DESC = 48  # out, m, p, n, has_c, c (addr, rows, cols), then 4 x (a, b) x (addr, s0, s1, rows, cols)
+
+# descriptor slots (int64): out, its shape, the number of products, c, the phase, the error,
+# the scratch size, then each product's a and b as (address, byte strides 0 and 1, rows, cols)
+_OUT, _M, _P, _N, _HAS_C, _C, _PHASE, _ERR, _NEED = 0, 1, 2, 3, 4, 5, 10, 11, 12
+_PAIRS = 14
+_DESC = _PAIRS + 10 * MAX_PAIRS
+_BROADCAST = MAX_PAIRS + 1  # error codes: q = inner dimensions of product q; this = broadcast
 
 
 def _external(symbol, address, sig):
@@ -85,12 +94,61 @@ _DGEMM = _dgemm()
 
 
 @intrinsic
-def _f64_ptr(typingctx, addr):
-    """The float64 pointer at an integer address (for ``numba.carray``)."""
-    sig = types.CPointer(types.float64)(types.intp)
+def _ptr(typingctx, addr, dtype):
+    """The typed pointer at an integer address: ``_ptr(a, np.float64)[i]`` is the i-th float64
+    from address a, to read or write."""
+    if not isinstance(addr, types.Integer) or not isinstance(dtype, types.NumberClass):
+        return None
+    sig = types.CPointer(dtype.instance_type)(addr, dtype)
 
     def codegen(context, builder, signature, args):
         return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+    return sig, codegen
+
+
+@intrinsic
+def _stack(typingctx, nbytes):
+    """The address of ``nbytes`` zeroed bytes on the calling function's stack (a literal size):
+    the descriptor and dgemm's by-reference arguments, without a heap allocation."""
+    if not isinstance(nbytes, types.IntegerLiteral):
+        return None
+    n = nbytes.literal_value
+    sig = types.intp(nbytes)
+
+    def codegen(context, builder, signature, args):
+        from llvmlite import ir
+        from numba.core import cgutils
+        buf = cgutils.alloca_once(builder, ir.IntType(8), size=n)
+        cgutils.memset(builder, buf, ir.Constant(ir.IntType(64), n), 0)
+        return builder.ptrtoint(buf, context.get_value_type(types.intp))
+    return sig, codegen
+
+
+@intrinsic
+def _describe(typingctx, desc, slot, x):
+    """Write x's (address, byte stride 0, byte stride 1, rows, cols) to ``desc`` from ``slot``
+    on; a vector is one row (1, n) with row stride 0, which broadcasts as NumPy's does."""
+    if not (isinstance(x, types.Array) and x.ndim in (1, 2)):
+        return None
+    sig = types.void(desc, slot, x)
+
+    def codegen(context, builder, signature, args):
+        from llvmlite import ir
+        from numba.core import cgutils
+        d, s, v = args
+        i64 = ir.IntType(64)
+        ary = context.make_array(x)(context, builder, v)
+        shape = cgutils.unpack_tuple(builder, ary.shape)
+        strides = cgutils.unpack_tuple(builder, ary.strides)
+        addr = builder.ptrtoint(ary.data, i64)
+        if x.ndim == 2:
+            vals = [addr, strides[0], strides[1], shape[0], shape[1]]
+        else:
+            vals = [addr, i64(0), strides[0], i64(1), shape[0]]
+        s = builder.sext(s, i64) if s.type.width < 64 else s
+        for k, val in enumerate(vals):
+            builder.store(val, builder.gep(d, [builder.add(s, i64(k))]))
+        return context.get_dummy_value()
     return sig, codegen
 
 
@@ -109,34 +167,77 @@ def _blas_op(s0, s1, rows, cols):
     return 0, 0
 
 
-def _kernel(desc_ptr):
-    """out = c (broadcast) + the sum of the products, for operands described in ``desc``
-    (see ``_describe``); each product is added into out by one dgemm call when it has out's
-    shape, else computed apart and broadcast into it (a dimension of 1), as NumPy's ``+``."""
-    desc = carray(desc_ptr, _DESC)
-    m, p, n, has_c = desc[1], desc[2], desc[3], desc[4]
-    out = carray(_f64_ptr(desc[0]), (m, p))
+@register_jitable
+def _plan(d):
+    """Phase 0: the output's shape into d[_M], d[_P] as NumPy's ``a1 @ b1 + ... + c`` would
+    have it, or an error code into d[_ERR]; the scratch the run needs into d[_NEED] (copies of
+    operands BLAS cannot read, products smaller than the output)."""
+    n = d[_N]
+    for q in range(n):
+        a = _PAIRS + 10 * q
+        if d[a + 4] != d[a + 8]:
+            d[_ERR] = q + 1
+            return
+    m, p = d[_PAIRS + 3], d[_PAIRS + 9]
+    for q in range(1, n + d[_HAS_C]):
+        base = _PAIRS + 10 * q
+        r0, r1 = (d[base + 3], d[base + 9]) if q < n else (d[_C + 3], d[_C + 4])
+        if not ((r0 == m or r0 == 1 or m == 1) and (r1 == p or r1 == 1 or p == 1)):
+            d[_ERR] = _BROADCAST
+            return
+        m, p = (r0 if m == 1 else m), (r1 if p == 1 else p)
+    d[_M], d[_P] = m, p
+    need = 0
+    for q in range(n):
+        a = _PAIRS + 10 * q
+        for x in (a, a + 5):
+            if _blas_op(d[x + 1], d[x + 2], d[x + 3], d[x + 4])[0] == 0:
+                need += d[x + 3] * d[x + 4]
+        if d[a + 3] != m or d[a + 9] != p:
+            need += d[a + 3] * d[a + 9]
+    d[_NEED] = need
+
+
+@register_jitable
+def _run(d, scratch):
+    """Phase 1: out = c (broadcast) + each product, added into out by one dgemm call when it
+    has out's shape, else computed in scratch and broadcast into out, as NumPy's ``+``."""
+    m, p, n, has_c = d[_M], d[_P], d[_N], d[_HAS_C]
+    out = carray(_ptr(d[_OUT], np.float64), (m, p))
+    free = scratch
+    for q in range(n):  # operands BLAS cannot read: a C-ordered copy, as np.dot makes
+        for x in (_PAIRS + 10 * q, _PAIRS + 10 * q + 5):
+            if _blas_op(d[x + 1], d[x + 2], d[x + 3], d[x + 4])[0] == 0:
+                rows, cols = d[x + 3], d[x + 4]
+                dst = carray(_ptr(free, np.float64), (rows, cols))
+                for i in range(rows):
+                    for j in range(cols):
+                        dst[i, j] = _ptr(d[x] + i * d[x + 1] + j * d[x + 2], np.float64)[0]
+                d[x], d[x + 1], d[x + 2] = free, 8 * cols, 8
+                free += 8 * rows * cols
     if has_c:
-        c = carray(_f64_ptr(desc[5]), (desc[6], desc[7]))
-        s0 = 0 if desc[6] == 1 else 1
-        s1 = 0 if desc[7] == 1 else 1
+        s0 = 0 if d[_C + 3] == 1 else d[_C + 1]
+        s1 = 0 if d[_C + 4] == 1 else d[_C + 2]
         for i in range(m):
             for j in range(p):
-                out[i, j] = c[i * s0, j * s1]
-    ops = np.empty(2, np.uint8)
-    dims = np.empty(6, np.int32)
-    scal = np.empty(2, np.float64)
+                out[i, j] = _ptr(d[_C] + i * s0 + j * s1, np.float64)[0]
+    w = _stack(48)  # dgemm's arguments by reference: 2 ops (char), 6 dims (int32), 2 scalars
+    ops, dims, scal = _ptr(w, np.uint8), _ptr(w + 8, np.int32), _ptr(w + 32, np.float64)
     for q in range(n):
-        d = 8 + 10 * q
-        a, a0, a1, rows, k = desc[d], desc[d + 1], desc[d + 2], desc[d + 3], desc[d + 4]
-        b, b0, b1, cols = desc[d + 5], desc[d + 6], desc[d + 7], desc[d + 9]
+        x = _PAIRS + 10 * q
+        a, a0, a1, rows, k = d[x], d[x + 1], d[x + 2], d[x + 3], d[x + 4]
+        b, b0, b1, cols = d[x + 5], d[x + 6], d[x + 7], d[x + 9]
         first = not has_c and q == 0
         direct = rows == m and cols == p
-        tmp = np.zeros((0, 0) if direct else (rows, cols))  # only for a broadcast product
-        target = desc[0] if direct else tmp.ctypes.data
+        target = d[_OUT]
+        if not direct:
+            target = free
+            free += 8 * rows * cols
         if rows == 0 or cols == 0 or k == 0:
-            if first and direct:
+            if direct and first:
                 out[:, :] = 0.0
+            elif not direct:
+                carray(_ptr(target, np.float64), (rows, cols))[:, :] = 0.0
         else:
             # row-major target = a b is column-major target^T = b^T a^T: b goes first
             ops[0], dims[3] = _blas_op(b0, b1, k, cols)
@@ -144,18 +245,30 @@ def _kernel(desc_ptr):
             dims[0], dims[1], dims[2], dims[5] = cols, rows, k, cols
             scal[0] = 1.0
             scal[1] = 0.0 if first or not direct else 1.0
-            o, dd, sc = ops.ctypes.data, dims.ctypes.data, scal.ctypes.data
-            _DGEMM(o, o + 1, dd, dd + 4, dd + 8, sc, b, dd + 12, a, dd + 16, sc + 8, target,
-                   dd + 20)
+            _DGEMM(w, w + 1, w + 8, w + 12, w + 16, w + 32, b, w + 20, a, w + 24, w + 40,
+                   target, w + 28)
         if not direct:
-            s0 = 0 if rows == 1 else 1
-            s1 = 0 if cols == 1 else 1
+            tmp = carray(_ptr(target, np.float64), (rows, cols))
+            r = 0 if rows == 1 else 1
+            c = 0 if cols == 1 else 1
             for i in range(m):
                 for j in range(p):
                     if first:
-                        out[i, j] = tmp[i * s0, j * s1]
+                        out[i, j] = tmp[i * r, j * c]
                     else:
-                        out[i, j] += tmp[i * s0, j * s1]
+                        out[i, j] += tmp[i * r, j * c]
+
+
+def _kernel(d):
+    """The C entry point: phase 0 plans, phase 1 runs; scratch is allocated only when some
+    operand must be copied or some product broadcasts."""
+    if d[_PHASE] == 0:
+        _plan(d)
+    elif d[_NEED]:
+        buf = np.empty(d[_NEED])
+        _run(d, np.intp(buf.ctypes.data))
+    else:
+        _run(d, np.intp(0))
 
 
 @functools.lru_cache(maxsize=None)
@@ -166,13 +279,6 @@ def ensure_kernel():
     import numba
     k = numba.cfunc(types.void(types.CPointer(types.int64)), cache=True)(_kernel)
     return _external(_KERNEL_SYMBOL, k.address, types.void(types.CPointer(types.int64)))
-
-
-@register_jitable
-def _blas_ready(x):
-    """x itself when BLAS can read it, else a C-ordered copy (for arrays of unknown layout)."""
-    op, _ = _blas_op(x.strides[0], x.strides[1], x.shape[0], x.shape[1])
-    return x if op else np.ascontiguousarray(x)
 
 
 def _install():
@@ -196,62 +302,47 @@ def _install():
             return None
         has_c = not _is_none(c)
         L = ["def impl(a1, b1, a2=None, b2=None, a3=None, b3=None, a4=None, b4=None, c=None):"]
+        ns = {"np": np}
         if not (all(is_matrix(a) and is_matrix(b) for a, b in pairs[:n])
                 and (not has_c or real(c))):  # not a float64 matrix sum: as written
             plain = " + ".join(f"a{i} @ b{i}" for i in range(1, n + 1))
             L.append(f"    return {plain}" + (" + c" if has_c else ""))
-            ns = {}
-        else:
-            for i in range(1, n + 1):
-                L += [f"    if a{i}.shape[1] != b{i}.shape[0]:",
-                      "        raise ValueError('rop.runtime.gemm: matmul: inner dimensions "
-                      f"of product {i} do not match')"]
-            L.append("    m, p = a1.shape[0], b1.shape[1]")
-            shapes = [(f"a{i}.shape[0]", f"b{i}.shape[1]") for i in range(2, n + 1)]
-            if has_c:
-                if not isinstance(c, types.Array):
-                    L.append("    cc = np.full((1, 1), np.float64(c))")
-                else:
-                    c2 = "c" if c.ndim == 2 else "c.reshape((1, c.shape[0]))" \
-                        if c.layout == "C" else "np.ascontiguousarray(c).reshape((1, c.shape[0]))"
-                    conv = "" if c.dtype == types.float64 else ".astype(np.float64)"
-                    L.append(f"    cc = np.ascontiguousarray({c2}){conv}")
-                shapes.append(("cc.shape[0]", "cc.shape[1]"))
-            for r0, r1 in shapes:  # NumPy's broadcast of the terms' shapes
-                L += [f"    if not (({r0} == m or {r0} == 1 or m == 1) and "
-                      f"({r1} == p or {r1} == 1 or p == 1)):",
-                      "        raise ValueError('rop.runtime.gemm: operands could not be "
-                      "broadcast together')",
-                      f"    m, p = ({r0} if m == 1 else m), ({r1} if p == 1 else p)"]
-            L += ["    out = np.empty((m, p))", f"    desc = np.zeros({_DESC}, np.int64)",
-                  f"    desc[0], desc[1], desc[2], desc[3] = out.ctypes.data, m, p, {n}"]
-            if has_c:
-                L += ["    desc[4], desc[5], desc[6], desc[7] = 1, cc.ctypes.data, "
-                      "cc.shape[0], cc.shape[1]"]
-            keep = ["cc"] if has_c else []
-            for i in range(1, n + 1):
-                for j, (x, t) in enumerate(((f"a{i}", pairs[i - 1][0]),
-                                            (f"b{i}", pairs[i - 1][1]))):
-                    d = 8 + 10 * (i - 1) + 5 * j
-                    if t.layout not in "CF":  # unknown layout: maybe a copy, kept alive below
-                        L.append(f"    {x} = blas_ready({x})")
-                        keep.append(x)
-                    L += [f"    desc[{d}], desc[{d + 1}], desc[{d + 2}] = {x}.ctypes.data, "
-                          f"{x}.strides[0], {x}.strides[1]",
-                          f"    desc[{d + 3}], desc[{d + 4}] = {x}.shape[0], {x}.shape[1]"]
-            L.append("    kernel(desc.ctypes)")
-            if keep:
-                L.append(f"    keep_alive({', '.join(keep)})")
-            L.append("    return out")
-            ns = {"kernel": ensure_kernel(), "blas_ready": _blas_ready, "keep_alive": _keep_alive}
-        ns["np"] = np
+            exec("\n".join(L), ns)
+            return ns["impl"]
+        L += [f"    d = ptr(stack({8 * _DESC}), np.int64)", f"    d[{_N}] = {n}"]
+        for i in range(1, n + 1):
+            L += [f"    describe(d, {_PAIRS + 10 * (i - 1)}, a{i})",
+                  f"    describe(d, {_PAIRS + 10 * (i - 1) + 5}, b{i})"]
+        if has_c:
+            if not isinstance(c, types.Array):
+                L.append("    cc = np.full((1, 1), np.float64(c))")
+            elif c.dtype != types.float64:
+                L.append("    cc = c.astype(np.float64)")
+            else:
+                L.append("    cc = c")
+            L += [f"    d[{_HAS_C}] = 1", f"    describe(d, {_C}, cc)"]
+        L.append("    kernel(d)")
+        L.append(f"    if d[{_ERR}]:")
+        for i in range(1, n + 1):
+            L += [f"        if d[{_ERR}] == {i}:",
+                  "            raise ValueError('rop.runtime.gemm: matmul: inner dimensions "
+                  f"of product {i} do not match')"]
+        L.append("        raise ValueError('rop.runtime.gemm: operands could not be "
+                 "broadcast together')")
+        L += [f"    out = np.empty((d[{_M}], d[{_P}]))",
+              f"    d[{_OUT}] = out.ctypes.data", f"    d[{_PHASE}] = 1", "    kernel(d)"]
+        if has_c and not (isinstance(c, types.Array) and c.dtype == types.float64):
+            L.append("    keep_alive(cc)")  # a converted c, referenced only by address
+        L.append("    return out")
+        ns.update(kernel=ensure_kernel(), ptr=_ptr, stack=_stack, describe=_describe,
+                  keep_alive=_keep_alive)
         exec("\n".join(L), ns)
         return ns["impl"]
 
 
 @register_jitable
 def _keep_alive(*args):
-    """Nothing: its call keeps copies referenced only by address alive until after the
+    """Nothing: its call keeps arrays referenced only by address alive until after the
     kernel (Numba may release an array after its last use)."""
     return None
 
