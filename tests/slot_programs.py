@@ -197,3 +197,19 @@ def read_at_length(Ws, bs, X):
     for i in range(L - 1, -1, -1):
         d = d * 0.5 + np.sum(acts[i] @ acts[i].T)
     return d
+
+
+def reread_name(Ws, bs, X):
+    """One name read from the list at two indices: ``acts[L]`` (guarded: slot 0 if L == 0),
+    then ``acts[i]`` in a loop.  Each read keeps its own index in the R-code."""
+    L = len(Ws)
+    acts = [None] * (L + 1)
+    acts[0] = X
+    for i in range(L):
+        acts[i + 1] = np.tanh(Ws[i] @ acts[i] + bs[i][:, None])
+    last = acts[L]
+    s = np.sum(last)
+    for i in range(L, 0, -1):
+        last = acts[i]
+        s = s + np.sum(last * last)
+    return s + np.sum(Ws[0].T @ last)

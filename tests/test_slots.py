@@ -42,11 +42,12 @@ CASES = {
     "copies_slot": (("Ws", "bs"), 1),
     "returns_list": (("Ws", "bs"), 1),
     "read_at_length": (("Ws", "bs"), 2),
+    "reread_name": (("Ws", "bs"), 1),
 }
 
 # programs whose zero slot is never read while zero: no zeros are allocated for it
 PLACEHOLDER = {"forward_backward", "read_at_length", "branch_fact", "reversed_range",
-               "inactive_weights", "zero_slot_rewritten_inactive"}
+               "inactive_weights", "zero_slot_rewritten_inactive", "reread_name"}
 
 
 def make_args(seed=0):

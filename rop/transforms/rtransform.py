@@ -232,10 +232,12 @@ class RTransform:
             test = " and ".join(f"{idx} != {k}" for k in ks)
             new = ast.parse(f"{rlist}[{idx}] if {test} else rt.zeros_of({st.target})",
                             mode="eval").body
-            for s in walk(body):
+            for s in walk(body):  # the R-read of this index (the target may be reassigned
+                # elsewhere from another index, which keeps its own read)
                 if isinstance(s, Assign) and s.is_r and s.target == rt_name and \
                         isinstance(s.expr, ast.Subscript) and isinstance(s.expr.value, ast.Name) \
-                        and s.expr.value.id == rlist:
+                        and s.expr.value.id == rlist and isinstance(s.expr.slice, ast.Name) \
+                        and s.expr.slice.id == idx:
                     s.expr = new
 
     def _split_temps(self, branch, later):
