@@ -1,8 +1,9 @@
 """The compiler, as one list of passes.
 
     parse + validate (grammar/) → lower to IR → rank inference → R-transform
-        → dead-code elimination → emit Python (sums of matrix products as rt.gemm, see
-        backend/gemm.py) → write to the cache → jit (or plain Python)
+        → dead-code elimination → release of dead list slots (ir/release.py) → emit Python
+        (sums of matrix products as rt.gemm, see backend/gemm.py) → write to the cache
+        → jit (or plain Python)
 
 Set ``ROP_DUMP=pass1,pass2`` (or ``all``) to print the IR after the named passes.
 """
@@ -18,6 +19,7 @@ from .backend.emit import Emitter
 from .backend.loader import index_lookup, index_store, load_module, write_module
 from .frontend.lower import lower
 from .ir import passes, shapes
+from .ir.release import release_dead_slots
 from .ir.nodes import walk, Assign
 from .rules.table import RULES
 from .transforms.rtransform import r_transform
@@ -104,6 +106,9 @@ def _compile(fn, ir, wrt, param_types, mode, relaxation="auto", check_finite=Tru
     rfn = passes.dce(rfn)
     _dump("dce", rfn)
     primal = passes.dce(copy.deepcopy(ir))
+    rfn = release_dead_slots(rfn, types)
+    primal = release_dead_slots(primal, types)
+    _dump("release", rfn)
     temps = set(ir.temps) | {r for v, r in rfn.rnames.items() if v in ir.temps} | rfn.temps
     temps |= {n for n in namer.taken if n not in ir.user_names and n.endswith("_new")}
     source = emit_module(fn, ir, primal, rfn, prims, types, temps, wrt,

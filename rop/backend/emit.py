@@ -178,7 +178,11 @@ class Emitter:
             if isinstance(st, Effect):
                 args = [fold(operand_ast(a)) for a in st.args]
                 flush()
-                put(f"{st.call}({', '.join(ast.unparse(a) for a in args)})", st)
+                call = f"{st.call}({', '.join(ast.unparse(a) for a in args)})"
+                if st.note:  # a statement of rop's own: its comment, not a source line's
+                    put(f"{call}  # {st.note}", None)
+                else:
+                    put(call, st)
                 continue
             if isinstance(st, Break):
                 flush(); put("break", st); continue

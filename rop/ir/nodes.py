@@ -161,6 +161,7 @@ class Effect:
     args: tuple
     loc: Loc
     is_r: bool = True
+    note: str = ""  # printed as a trailing comment
 
     def reads(self):
         for a in self.args:

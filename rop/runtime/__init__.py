@@ -34,7 +34,7 @@ import numpy as np
 __all__ = [
     "sum", "mean", "amax", "amin", "max_tangent", "min_tangent",
     "broadcast_as", "reshape", "transpose", "zeros_of", "clip_tangent",
-    "norm", "note_not_converged", "check_direction", "check_length", "clip", "gemm",
+    "norm", "note_not_converged", "release", "check_direction", "check_length", "clip", "gemm",
 ]
 
 
@@ -171,6 +171,15 @@ def transpose(x, axes=None):
     if np.ndim(x) == 0:
         return x
     return np.transpose(x, axes)
+
+
+def release(lst, i):
+    """Drop list ``lst``'s reference to the array in slot ``i``, which the program does not
+    read again (see :mod:`rop.ir.release`): an empty array of the same dtype and rank takes
+    its place, so the list keeps its length and, in Numba, its type."""
+    x = lst[i]
+    if isinstance(x, np.ndarray):
+        lst[i] = np.empty((0,) * x.ndim, x.dtype)
 
 
 def zeros_of(x):

@@ -31,7 +31,7 @@ from . import (
     sum as _sum, mean as _mean, amax as _amax, amin as _amin,
     max_tangent as _max_tangent, min_tangent as _min_tangent,
     broadcast_as as _broadcast_as, reshape as _reshape,
-    transpose as _transpose, zeros_of as _zeros_of,
+    transpose as _transpose, zeros_of as _zeros_of, release as _release,
     clip_tangent as _clip_tangent, norm as _norm,
 )
 
@@ -524,6 +524,18 @@ def _ov_zeros_of(x):
         else types.float64
     npdt = as_dtype(dt)
     return lambda x: np.zeros(x.shape, npdt)
+
+
+@overload(_release)
+def _ov_release(lst, i):
+    if not (isinstance(lst, (types.List, types.ListType)) and isinstance(lst.dtype, types.Array)):
+        return lambda lst, i: None  # nothing held by reference to give back
+    empty = (0,) * lst.dtype.ndim
+    npdt = as_dtype(lst.dtype.dtype)
+
+    def impl(lst, i):
+        lst[i] = np.empty(empty, npdt)
+    return impl
 
 
 # ---------------------------------------------------------------------------
