@@ -27,3 +27,15 @@ def rel_err(a, b):
 
 def flat_err(xs, ys):
     return max(rel_err(x, y) for x, y in zip(xs, ys))
+
+
+def layer_args(layers=(3, 4, 5, 2), batch=6, seed=0):
+    """Per-layer parameters, an input batch and a direction for the list-of-layers programs:
+    (Ws, bs, X, V, c) with V, c shaped like Ws, bs."""
+    rng = np.random.default_rng(seed)
+    Ws = [rng.normal(size=(m, n)) / np.sqrt(n) for n, m in zip(layers[:-1], layers[1:])]
+    bs = [0.3 * rng.normal(size=m) for m in layers[1:]]
+    X = rng.normal(size=(layers[0], batch))
+    V = [rng.normal(size=W.shape) for W in Ws]
+    c = [rng.normal(size=b.shape) for b in bs]
+    return Ws, bs, X, V, c

@@ -16,12 +16,11 @@ import numpy as np
 import pytest
 
 import release_programs as P
-from conftest import flat_err
+from conftest import flat_err, layer_args
 from jax_oracle import as_float, jax_namespace, leaves
 from rop import pipeline, rop
 from rop.frontend.lower import lower
 
-LAYERS = [3, 4, 5, 2]
 TYPES = {"Ws": ("list", 2), "bs": ("list", 1), "X": 2}
 
 # program -> (releases in the gradient function, releases in its hvp)
@@ -37,16 +36,6 @@ CASES = {
     "scalars": (0, 0),
     "nested": (0, 0),
 }
-
-
-def make_args(seed=0):
-    rng = np.random.default_rng(seed)
-    Ws = [rng.normal(size=(m, n)) / np.sqrt(n) for n, m in zip(LAYERS[:-1], LAYERS[1:])]
-    bs = [0.3 * rng.normal(size=m) for m in LAYERS[1:]]
-    X = rng.normal(size=(LAYERS[0], 6))
-    V = [rng.normal(size=W.shape) for W in Ws]
-    c = [rng.normal(size=b.shape) for b in bs]
-    return Ws, bs, X, V, c
 
 
 def compile_python(fn, release=True, types=TYPES):
@@ -67,7 +56,7 @@ def releases(source, name):
 
 @pytest.fixture(scope="module")
 def data():
-    return make_args()
+    return layer_args()
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -15,14 +15,13 @@ import numpy as np
 import pytest
 
 import slot_programs as P
-from conftest import flat_err
+from conftest import flat_err, layer_args
 from jax_oracle import as_float, jax_namespace, leaves
 from rop import pipeline, rop
 from rop.api import _rank
 from rop.frontend.lower import lower
 from rop.transforms import rtransform
 
-LAYERS = [3, 4, 5, 2]
 
 # program -> (wrt, number of versioned R-statements the slot analysis adds)
 CASES = {
@@ -50,16 +49,6 @@ PLACEHOLDER = {"forward_backward", "read_at_length", "branch_fact", "reversed_ra
                "inactive_weights", "zero_slot_rewritten_inactive", "reread_name"}
 
 
-def make_args(seed=0):
-    rng = np.random.default_rng(seed)
-    Ws = [rng.normal(size=(m, n)) / np.sqrt(n) for n, m in zip(LAYERS[:-1], LAYERS[1:])]
-    bs = [0.3 * rng.normal(size=m) for m in LAYERS[1:]]
-    X = rng.normal(size=(LAYERS[0], 6))
-    V = [rng.normal(size=W.shape) for W in Ws]
-    c = [rng.normal(size=b.shape) for b in bs]
-    return Ws, bs, X, V, c
-
-
 def direction(wrt, V, c):
     return tuple({"Ws": V, "bs": c}[w] for w in wrt)
 
@@ -85,7 +74,7 @@ def versions(src):
 
 @pytest.fixture(scope="module")
 def data():
-    return make_args()
+    return layer_args()
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
