@@ -132,6 +132,13 @@ def while_else(W, n):
     return y
 
 
+def aliased_augassign(W, x):
+    y = W @ x
+    z = y
+    z *= 2.0                                         # <- z
+    return y + z
+
+
 def attribute_assign(W, x):
     y = W * x
     y.flags = 0                                      # <- y

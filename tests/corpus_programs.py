@@ -517,6 +517,20 @@ def while_euler_ode(k, x0):
     return x
 
 
+def while_countdown_copy(W, x):
+    """A counter copied from ``len`` and decremented in place: ``j -= 1`` on a number."""
+    n = len(x)
+    j = n
+    s = 0.0
+    while j > 0:
+        j -= 1
+        s = s + np.tanh(W[j] @ x)
+    m = x.shape[0]
+    k = m
+    k += 1
+    return s * k
+
+
 def while_nested(a):
     s = 0.0
     i = 0

@@ -64,6 +64,8 @@ SYNTAX_CASES = {
     "for_else": Bad(B.for_else, ("W",), 4, 5, "else", "else"),
     "while_else": Bad(B.while_else, ("W",), 6, 5, "else", "else"),
     "attribute_assign": Bad(B.attribute_assign, ("W",), 2, 5, "attribute", "y.flags"),
+    "aliased_augassign": Bad(B.aliased_augassign, ("W",), 3, 5, "same array as another variable",
+                             "z"),
     # -- refused when names are resolved (rop/frontend/lower.py) -------------------------
     "np_linalg_eigh": Bad(B.unknown_eigh, ("W",), 2, 12, "no R-rule for `np.linalg.eigh`",
                           "np.linalg.eigh"),

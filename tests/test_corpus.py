@@ -202,6 +202,7 @@ CASES = [
     C("while_newton_sqrt", "c", (2.7,), (0.35,)),
     C("while_fixed_point", "a", (0.3,)),
     C("while_euler_ode", "k x0", (0.8, 1.5)),
+    C("while_countdown_copy", "W x", lambda r: (N(r, 3, 3), N(r, 3))),
     C("while_nested", "a", (0.9,)),
     C("while_or_test", "a b", (3.0, 2.0)),
     C("while_chained_cmp", "a", (0.5,), (-0.5,)),

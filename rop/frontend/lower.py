@@ -21,6 +21,7 @@ from ..ir.nodes import (Append, Assign, Break, Const, Continue, For, Function, I
                         SetItem, SliceOp, TupleOp, Var, While)
 from ..rules.table import RULES
 from . import names as N
+from .scalars import surely_scalars
 
 SUPPORTED_HINT = ("rop compiles a subset of Python/NumPy: see grammar/README.md and the rule "
                   "table in docs/rules.md")
@@ -102,6 +103,7 @@ class Lowerer:
         self.views: set[str] = set()   # locals that may alias a parameter
         self.rebound: set[str] = set()  # helper parameters given a new value
         self.shared: set[str] = set()   # locals that may be one array under two names
+        self.scalars = surely_scalars(fn_ast)  # numbers at every assignment: never aliased
         self.result_var = None  # inlined helper with several returns: where they all go
         self.depth = depth
         self.out: list = []
@@ -324,7 +326,7 @@ class Lowerer:
                 self.error(t, f"`{t.id}` may be a view of a parameter: `{t.id} {_OPSYM[opname]}= ...` "
                               "would change that parameter in place",
                            f"write `{t.id} = {t.id} {_OPSYM[opname]} ...` to make a new array")
-            if self.local(t.id) in self.shared:
+            if self.local(t.id) in self.shared and t.id not in self.scalars:
                 self.error(t, f"`{t.id}` may be the same array as another variable: "
                               f"`{t.id} {_OPSYM[opname]}= ...` would change both in NumPy",
                            f"write `{t.id} = {t.id} {_OPSYM[opname]} ...` to make a new array")
