@@ -70,8 +70,8 @@ def read_after_loop(Ws, bs, X):
 
 
 def shifted_read(Ws, bs, X):
-    """Iteration i reads acts[i + 1] and acts[i]: iteration i - 1 reads slot i again, so
-    nothing is released."""
+    """Iteration i reads acts[i + 1] and acts[i], counting down: slot i + 1 is read for the
+    last time in iteration i (released as ``rt.release(acts, i, 1)``)."""
     L = len(Ws)
     acts = [None] * (L + 1)
     acts[0] = X
@@ -150,4 +150,48 @@ def nested(Ws, bs, X):
     for k in range(2):
         for i in range(L, 0, -1):
             s = s + np.sum(acts[i]) * (k + 1.0)
+    return s
+
+
+def bptt(Ws, bs, X):
+    """Back-propagation through time: hs[t + 1] and hs[t] read counting down; slot t + 1 is
+    read for the last time in iteration t (released)."""
+    W = Ws[1][:Ws[1].shape[1], :]
+    T = 4
+    hs = [np.tanh(Ws[0] @ X + bs[0][:, None])]
+    for t in range(T):
+        hs.append(np.tanh(W @ hs[t]))
+    dh = hs[T]
+    s = 0.0
+    for t in range(T - 1, -1, -1):
+        da = dh * (1.0 - hs[t + 1] ** 2)
+        s = s + np.sum(da * hs[t])
+        dh = W.T @ da
+    return s
+
+
+def wraps_around(Ws, bs, X):
+    """acts[i - 1] at i = 0 is the last slot (Python's negative index): nothing is released."""
+    L = len(Ws)
+    acts = [None] * (L + 1)
+    acts[0] = X
+    for i in range(L):
+        acts[i + 1] = np.tanh(Ws[i] @ acts[i] + bs[i][:, None])
+    s = 0.0
+    for i in range(L + 1):
+        s = s + np.sum(acts[i - 1]) * (i + 1.0)
+    return s
+
+
+def increasing_pairs(Ws, bs, X):
+    """Counting up, acts[i] and acts[i + 1]: slot i is read for the last time in iteration i
+    (released as ``rt.release(acts, i)``)."""
+    L = len(Ws)
+    acts = [None] * (L + 1)
+    acts[0] = X
+    for i in range(L):
+        acts[i + 1] = np.tanh(Ws[i] @ acts[i] + bs[i][:, None])
+    s = 0.0
+    for i in range(1, L):
+        s = s + np.sum(acts[i + 1]) * np.sum(acts[i] ** 2)
     return s

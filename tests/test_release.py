@@ -29,12 +29,15 @@ CASES = {
     "reversed_loop": (1, 2),
     "kept_reference": (1, 2),
     "read_after_loop": (0, 0),
-    "shifted_read": (0, 0),
+    "shifted_read": (1, 2),
     "aliased": (0, 0),
     "written_in_loop": (0, 0),
     "returns_list": (0, 0),
     "scalars": (0, 0),
     "nested": (0, 0),
+    "bptt": (1, 2),
+    "wraps_around": (0, 0),
+    "increasing_pairs": (1, 2),
 }
 
 
@@ -87,7 +90,7 @@ def test_hv_matches_jax_fd_and_the_compiler_without_the_pass(name, data):
     assert releases(off.source, name) == (0, 0)
 
 
-@pytest.mark.parametrize("name", ["backprop", "kept_reference", "reversed_loop"])
+@pytest.mark.parametrize("name", ["backprop", "kept_reference", "reversed_loop", "bptt"])
 def test_released_code_runs_in_numba(name, data):
     """Through the public API, compiled: ``rt.release`` types for lists built with
     ``[None] * n`` and with ``append``, and Hv agrees with python mode."""

@@ -8,10 +8,16 @@ the Hv that state is doubled (``acts`` and ``R_acts``) and so is the gradient (`
 Numba frees a local variable after its last use but never a list element.
 
 This pass finds, for each top-level ``for`` over a ``range``, the lists that the loop reads
-only as ``lst[i]`` with ``i`` the loop variable, that the loop does not write, and that
-nothing reads after the loop; it appends ``rt.release(lst, i)`` to the loop body, which
-puts an empty array of the same type in slot ``i`` (the list keeps its length and type).
-A range visits each index once, so slot ``i`` is never read again.
+only as ``lst[i + c]`` with ``i`` the loop variable and ``c`` a constant >= 0 (``acts[i]``;
+``hs[t + 1]`` beside ``hs[t]`` in back-propagation through time), that the loop does not
+write, and that nothing reads after the loop; it appends ``rt.release(lst, i, c)`` to the
+loop body, which puts an empty array of the same type in slot ``i + c`` (the list keeps its
+length and type).  Slot ``k`` is read in the iterations ``k - c``; the last of them in time
+is ``k - min(c)`` when ``i`` counts up and ``k - max(c)`` when it counts down, so at the end
+of iteration ``i`` the slot ``i + min(c)`` (up) or ``i + max(c)`` (down) is dead.  The loop
+must count through non-negative values only (a constant start >= 0 counting up, a constant
+stop >= -1 counting down): a negative index would wrap around to the end of the list, which
+this reasoning does not follow.  An index past the end (the slot was not read) is skipped.
 
 Conservative by construction: a list the function did not build, a list that is passed to
 anything but ``len`` and subscripts (it could be read through another name), a loop that
@@ -24,26 +30,89 @@ from __future__ import annotations
 
 import ast
 
-from .nodes import Append, Assign, Effect, For, Function, SetItem, Var, walk
+from .nodes import Append, Assign, Const, Effect, For, Function, SetItem, Var, walk
 
 _LIST_MAKERS = {"list", "list_repeat"}
 
 
 def release_dead_slots(fn: Function, types: dict) -> Function:
-    """Append ``rt.release(lst, i)`` to top-level range loops where slot ``i`` of ``lst`` is
-    dead after the iteration (see the module doc).  ``types``: the rank-types of
+    """Append ``rt.release(lst, i, c)`` to top-level range loops where slot ``i + c`` of
+    ``lst`` is dead after the iteration (see the module doc).  ``types``: the rank-types of
     :mod:`rop.ir.shapes`; only lists of arrays are released."""
     private = _private_lists(fn, types)
+    rnames = set(getattr(fn, "rnames", {}).values())
+    consts = _constants(fn)
     for pos, loop in enumerate(fn.body):
-        if not isinstance(loop, For) or _assigns(loop.body, loop.var):
+        down = _direction(loop, consts)
+        if down is None or _assigns(loop.body, loop.var):
             continue
         later = {v for st in fn.body[pos + 1:] for s in walk([st]) for v in s.reads()}
-        rnames = set(getattr(fn, "rnames", {}).values())
+        offsets = _offsets(loop.body, loop.var)
         for name in sorted(private - later, key=lambda n: (n in rnames, n)):  # primal first
-            if _read_by_index_only(loop.body, name, loop.var):
-                loop.body.append(Effect("rt.release", (Var(name), Var(loop.var)), loop.loc,
-                                        is_r=name in rnames, note=f"{name}[{loop.var}] is not read again"))
+            cs = _read_at_offsets_only(loop.body, name, offsets)
+            if not cs:
+                continue
+            c = max(cs) if down else min(cs)
+            at = f"{loop.var} + {c}" if c else loop.var
+            args = (Var(name), Var(loop.var)) + ((Const(c),) if c else ())
+            loop.body.append(Effect("rt.release", args, loop.loc, is_r=name in rnames,
+                                    note=f"{name}[{at}] is not read again"))
     return fn
+
+
+def _direction(loop, consts):
+    """True if ``loop`` counts down, False if up, None if it is not a range loop over
+    non-negative integers with a constant step."""
+    if not isinstance(loop, For):
+        return None
+    step, start, stop = (_int(op, consts) for op in (loop.step, loop.start, loop.stop))
+    if step is None or step == 0:
+        return None
+    if step > 0:
+        return False if start is not None and start >= 0 else None
+    return True if stop is not None and stop >= -1 else None
+
+
+def _int(op, consts):
+    if isinstance(op, Const) and type(op.value) is int:
+        return op.value
+    return consts.get(op.name) if isinstance(op, Var) else None
+
+
+def _constants(fn) -> dict:
+    """Integer constants the function computes from literals at its top level and never
+    redefines (``reversed(range(L))`` stops at the temporary ``0 - 1``)."""
+    count: dict = {}
+    for st in walk(fn.body):
+        if isinstance(st, Assign):
+            count[st.target] = count.get(st.target, 0) + 1
+    out: dict = {}
+    ops = {"add": int.__add__, "sub": int.__sub__, "mul": int.__mul__}
+    for st in fn.body:
+        if isinstance(st, Assign) and st.expr is None and count[st.target] == 1:
+            vals = [_int(a, out) for a in st.args]
+            if st.prim in ops and len(vals) == 2 and None not in vals:
+                out[st.target] = ops[st.prim](*vals)
+            elif st.prim in ("copy", "neg") and len(vals) == 1 and vals[0] is not None:
+                out[st.target] = vals[0] if st.prim == "copy" else -vals[0]
+    return out
+
+
+def _offsets(body, var) -> dict:
+    """{index name: c}: the loop variable (0) and the body's temporaries ``t = var + c``
+    (c a constant >= 0), each defined once."""
+    defs, out = {}, {}
+    for st in walk(body):
+        if isinstance(st, Assign):
+            defs[st.target] = defs.get(st.target, 0) + 1
+            if st.expr is None and st.prim == "add" and len(st.args) == 2:
+                a, b = st.args
+                if isinstance(b, Var) and isinstance(a, Const):
+                    a, b = b, a
+                if a == Var(var) and isinstance(b, Const) and type(b.value) is int \
+                        and b.value >= 0:
+                    out[st.target] = b.value
+    return {var: 0, **{t: c for t, c in out.items() if defs[t] == 1}}
 
 
 def _private_lists(fn, types) -> set:
@@ -65,25 +134,32 @@ def _private_lists(fn, types) -> set:
                     and name not in _names_of_value(st):
                 continue
             if isinstance(st, Assign) and st.expr is not None and \
-                    (_subscripts_only(st.expr, name) or rlist_of.get(st.target) is st):
+                    (_subscript_offsets(st.expr, name) is not None
+                     or rlist_of.get(st.target) is st):
                 continue
             bad.add(name)
     return made - bad
 
 
-def _read_by_index_only(body, name, var) -> bool:
-    """Every read of ``name`` in ``body`` is ``name[var]``; there is at least one; no writes."""
-    seen = False
+def _read_at_offsets_only(body, name, offsets) -> set:
+    """The offsets ``c`` of the body's reads ``name[var + c]``; empty if there is none, or if
+    any read of ``name`` has another form, or the body writes it.  ``offsets`` maps the index
+    names to their offset (the loop variable itself: 0)."""
+    seen = set()
     for st in walk(body):
         if name not in set(st.reads()):
             continue
         if isinstance(st, Assign) and st.expr is None and st.prim == "getitem" \
-                and st.args[0] == Var(name) and st.args[1] == Var(var) and len(st.args) == 2:
-            seen = True
-        elif isinstance(st, Assign) and st.expr is not None and _subscripts_only(st.expr, name, var):
-            seen = True
+                and st.args[0] == Var(name) and len(st.args) == 2 \
+                and isinstance(st.args[1], Var) and st.args[1].name in offsets:
+            seen.add(offsets[st.args[1].name])
+        elif isinstance(st, Assign) and st.expr is not None:
+            cs = _subscript_offsets(st.expr, name, offsets)
+            if cs is None:
+                return set()
+            seen |= cs
         else:
-            return False
+            return set()
     return seen
 
 
@@ -113,17 +189,21 @@ def _names_of_value(st) -> set:
     return idx | set(operand_vars(st.value))
 
 
-def _subscripts_only(expr, name, var=None) -> bool:
-    """Every occurrence of ``name`` in ``expr`` is ``name[...]`` (``name[var]`` if given)."""
+def _subscript_offsets(expr, name, offsets=None):
+    """The offsets of ``name[...]`` in ``expr`` when every occurrence of ``name`` is a load
+    ``name[...]`` (with ``offsets``: ``name[k]`` where ``k`` is one of its keys), else None."""
     parents = {id(c): p for p in ast.walk(expr) for c in ast.iter_child_nodes(p)}
+    out = set()
     for node in ast.walk(expr):
         if isinstance(node, ast.Name) and node.id == name:
             p = parents.get(id(node))
             if not (isinstance(p, ast.Subscript) and p.value is node
                     and isinstance(p.ctx, ast.Load)):
-                return False
-            if var is not None and not (isinstance(p.slice, ast.Name) and p.slice.id == var):
-                return False
+                return None
             if name in {n.id for n in ast.walk(p.slice) if isinstance(n, ast.Name)}:
-                return False
-    return True
+                return None
+            if offsets is not None:
+                if not (isinstance(p.slice, ast.Name) and p.slice.id in offsets):
+                    return None
+                out.add(offsets[p.slice.id])
+    return out

@@ -173,13 +173,14 @@ def transpose(x, axes=None):
     return np.transpose(x, axes)
 
 
-def release(lst, i):
-    """Drop list ``lst``'s reference to the array in slot ``i``, which the program does not
-    read again (see :mod:`rop.ir.release`): an empty array of the same dtype and rank takes
-    its place, so the list keeps its length and, in Numba, its type."""
-    x = lst[i]
-    if isinstance(x, np.ndarray):
-        lst[i] = np.empty((0,) * x.ndim, x.dtype)
+def release(lst, i, offset=0):
+    """Drop list ``lst``'s reference to the array in slot ``i + offset``, which the program
+    does not read again (see :mod:`rop.ir.release`): an empty array of the same dtype and
+    rank takes its place, so the list keeps its length and, in Numba, its type.  A slot past
+    the end (never read) is left alone."""
+    k = i + offset
+    if 0 <= k < len(lst) and isinstance(lst[k], np.ndarray):
+        lst[k] = np.empty((0,) * lst[k].ndim, lst[k].dtype)
 
 
 def zeros_of(x):

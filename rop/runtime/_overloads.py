@@ -527,14 +527,16 @@ def _ov_zeros_of(x):
 
 
 @overload(_release)
-def _ov_release(lst, i):
+def _ov_release(lst, i, offset=0):
     if not (isinstance(lst, (types.List, types.ListType)) and isinstance(lst.dtype, types.Array)):
-        return lambda lst, i: None  # nothing held by reference to give back
+        return lambda lst, i, offset=0: None  # nothing held by reference to give back
     empty = (0,) * lst.dtype.ndim
     npdt = as_dtype(lst.dtype.dtype)
 
-    def impl(lst, i):
-        lst[i] = np.empty(empty, npdt)
+    def impl(lst, i, offset=0):
+        k = i + offset
+        if 0 <= k < len(lst):
+            lst[k] = np.empty(empty, npdt)
     return impl
 
 
