@@ -531,6 +531,19 @@ def while_countdown_copy(W, x):
     return s * k
 
 
+def while_relax_norm(W, b):
+    """A relaxation whose convergence test is np.linalg.norm of the change."""
+    y = np.zeros(W.shape[0])
+    change = 1.0
+    it = 0
+    while change > 1e-13 and it < 5000:
+        y_new = np.tanh(W @ y) + b
+        change = np.linalg.norm(y_new - y)
+        y = y_new
+        it = it + 1
+    return np.linalg.norm(y) * y
+
+
 def while_nested(a):
     s = 0.0
     i = 0

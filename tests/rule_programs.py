@@ -294,6 +294,10 @@ def p_where(a, b):
     return np.where(a > 0, a, b), np.where(b < 0, 0.0, b)
 
 
+def p_norm(x, v):
+    return np.linalg.norm(x), np.linalg.norm(v) * x
+
+
 def p_clip(x):
     return np.clip(x, -0.5, 0.5), x.clip(-0.5, 0.5)
 

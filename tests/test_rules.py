@@ -157,6 +157,7 @@ CASES = [
     C("clip", P.p_clip, ("x",), (A("nm"),), "clip"),
     C("clip_active_bounds", P.p_clip_active_bounds, ("x", "lo", "hi"),
       (A("nm", "real"), A("nm", "apart:0"), A("nm", "apart:0")), "clip"),
+    C("norm", P.p_norm, ("x", "v"), (A("nm"), A("n")), "norm"),
     C("reduce_axes", P.p_reduce_axes, ("x",), (A("nmk", "distinct"),), "sum"),
     # reductions and reshaping
     C("sum", P.p_sum, ("x",), (A("nm"),), "sum"),
@@ -223,7 +224,7 @@ COVERAGE = {
     "ceil": ("ceil", "math_ceil"),
     "maximum": ("maximum", "builtin_max_min"), "minimum": ("minimum", "builtin_max_min"),
     "where": ("where",), "clip": ("clip", "clip_active_bounds"),
-    "sum": ("sum",), "mean": ("mean",), "max": ("max",), "min": ("min",),
+    "sum": ("sum",), "mean": ("mean",), "max": ("max",), "min": ("min",), "norm": ("norm",),
     "transpose": ("transpose",), "reshape": ("reshape",), "getitem": ("getitem", "getitem2"),
     "shape": ("shape", "reshape"), "ndim": ("ndim",), "size": ("size",), "len": ("len",),
     "zeros": ("zeros",), "ones": ("ones",), "empty": ("empty",), "full": ("full",),

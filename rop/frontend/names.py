@@ -26,7 +26,7 @@ NUMPY_FUNCS = {
     np.amin: "min", np.transpose: "transpose", np.reshape: "reshape", np.copy: "array_copy",
     np.zeros: "zeros", np.ones: "ones", np.empty: "empty", np.full: "full",
     np.zeros_like: "zeros_like", np.ones_like: "ones_like", np.eye: "eye", np.arange: "arange",
-    np.argmax: "argmax", np.argmin: "argmin",
+    np.argmax: "argmax", np.argmin: "argmin", np.linalg.norm: "norm",
 }
 
 MATH_FUNCS = {

@@ -267,6 +267,12 @@ def _where_rule(env, renv, y):
     return _BCAST(r=T("np.where(c, ra, rb)")(c=env["c"], ra=ra, rb=rb), y=y)
 
 
+def _norm_rule(env, renv, y):
+    """R{||x||} = <x, R{x}> / ||x||: the 2-norm (Frobenius for matrices); undefined (NaN) at
+    x = 0, where the norm has no derivative."""
+    return T("rt.sum(x * rx) / y")(x=env["x"], rx=renv["x"], y=y)
+
+
 def _clip_rule(env, renv, y):
     """R{x} inside the bounds, R{lo} below, R{hi} above (a fast kernel for constant bounds)."""
     rx, rlo, rhi = renv.get("x"), renv.get("lo"), renv.get("hi")
@@ -382,6 +388,7 @@ custom("max", ("x", "axis", "keepdims"), _reduce_emit("np.max", "rt.amax"), _ext
        nd_reduce, "R{x} at the argmax", diff=("x",), domain="distinct", **RED)
 custom("min", ("x", "axis", "keepdims"), _reduce_emit("np.min", "rt.amin"), _extreme_rule("rt.min_tangent"),
        nd_reduce, "R{x} at the argmin", diff=("x",), domain="distinct", **RED)
+custom("norm", ("x",), "rt.norm(x)", _norm_rule, nd_scalar, "sum(x R{x}) / y")
 linear("transpose", ("x", "axes"), _transpose_emit, nd_same("x"), defaults={"axes": None},
        formula="transpose(R{x})")
 linear("reshape", ("x", "shape"), "rt.reshape(x, shape)", nd_shape_arg("shape"), formula="reshape(R{x})")
