@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
+import re
 
 import numpy as np
 
 from .errors import (BadDirection, NonFinite, RopCallError, RopConvergenceError,
                      RopConvergenceWarning, RopError, RopInternalError)
 from .ir.shapes import type_of_value
+
+_NO_V = object()  # .hvp called without v
 
 MODES = ("numba", "python")
 
@@ -179,7 +183,14 @@ class HVP:
         self._last = c
         return c
 
-    def __call__(self, *args, v, **kwargs):
+    def __call__(self, *args, v=_NO_V, **kwargs):
+        if v is _NO_V:
+            wrt = self.owner.wrt
+            raise RopCallError(
+                f"{self.owner.fn.__name__}.hvp: the direction is missing: call "
+                f"{self.owner.fn.__name__}.hvp(<the function's arguments>, v=...) with v holding "
+                f"one direction per wrt parameter {wrt}, each shaped like its parameter"
+                + (f" (here: one array shaped like `{wrt[0]}`)" if len(wrt) == 1 else ""))
         if not kwargs and len(args) == self._nparams:
             fast = self._dispatch(args, v) if self._checks_compiled else self._fast_call(args, v)
             if fast is not None:
@@ -207,7 +218,7 @@ class HVP:
         except RopError:
             raise
         except Exception as exc:
-            raise _runtime_error(exc, name, c, wrt) from None
+            raise _runtime_error(exc, name, c, wrt, dict(zip(bound, call_args))) from None
         if relax and status[0][:, 0].any():
             self._report_divergence(status[0], relax)
         return out, r_out
@@ -416,7 +427,7 @@ def _check_direction(p, d, pname, fname):
 _NO_MATCH = "No matching definition for argument type(s)"  # Numba's dispatcher, compiling off
 
 
-def _runtime_error(exc, name, c, wrt=()):
+def _runtime_error(exc, name, c, wrt=(), args=None):
     msg = str(exc).strip().splitlines()
     head = msg[0] if msg else type(exc).__name__
     if isinstance(exc, NonFinite):
@@ -425,10 +436,7 @@ def _runtime_error(exc, name, c, wrt=()):
     try:
         import numba.core.errors as ne
         if isinstance(exc, ne.TypingError):
-            return RopCallError(
-                f"{name}.hvp: Numba could not compile the generated code for these arguments "
-                f"({head}). Generated file: {c.path}. Check the argument shapes and types, or use "
-                f"mode='python' to run the same code without Numba.\n" + "\n".join(msg[:30]))
+            return _typing_error(exc, name, c, args or {})
     except ImportError:  # pragma: no cover
         pass
     if isinstance(exc, ValueError) and ("shape" in str(exc) or "align" in str(exc)
@@ -437,3 +445,48 @@ def _runtime_error(exc, name, c, wrt=()):
                             f"Generated file: {c.path}")
     return RopCallError(f"{name}.hvp failed inside the generated code ({type(exc).__name__}: "
                         f"{head}). Generated file: {c.path}")
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _typing_error(exc, name, c, args) -> RopCallError:
+    """Numba's typing report, turned into what the user can act on: the reason Numba gives
+    last (the innermost), the user's source line it happened on (from the provenance comment
+    above the generated line), and the arguments that are not float64 arrays."""
+    text = _ANSI.sub("", str(exc)).strip()
+    reasons = re.findall(r"TypingError: (.+)", text)
+    sigs = re.findall(r">>> (.+)", text)
+    if reasons:
+        reason = reasons[-1].strip()
+    elif sigs:
+        reason = f"Numba has no implementation of {sigs[-1].strip()}"
+    else:
+        reason = text.splitlines()[0] if text else "typing failed"
+    where = ""
+    gen = os.path.basename(c.path)
+    lines = [int(n) for f, n in re.findall(r'File "([^"]+)", line (\d+)', text)
+             if os.path.basename(f) == gen]
+    if lines:
+        src = c.source.splitlines()
+        for k in range(min(lines[-1], len(src)) - 1, -1, -1):
+            m = re.match(r"\s*# (\S+:\d+): (.*)$", src[k])
+            if m:
+                where = f" at {m.group(1)} (`{m.group(2)}`)"
+                break
+    odd = [f"`{p}` is an array of {x.dtype}" for p, x in args.items()
+           if isinstance(x, np.ndarray) and x.dtype != np.float64]
+    odd += [f"`{p}` is a sequence of {len(x)} numbers (passed on as a tuple)"
+            for p, x in args.items()
+            if isinstance(x, tuple) and x and not isinstance(x[0], np.ndarray)]
+    hint = ""
+    if odd:
+        hint = (f" Note: {'; '.join(odd)}. rop passes floating-point arrays as float64, leaves "
+                "integer arrays as they are (they may be indices) and lists as tuples (they may "
+                "be per-layer lists): pass data as a float64 array, e.g. "
+                "np.asarray(x, dtype=np.float64).")
+    details = "\n".join(text.splitlines()[:30])
+    return RopCallError(
+        f"{name}.hvp: Numba could not compile the generated code for these arguments: "
+        f"{reason}{where}.{hint} Generated file: {c.path}; mode='python' runs the same code "
+        f"without Numba.\nNumba's report:\n{details}")

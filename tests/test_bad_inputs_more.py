@@ -159,7 +159,9 @@ CALL_CASES = {
                                                    "scalar, not shape (3,)"),
     "unknown_keyword": (lambda m: _mv(m).hvp(W_, b_, x_, v=(V_, c_), z=1),
                         RopCallError, "unexpected keyword argument 'z'"),
-    "missing_v": (lambda m: _mv(m).hvp(W_, b_, x_), TypeError, "'v'"),
+    "missing_v": (lambda m: _mv(m).hvp(W_, b_, x_), RopCallError,
+                  "the direction is missing: call matvec.hvp(<the function's arguments>, v=...) "
+                  "with v holding one direction per wrt parameter ('W', 'b')"),
     "nan_in_data_is_not_checked": (_nan_data, None, ""),
     "check_finite_off": (_unchecked, None, ""),
     "relaxation_diverges": (lambda m: rop(B.diverging_relaxation, wrt="W", mode=m)
@@ -181,6 +183,23 @@ def test_bad_call(name, mode):
     with pytest.raises(error) as info:
         call(mode)
     assert fragment in str(info.value), str(info.value)
+
+
+def test_integer_data_in_a_product_names_the_argument_and_the_source_line():
+    """Numba's `@` needs one dtype; rop keeps integer arrays as they are (they may be
+    indices), so integer data in a product fails to type in numba mode.  The error says
+    where (the user's line) and what to pass; python mode computes what NumPy computes."""
+    xi = np.arange(3)
+    with pytest.raises(RopCallError) as info:
+        _mv("numba").hvp(W_, b_, xi, v=(V_, c_))
+    msg = str(info.value)
+    line = inspect.getsourcelines(B.matvec)[1] + 1
+    assert f"bad_inputs_more.py:{line} (`return np.tanh(W @ x + b)`)" in msg, msg
+    assert "`x` is an array of int64" in msg and "np.asarray(x, dtype=np.float64)" in msg, msg
+    assert "\x1b[" not in msg  # Numba's terminal colours are stripped
+    out, r = _mv("python").hvp(W_, b_, xi, v=(V_, c_))
+    ref = _mv("python").hvp(W_, b_, xi.astype(float), v=(V_, c_))
+    np.testing.assert_allclose(r, ref[1], rtol=1e-14)
 
 
 @pytest.mark.parametrize("option,value,fragment", [
