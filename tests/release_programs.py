@@ -195,3 +195,52 @@ def increasing_pairs(Ws, bs, X):
     for i in range(1, L):
         s = s + np.sum(acts[i + 1]) * np.sum(acts[i] ** 2)
     return s
+
+
+def layers_forward(Ws, bs, X):
+    """A helper that returns the list of activations (inlined by rop)."""
+    acts = [X]
+    for i in range(len(Ws)):
+        acts.append(np.tanh(Ws[i] @ acts[i] + bs[i][:, None]))
+    return acts
+
+
+def helper_returns_list(Ws, bs, X):
+    """The list comes back from a helper under a new name: it is the same private list, and
+    the backward loop releases it."""
+    acts = layers_forward(Ws, bs, X)
+    L = len(Ws)
+    d = acts[L] - 1.0
+    s = 0.0
+    for i in range(L - 1, -1, -1):
+        s = s + np.sum(d * 0.5) * np.sum(acts[i])
+        if i > 0:
+            d = (Ws[i].T @ d) * (1.0 - acts[i] ** 2)
+    return s
+
+
+def rebound_to_parameter(Ws, bs, X):
+    """The name is bound to a list it built, then to the parameter list: releasing its slots
+    would write into the caller's list, so nothing is released."""
+    acts = [None] * 2
+    acts[0] = X
+    acts[1] = X * 2.0
+    s = np.sum(acts[1])
+    acts = Ws
+    for i in range(len(Ws) - 1, -1, -1):
+        s = s + np.sum(acts[i] ** 2)
+    return s
+
+
+def old_name_read_after_move(Ws, bs, X):
+    """``b = a`` where ``a`` is read again later: ``b`` is an alias, nothing is released."""
+    L = len(Ws)
+    a = [None] * (L + 1)
+    a[0] = X
+    for i in range(L):
+        a[i + 1] = np.tanh(Ws[i] @ a[i] + bs[i][:, None])
+    b = a
+    s = 0.0
+    for i in range(L, -1, -1):
+        s = s + np.sum(b[i])
+    return s + np.sum(a[L])

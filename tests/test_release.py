@@ -38,6 +38,9 @@ CASES = {
     "bptt": (1, 2),
     "wraps_around": (0, 0),
     "increasing_pairs": (1, 2),
+    "helper_returns_list": (1, 2),
+    "rebound_to_parameter": (0, 0),
+    "old_name_read_after_move": (0, 0),
 }
 
 
@@ -90,7 +93,8 @@ def test_hv_matches_jax_fd_and_the_compiler_without_the_pass(name, data):
     assert releases(off.source, name) == (0, 0)
 
 
-@pytest.mark.parametrize("name", ["backprop", "kept_reference", "reversed_loop", "bptt"])
+@pytest.mark.parametrize("name", ["backprop", "kept_reference", "reversed_loop", "bptt",
+                                  "helper_returns_list", "rebound_to_parameter"])
 def test_released_code_runs_in_numba(name, data):
     """Through the public API, compiled: ``rt.release`` types for lists built with
     ``[None] * n`` and with ``append``, and Hv agrees with python mode."""

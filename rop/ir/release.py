@@ -116,17 +116,33 @@ def _offsets(body, var) -> dict:
 
 
 def _private_lists(fn, types) -> set:
-    """Lists of arrays built in ``fn`` whose only readers are subscripts and ``len``
-    (the R-list built from its primal list by the R-transform counts as a subscript)."""
-    made = set()
+    """Lists of arrays built in ``fn`` (every assignment to the name builds a new list) whose
+    only readers are subscripts and ``len``.  The R-list built from its primal list by the
+    R-transform counts as a subscript; a top-level rebinding ``b = a`` of such a list that
+    nothing reads under its old name afterwards (a helper's result, inlined) moves it to
+    the new name."""
+    defs: dict = {}
     for st in walk(fn.body):
-        if isinstance(st, Assign) and (st.prim in _LIST_MAKERS or _is_r_list(st)):
+        name = st.target if isinstance(st, Assign) else st.var if isinstance(st, For) else None
+        if name is not None:
+            defs.setdefault(name, []).append(st)
+    made = {n for n, ds in defs.items()
+            if all(isinstance(d, Assign) and (d.prim in _LIST_MAKERS or _is_r_list(d))
+                   for d in ds)}
+    moves = {}
+    for pos, st in enumerate(fn.body):
+        src = _moved_from(st)
+        if src in made and len(defs[st.target]) == 1 and \
+                not any(src in set(s.reads()) for top in fn.body[pos + 1:] for s in walk([top])):
+            moves[id(st)] = src
             made.add(st.target)
     made = {n for n in made if _array_list(types.get(n))}
     rlist_of = {st.target: st for st in walk(fn.body) if isinstance(st, Assign) and _is_r_list(st)}
     bad = set()
     for st in walk(fn.body):
         for name in made & set(st.reads()):
+            if moves.get(id(st)) == name:
+                continue
             if isinstance(st, Assign) and st.expr is None and st.prim in ("getitem", "len") \
                     and st.args[0] == Var(name) and name not in _names(st.args[1:]):
                 continue
@@ -139,6 +155,17 @@ def _private_lists(fn, types) -> set:
                 continue
             bad.add(name)
     return made - bad
+
+
+def _moved_from(st):
+    """``a`` for ``b = a`` (a primal copy, or an R-statement whose value is a name)."""
+    if not isinstance(st, Assign):
+        return None
+    if st.expr is None and st.prim == "copy" and len(st.args) == 1 and isinstance(st.args[0], Var):
+        return st.args[0].name
+    if st.expr is not None and isinstance(st.expr, ast.Name):
+        return st.expr.id
+    return None
 
 
 def _read_at_offsets_only(body, name, offsets) -> set:
