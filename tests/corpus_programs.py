@@ -544,6 +544,21 @@ def while_relax_norm(W, b):
     return np.linalg.norm(y) * y
 
 
+def list_stores_views(W, X):
+    """Views stored in lists: a column, a column of a product, a transpose (Numba stores
+    them as copies: a list's elements share one C-contiguous type)."""
+    hs = [None] * 3
+    hs[0] = X[:, 0]
+    hs[1] = (W @ X)[:, 1]
+    hs[2] = np.tanh(W @ X[:, 2])
+    ts = [X.T]
+    ts.append(np.tanh(W @ X).T)
+    s = 0.0
+    for k in range(3):
+        s = s + np.sum(hs[k] ** 2)
+    return s + np.sum(ts[1] * ts[0])
+
+
 def while_nested(a):
     s = 0.0
     i = 0

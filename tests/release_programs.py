@@ -244,3 +244,16 @@ def old_name_read_after_move(Ws, bs, X):
     for i in range(L, -1, -1):
         s = s + np.sum(b[i])
     return s + np.sum(a[L])
+
+
+def transposed_elements(Ws, bs, X):
+    """A list of transposes (F-ordered views, stored as copies): released like any other."""
+    hs = [X.T]
+    a = X
+    for i in range(len(Ws)):
+        a = np.tanh(Ws[i] @ a + bs[i][:, None])
+        hs.append(a.T)
+    s = 0.0
+    for i in range(len(Ws), -1, -1):
+        s = s + np.sum(hs[i] ** 2)
+    return s

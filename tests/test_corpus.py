@@ -204,6 +204,7 @@ CASES = [
     C("while_euler_ode", "k x0", (0.8, 1.5)),
     C("while_countdown_copy", "W x", lambda r: (N(r, 3, 3), N(r, 3))),
     C("while_relax_norm", "W b", lambda r: (0.3 * N(r, 4, 4), N(r, 4))),
+    C("list_stores_views", "W", lambda r: (N(r, 3, 3), N(r, 3, 4))),
     C("while_nested", "a", (0.9,)),
     C("while_or_test", "a b", (3.0, 2.0)),
     C("while_chained_cmp", "a", (0.5,), (-0.5,)),

@@ -41,6 +41,7 @@ CASES = {
     "helper_returns_list": (1, 2),
     "rebound_to_parameter": (0, 0),
     "old_name_read_after_move": (0, 0),
+    "transposed_elements": (1, 2),
 }
 
 
@@ -94,7 +95,8 @@ def test_hv_matches_jax_fd_and_the_compiler_without_the_pass(name, data):
 
 
 @pytest.mark.parametrize("name", ["backprop", "kept_reference", "reversed_loop", "bptt",
-                                  "helper_returns_list", "rebound_to_parameter"])
+                                  "helper_returns_list", "rebound_to_parameter",
+                                  "transposed_elements"])
 def test_released_code_runs_in_numba(name, data):
     """Through the public API, compiled: ``rt.release`` types for lists built with
     ``[None] * n`` and with ``append``, and Hv agrees with python mode."""

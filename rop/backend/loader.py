@@ -38,8 +38,15 @@ def cache_dir() -> str:
 
 
 def write_module(source: str, stem: str) -> str:
-    """Write ``source`` to the cache (atomically) and return its path."""
-    digest = hashlib.sha256((__version__ + "\0" + source).encode()).hexdigest()[:20]
+    """Write ``source`` to the cache (atomically) and return its path.
+
+    The name holds a hash of the source *and* of the compiler (:func:`compiler_digest`):
+    Numba keys its cache of a file by the file alone, so the same generated source from
+    another rop (an upgrade whose runtime helpers changed) must be a new file, or Numba would
+    load machine code compiled against the old helpers, whose symbols can then clash with
+    the new ones in one process (seen: a wrong Hv after a change to ``rt.release``)."""
+    key = __version__ + "\0" + compiler_digest() + "\0" + source
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
     path = os.path.join(cache_dir(), f"{stem}_{digest}.py")
     try:
         with open(path, encoding="utf-8") as fh:

@@ -104,6 +104,8 @@ class Lowerer:
         self.rebound: set[str] = set()  # helper parameters given a new value
         self.shared: set[str] = set()   # locals that may be one array under two names
         self.scalars = surely_scalars(fn_ast)  # numbers at every assignment: never aliased
+        self.lists: set[str] = set()    # IR names holding a list the function built
+        self.strided: set[str] = set()  # IR names that may hold a non-C-contiguous view
         self.result_var = None  # inlined helper with several returns: where they all go
         self.depth = depth
         self.out: list = []
@@ -126,7 +128,29 @@ class Lowerer:
     # ------------------------------------------------------------------ emission helpers
     def emit(self, stmt):
         self.out.append(stmt)
+        if isinstance(stmt, Assign):
+            self._note_layout(stmt.target, stmt.prim, stmt.args)
         return stmt
+
+    def _note_layout(self, name, prim, args):
+        """Follow which names hold lists and which may hold strided views (``X[:, 0]``,
+        ``X.T``): a list stores its elements with one Numba type, C-contiguous like the
+        placeholders of ``[None] * n``, so a view is stored as a copy (see ``contiguous``)."""
+        src = args[0].name if args and isinstance(args[0], Var) else None
+        is_list = prim in ("list", "list_repeat") or (prim == "copy" and src in self.lists)
+        (self.lists.add if is_list else self.lists.discard)(name)
+        strided = prim == "transpose" or (prim == "copy" and src in self.strided) or \
+            (prim == "getitem" and src is not None and src not in self.lists
+             and _has_slice(args[1]))
+        (self.strided.add if strided else self.strided.discard)(name)
+
+    def contiguous(self, val, node):
+        """``val``, or ``val.copy()`` where it may be a strided view: the value going into a
+        list.  The copy has the same values (rop never writes into list elements in place);
+        without it Numba refuses to store an 'A' or 'F' array into a list of C arrays."""
+        if isinstance(val, Var) and val.name in self.strided:
+            return self.assign("array_copy", (val,), node)
+        return val
 
     def assign(self, prim, args, node, target=None):
         target = target or self.namer.temp()
@@ -194,7 +218,7 @@ class Lowerer:
                                 "`ys = [None] * n` or `ys = [first]`, and append to that")
             if len(v.args) != 1 or v.keywords:
                 self.error(v, "append takes exactly one argument")
-            val = self.expr(v.args[0])
+            val = self.contiguous(self.expr(v.args[0]), st)
             self.emit(Append(self.local(obj.id), val, self.loc(st)))
             return
         if isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id == "print":
@@ -255,6 +279,7 @@ class Lowerer:
                     and self.out[-1].target == val.name and val.name.startswith("t") \
                     and val.name not in self.scope.values():
                 self.out[-1].target = name  # `t1 = a + b; x = t1` becomes `x = a + b`
+                self._note_layout(name, self.out[-1].prim, self.out[-1].args)
                 self._track_view(name, self.out[-1].prim, self.out[-1].args)
                 return
             self.emit(Assign(name, "copy", (val,), self.loc(st)))
@@ -286,6 +311,8 @@ class Lowerer:
                            "compute the new element and store it whole: `xs[i] = new_array`")
             self.check_writable(obj)
             idx = self.index(target.slice)
+            if self.local(obj.id) in self.lists:
+                val = self.contiguous(val, st)
             self.emit(SetItem(self.local(obj.id), idx, val, self.loc(st)))
             return
         if isinstance(target, ast.Attribute):
@@ -523,6 +550,7 @@ class Lowerer:
         if self.out and isinstance(self.out[-1], Assign) and isinstance(val, Var) \
                 and self.out[-1].target == val.name:
             self.out[-1].target = target
+            self._note_layout(target, self.out[-1].prim, self.out[-1].args)
         else:
             self.emit(Assign(target, "copy", (val,), self.loc(node)))
 
@@ -530,7 +558,7 @@ class Lowerer:
         return TupleOp(tuple(self.expr(e) for e in node.elts))
 
     def expr_List(self, node, target=None):
-        items = tuple(self.expr(e) for e in node.elts)
+        items = tuple(self.contiguous(self.expr(e), node) for e in node.elts)
         return self.assign("list", items, node, target)  # [] takes its type from its appends
 
     def expr_Attribute(self, node, target=None):
@@ -695,6 +723,7 @@ class Lowerer:
                         scope=scope, depth=self.depth + 1, col0=indent_of(fn))
         self.namer.taken |= _all_names(h_ast)
         child.out = self.out
+        child.lists, child.strided = self.lists, self.strided
         child.params = set()
         for p, a in zip(h_ast.args.args, args):
             if isinstance(a, Var):
@@ -798,3 +827,14 @@ def lower(fn, fresh: bool = False) -> Function:
     except AttributeError:
         pass
     return ir
+
+
+def _has_slice(index) -> bool:
+    """An index that keeps a dimension (a slice, ``None``, ``...``): the result is a view."""
+    if isinstance(index, SliceOp):
+        return True
+    if isinstance(index, Const):
+        return index.value is None or index.value is Ellipsis
+    if isinstance(index, TupleOp):
+        return any(_has_slice(i) for i in index.items)
+    return False

@@ -532,8 +532,14 @@ def _ov_release(lst, i, offset=0):
         return lambda lst, i, offset=0: None  # nothing held by reference to give back
     empty = (0,) * lst.dtype.ndim
     npdt = as_dtype(lst.dtype.dtype)
+    if lst.dtype.layout == "F":  # the list's element type: an F array is a C array's .T
+        def impl(lst, i, offset=0):
+            k = i + offset
+            if 0 <= k < len(lst):
+                lst[k] = np.empty(empty, npdt).T
+        return impl
 
-    def impl(lst, i, offset=0):
+    def impl(lst, i, offset=0):  # a C array, also stored into lists of 'A' arrays
         k = i + offset
         if 0 <= k < len(lst):
             lst[k] = np.empty(empty, npdt)
