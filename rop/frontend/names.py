@@ -62,7 +62,15 @@ def primitive_of(obj) -> str | None:
     return None
 
 
+def numpy_spelling(f, default: str) -> str:
+    """How user code names a NumPy function: ``np.exp``, ``np.linalg.norm``."""
+    mod = getattr(f, "__module__", "") or ""
+    sub = mod.split(".")[1] + "." if mod.startswith("numpy.") and mod.split(".")[1] in (
+        "linalg", "fft", "random") else ""
+    return f"np.{sub}{getattr(f, '__name__', default)}"
+
+
 def supported_functions() -> list[str]:
-    out = sorted({f"np.{getattr(f, '__name__', n)}" for f, n in NUMPY_FUNCS.items()})
+    out = sorted({numpy_spelling(f, n) for f, n in NUMPY_FUNCS.items()})
     out += sorted({f"math.{f.__name__}" for f in MATH_FUNCS})
     return out
