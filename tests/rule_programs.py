@@ -114,6 +114,11 @@ def p_matmul(a, b):
     return a @ b
 
 
+def p_matmul_stack(a, b, c):
+    """Stacks of matrices (rank 3) on either side, and on both."""
+    return a @ b, b.T @ a.transpose((0, 2, 1)), a @ c
+
+
 def p_matvec(a, b):
     return a @ b
 

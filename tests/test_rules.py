@@ -128,6 +128,7 @@ CASES = [
     C("int", P.p_int, ("x",), (A("n", "offgrid"),), "int", (1,)),
     # linear algebra
     C("matmul", P.p_matmul, ("a", "b"), (A("nm"), A("mk")), "matmul"),
+    C("matmul_stack", P.p_matmul_stack, ("a", "b", "c"), (A("knm"), A("mn"), A("kmn")), "matmul"),
     C("matvec", P.p_matvec, ("a", "b"), (A("nm"), A("m")), "matmul"),
     C("vecmat", P.p_vecmat, ("a", "b"), (A("n"), A("nm")), "matmul"),
     C("vecvec", P.p_vecvec, ("a", "b"), (A("n"), A("n")), "matmul"),
@@ -213,7 +214,7 @@ COVERAGE = {
     "pow": ("pow_const", "pow", "pow_scalar_exp"), "neg": ("neg",), "pos": ("pos",),
     "copy": ("copy",), "array_copy": ("array_copy",), "float": ("float",),
     "floordiv": ("floordiv",), "mod": ("mod_int", "mod_float"), "int": ("int",),
-    "matmul": ("matmul", "matvec", "vecmat", "vecvec"), "dot": ("dot", "dot_vec"),
+    "matmul": ("matmul", "matmul_stack", "matvec", "vecmat", "vecvec"), "dot": ("dot", "dot_vec"),
     "outer": ("outer",),
     "exp": ("exp", "math_exp"), "log": ("log", "math_log"), "log1p": ("log1p", "math_log1p"),
     "expm1": ("expm1", "math_expm1"), "tanh": ("tanh", "math_tanh"),

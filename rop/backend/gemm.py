@@ -7,6 +7,9 @@ product (``W @ x``, ``W @ x + b[:, None]``) becomes ``rt.gemm(W, x)`` too: Numba
 own ``@`` once per combination of operand layouts, 0.15 s each, against 40 ms for an
 ``rt.gemm`` call site, and the call is faster at small sizes (docs/performance.md).
 
+A product with a stack of matrices (rank 3) becomes ``rt.matmul(a, b)``, which Numba can
+compile (its own ``@`` takes vectors and matrices only).
+
 Only terms added with ``+`` are fused into one call; the other terms of the sum (a bias, a
 subtracted product, anything else) are summed as written and passed as ``c``.  Products are
 recognised by rank: both operands must be known matrices (rank 2); the runtime helper still
@@ -19,6 +22,7 @@ from __future__ import annotations
 import ast
 import copy
 
+from ..rules.table import matmul_rank
 from ..runtime.blas import MAX_PAIRS
 
 
@@ -36,6 +40,12 @@ class _Fuse(ast.NodeTransformer):
         self.changed = False
 
     def visit_BinOp(self, node):
+        if self.is_stacked_product(node):  # Numba's `@` takes no stacks of matrices
+            node = self.generic_visit(node)
+            self.changed = True
+            return ast.Call(func=ast.Attribute(value=ast.Name("rt", ast.Load()), attr="matmul",
+                                               ctx=ast.Load()), args=[node.left, node.right],
+                            keywords=[])
         if self.is_matrix_product(node):  # a product that is not a term of a sum
             node = self.generic_visit(node)
             return self.gemm([node.left, node.right], [])
@@ -62,6 +72,12 @@ class _Fuse(ast.NodeTransformer):
         self.changed = True
         return ast.Call(func=ast.Attribute(value=ast.Name("rt", ast.Load()), attr="gemm",
                                            ctx=ast.Load()), args=args, keywords=keywords)
+
+    def is_stacked_product(self, t):
+        if not (isinstance(t, ast.BinOp) and isinstance(t.op, ast.MatMult)):
+            return False
+        ranks = (self.rank_of(t.left), self.rank_of(t.right))
+        return any(r is not None and r > 2 for r in ranks)
 
     def is_matrix_product(self, t):
         return isinstance(t, ast.BinOp) and isinstance(t.op, ast.MatMult) and \
@@ -102,15 +118,25 @@ def rank_of_expr(types: dict):
             return rank(e.operand)
         if isinstance(e, ast.Subscript):
             return _subscript_rank(e, types, rank)
+        if isinstance(e, ast.Call) and isinstance(e.func, ast.Attribute) and e.args and \
+                isinstance(e.func.value, ast.Name) and e.func.value.id in ("np", "rt") and \
+                e.func.attr in _SAME_RANK:  # np.transpose(x, axes), rt.tanh(x), ...
+            return rank(e.args[0])
         if isinstance(e, ast.BinOp):
             a, b = rank(e.left), rank(e.right)
             if a is None or b is None:
                 return None
             if isinstance(e.op, ast.MatMult):
-                return {(2, 2): 2, (2, 1): 1, (1, 2): 1, (1, 1): 0}.get((a, b))
+                return matmul_rank(a, b)
             return max(a, b)
         return None
     return rank
+
+
+# calls whose result has the rank of their first argument
+_SAME_RANK = {"transpose", "tanh", "exp", "log", "log1p", "expm1", "sinh", "cosh", "sin", "cos",
+              "tan", "arctan", "sqrt", "abs", "square", "reciprocal", "sign", "floor", "ceil",
+              "zeros_like", "ones_like"}
 
 
 def _subscript_rank(e, types, rank):

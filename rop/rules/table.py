@@ -72,12 +72,24 @@ def nd_scalar(nd, ops=None):
     return 0
 
 
+def matmul_rank(a, b):
+    """The rank of ``a @ b`` for operand ranks a, b (stacks of matrices broadcast)."""
+    if a is None or b is None or a == 0 or b == 0:
+        return None
+    if a == 1 and b == 1:
+        return 0
+    if a == 1:
+        return b - 1
+    if b == 1:
+        return a - 1
+    return max(a, b)
+
+
 def nd_matmul(nd, ops=None):
     a, b = nd.get("a"), nd.get("b")
     if a is None or b is None:
         return None
-    return max(a, 1) + max(b, 1) - 2 - (a == 1) * 0 - (b == 1) * 0 if False else {
-        (2, 2): 2, (2, 1): 1, (1, 2): 1, (1, 1): 0}.get((a, b), max(a, b))
+    return matmul_rank(a, b)
 
 
 def nd_reduce(nd, ops):

@@ -34,7 +34,7 @@ import numpy as np
 __all__ = [
     "sum", "mean", "amax", "amin", "max_tangent", "min_tangent",
     "broadcast_as", "reshape", "transpose", "zeros_of", "clip_tangent",
-    "norm", "note_not_converged", "release", "check_direction", "check_length", "clip", "gemm",
+    "norm", "note_not_converged", "release", "matmul", "check_direction", "check_length", "clip", "gemm",
 ]
 
 
@@ -171,6 +171,14 @@ def transpose(x, axes=None):
     if np.ndim(x) == 0:
         return x
     return np.transpose(x, axes)
+
+
+def matmul(a, b):
+    """``a @ b`` where an operand is a stack of matrices (rank 3, e.g. a batch of sequences).
+
+    Exists because Numba's ``@`` takes vectors and matrices only; the overload loops over the
+    stack (broadcasting a stack of one, as NumPy does) and multiplies matrix by matrix."""
+    return a @ b
 
 
 def release(lst, i, offset=0):

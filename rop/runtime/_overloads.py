@@ -31,7 +31,7 @@ from . import (
     sum as _sum, mean as _mean, amax as _amax, amin as _amin,
     max_tangent as _max_tangent, min_tangent as _min_tangent,
     broadcast_as as _broadcast_as, reshape as _reshape,
-    transpose as _transpose, zeros_of as _zeros_of, release as _release,
+    transpose as _transpose, zeros_of as _zeros_of, release as _release, matmul as _matmul,
     clip_tangent as _clip_tangent, norm as _norm,
 )
 
@@ -524,6 +524,49 @@ def _ov_zeros_of(x):
         else types.float64
     npdt = as_dtype(dt)
     return lambda x: np.zeros(x.shape, npdt)
+
+
+@overload(_matmul)
+def _ov_matmul(a, b):
+    if not (isinstance(a, types.Array) and isinstance(b, types.Array)):
+        raise TypingError(f"rop.runtime.matmul: arrays expected, got {a} and {b}")
+    if a.ndim <= 2 and b.ndim <= 2:
+        return lambda a, b: a @ b
+    if a.ndim > 3 or b.ndim > 3:
+        raise TypingError("rop.runtime.matmul: in numba mode `@` takes stacks of matrices of "
+                          f"rank 3 at most (got ranks {a.ndim} and {b.ndim}); reshape, or use "
+                          "mode='python'")
+    if a.ndim == 3 and b.ndim == 3:
+        def impl(a, b):
+            n = max(a.shape[0], b.shape[0])
+            if a.shape[0] != n and a.shape[0] != 1 or b.shape[0] != n and b.shape[0] != 1:
+                raise ValueError("matmul: the stacks of matrices do not broadcast")
+            first = np.ascontiguousarray(a[0]) @ np.ascontiguousarray(b[0])
+            out = np.empty((n,) + first.shape, first.dtype)
+            for k in range(n):
+                ak = a[k if a.shape[0] != 1 else 0]
+                bk = b[k if b.shape[0] != 1 else 0]
+                out[k] = np.ascontiguousarray(ak) @ np.ascontiguousarray(bk)
+            return out
+        return impl
+    if a.ndim == 3:  # stack @ matrix (or vector)
+        def impl(a, b):
+            bc = np.ascontiguousarray(b)
+            first = np.ascontiguousarray(a[0]) @ bc
+            out = np.empty((a.shape[0],) + first.shape, first.dtype)
+            for k in range(a.shape[0]):
+                out[k] = np.ascontiguousarray(a[k]) @ bc
+            return out
+        return impl
+
+    def impl(a, b):  # matrix (or vector) @ stack
+        ac = np.ascontiguousarray(a)
+        first = ac @ np.ascontiguousarray(b[0])
+        out = np.empty((b.shape[0],) + first.shape, first.dtype)
+        for k in range(b.shape[0]):
+            out[k] = ac @ np.ascontiguousarray(b[k])
+        return out
+    return impl
 
 
 @overload(_release)
