@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import ast
 
-from .nodes import Append, Assign, Const, Effect, For, Function, SetItem, Var, walk
+from .nodes import (Append, Assign, Const, Effect, For, Function, SetItem, Var, expr_names,
+                    operand_vars, walk)
 
 _LIST_MAKERS = {"list", "list_repeat"}
 
@@ -204,12 +205,10 @@ def _is_r_list(st) -> bool:
 
 
 def _names(ops) -> set:
-    from .nodes import operand_vars
     return {v for op in ops for v in operand_vars(op)}
 
 
 def _names_of_value(st) -> set:
-    from .nodes import expr_names, operand_vars
     if st.expr is not None:
         return set(expr_names(st.expr))
     idx = set(operand_vars(st.index)) if isinstance(st, SetItem) else set()
