@@ -41,6 +41,7 @@ TOL = 1e-6
 SHAPES = {
     "mlp.py:backprop": "W1=8x4,b1=8,W2=3x8,b2=3,X=4x16,T=3x16",
     "deep_mlp.py:backprop": "Ws=[6x4,5x6,3x5],bs=[6,5,3],X=4x10,T=3x10",
+    "classifier.py:loss_grad": "Ws=[6x2,5x6,3x5],bs=[6,5,3],X=2x10,Y=3x10",
     # W scaled so that the relaxation y = sigma(W y) + I is a contraction
     "recurrent_backprop.py:rbp_gradient": "W=8x8*0.3,I=8,target=8,mask=8",
     "recurrent_backprop.py:rbp_gradient_fixed": "W=8x8*0.3,I=8,target=8,mask=8",

@@ -450,6 +450,16 @@ def _runtime_error(exc, name, c, wrt=(), args=None):
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
+def _numba_kind(t: str) -> str:
+    """A Numba type as a phrase: 'array(float64, 2d, C)' -> 'a 2-d array'."""
+    m = re.match(r"array\(\w+, (\d)d", t)
+    if m:
+        return f"a {m.group(1)}-d array"
+    if re.match(r"u?int\d+|float\d+|bool", t):
+        return "a number"
+    return f"`{t}`"
+
+
 def _typing_error(exc, name, c, args) -> RopCallError:
     """Numba's typing report, turned into what the user can act on: the reason Numba gives
     last (the innermost), the user's source line it happened on (from the provenance comment
@@ -463,6 +473,17 @@ def _typing_error(exc, name, c, args) -> RopCallError:
         reason = f"Numba has no implementation of {sigs[-1].strip()}"
     else:
         reason = text.splitlines()[0] if text else "typing failed"
+    explain = ""
+    unify = re.search(r"Cannot unify (\S+(?: \S+)*?) and (.+?) for '(?:R_)?([A-Za-z_]\w*?)(?:\.\d+)?'",
+                      text)
+    if unify:  # Numba's reason is then the second-to-last line; say it in the user's terms
+        a, b, var = unify.groups()
+        reason = f"`{var}` is {_numba_kind(a)} on one path and {_numba_kind(b)} on another"
+        if "array" in a + b and ("int" in a + b or "float64" in (a, b)):
+            explain = (" A number that becomes an array, as in `s = 0` before a loop that adds "
+                       "arrays to it (Python's sum(...) of arrays also starts from 0), runs in "
+                       "NumPy but not in Numba, which gives a variable one type: start from an "
+                       "array, e.g. `s = np.zeros_like(x)`.")
     where = ""
     gen = os.path.basename(c.path)
     lines = [int(n) for f, n in re.findall(r'File "([^"]+)", line (\d+)', text)
@@ -488,5 +509,5 @@ def _typing_error(exc, name, c, args) -> RopCallError:
     details = "\n".join(text.splitlines()[:30])
     return RopCallError(
         f"{name}.hvp: Numba could not compile the generated code for these arguments: "
-        f"{reason}{where}.{hint} Generated file: {c.path}; mode='python' runs the same code "
+        f"{reason}{where}.{explain}{hint} Generated file: {c.path}; mode='python' runs the same code "
         f"without Numba.\nNumba's report:\n{details}")

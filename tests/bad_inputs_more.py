@@ -39,7 +39,7 @@ def recursion_in_branch(W, x):
 # ----------------------------------------------------------------------------- generators
 
 def generator_expression(W, x):
-    s = sum(w * x for w in W)                        # <- sum(...)  a genexp
+    s = np.max(w * x for w in W)                     # <- np.max of a generator
     return s
 
 

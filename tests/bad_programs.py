@@ -61,7 +61,7 @@ nonlocal_write = make_nonlocal()
 
 
 def comprehension(W, x):
-    ys = [W[i] * x for i in range(3)]               # <- [
+    ys = np.sum(W[i] * x for i in range(3))         # <- (W[i]
     return ys
 
 
@@ -214,10 +214,10 @@ def name_before_definition(W, x):
 
 
 def for_over_list(Ws, x):
-    h = x
-    for W in Ws:                                     # <- Ws
-        h = W @ h
-    return h
+    hs = [x]
+    for h in hs:                                     # <- hs
+        hs.append(Ws[0] @ h)
+    return hs
 
 
 def global_array_value(W, x):

@@ -559,6 +559,76 @@ def list_stores_views(W, X):
     return s + np.sum(ts[1] * ts[0])
 
 
+def seq_zip_layers(Ws, bs, X, T):
+    """Layers iterated as most NumPy code does: zip, a generator expression inside sum, a
+    list comprehension of transposes (the guide's example)."""
+    h = X
+    for W, b in zip(Ws, bs):
+        h = np.tanh(W @ h + b[:, None])
+    decay = sum(np.sum(W ** 2) for W in Ws)
+    return 0.5 * np.sum((h - T) ** 2) + 1e-2 * decay, [W.T for W in Ws]
+
+
+def seq_enumerate_zip(Ws, bs, x):
+    h = x
+    total = 0.0
+    for i, (W, b) in enumerate(zip(Ws, bs), 1):
+        h = np.tanh(W @ h + b)
+        total = total + i * np.sum(h)
+    return total
+
+
+def seq_reversed_rows(W, X):
+    acc = np.zeros(W.shape[0])
+    for row in reversed(X):
+        acc = np.tanh(W @ row + acc)
+    return acc
+
+
+def seq_tuple_display(a, b):
+    s = 0.0
+    for z in (a, b * 2.0, a * b):
+        s = s + np.sum(np.sin(z))
+    return s
+
+
+def seq_residual_grad(Ws, x, t):
+    """A residual network's gradient: forward over the list, backward by index."""
+    xs = [x]
+    for W in Ws:
+        x = x + np.tanh(W @ x)
+        xs.append(x)
+    g = x - t
+    grads = [None] * len(Ws)
+    for k in reversed(range(len(Ws))):
+        a = np.tanh(Ws[k] @ xs[k])
+        gz = g * (1.0 - a * a)
+        grads[k] = np.outer(gz, xs[k])
+        g = g + Ws[k].T @ gz
+    return grads
+
+
+def comp_filters_nested(Ws, x):
+    hs = [np.tanh(W @ x) for W in Ws]
+    hs = [h * 2.0 for h in hs]
+    sq = [np.sum(h ** 2) for i, h in enumerate(hs) if i % 2 == 0]
+    pairs = sum(np.sum(a * b) for a in hs for b in hs if a.ndim == b.ndim)
+    scaled = [hs[i] * i for i in range(len(hs))]
+    return sum(sq) + pairs + sum([np.sum(s) for s in scaled])
+
+
+def comp_scoping(W, x):
+    """A comprehension's loop variables are its own (Python 3): `h` and `k` keep their values."""
+    h = np.tanh(W @ x)
+    k = 2
+    ys = [h * k for k in range(3)]
+    zs = [h * 3.0 for h in ys]
+    out = 0.0
+    for j in range(2):
+        out = out + np.sum(ys[j] * h) * k
+    return out + np.sum(h), zs
+
+
 def while_nested(a):
     s = 0.0
     i = 0

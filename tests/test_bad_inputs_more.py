@@ -59,7 +59,8 @@ SYNTAX_CASES = {
     "recursion_in_a_branch": marked(B.recursion_in_branch, "recursion_in_branch(W, -x)",
                                     "recursion"),
     # -- generators ----------------------------------------------------------------------
-    "generator_expression": marked(B.generator_expression, "(w * x", "generator expressions"),
+    "generator_expression": marked(B.generator_expression, "(w * x",
+                                   "a generator expression is supported only as the argument of `sum`"),
     "yield_from": marked(B.yield_from, "yield", "generators (`yield`)"),
     "helper_is_a_generator": marked(B.calls_generator_helper, "yield", "generators (`yield`)",
                                     anchor=B._gen_helper),

@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 EXAMPLES = {
     "mlp.py": [],
+    "classifier.py": ["8"],
     "deep_mlp.py": ["32"],
     "recurrent_backprop.py": [],
     "boltzmann.py": ["--quick"],

@@ -49,6 +49,19 @@ ACCEPTED = {
                 d = W[l].T @ d
             return loss, gW, gb
     ''',
+    "comprehensions_and_sequence_loops": '''
+        def f(Ws, bs, x, hs):
+            for W, b in zip(Ws, bs):
+                x = np.tanh(W @ x + b)
+            for i, (W, b) in enumerate(zip(Ws, bs)):
+                x = x + i * b
+            for h in reversed(hs):
+                x = x * h
+            sq = [np.sum(W ** 2) for W in Ws if W.ndim == 2]
+            pairs = [a * b for a in hs for b in hs]
+            ys = [(h if h.ndim else h * 2.0) for h in (x, -x)]
+            return sum(np.sum(W) for W in Ws) + sum(sq), pairs, ys, sum(x for x in [1.0, 2.0])
+    ''',
     "plain": '''
         def f(x):
             return x
@@ -330,10 +343,6 @@ REFUSED = {
             from numpy import sin
             return sin(x)
     ''', 2, "from", "`import`"),
-    "list_comprehension": ('''
-        def f(xs):
-            return [x * 2 for x in xs]
-    ''', 2, "[x * 2", "list comprehensions"),
     "dict_comprehension": ('''
         def f(xs):
             d = {i: x for i, x in enumerate(xs)}
@@ -344,10 +353,6 @@ REFUSED = {
             d = {x for x in xs}
             return d
     ''', 2, "{x for", "set comprehensions"),
-    "generator_expression": ('''
-        def f(xs):
-            return sum(x * x for x in xs)
-    ''', 2, "(x * x", "generator expressions"),
     "nested_def": ('''
         def f(x):
             def g(y):

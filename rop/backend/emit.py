@@ -71,14 +71,19 @@ class Emitter:
         """The source of an assigned or returned value (several: comma-separated); its
         matrix products go to BLAS as ``rt.gemm(...)`` calls, with the expression as written
         kept in a trailing comment."""
+        code, comment = self.value_parts(*exprs)
+        return code + comment
+
+    def value_parts(self, *exprs) -> tuple[str, str]:
+        """``value`` as (code, trailing comment), for a value inside a call: ``xs.append(...)``."""
         written = ", ".join(ast.unparse(e) for e in exprs)
         if not self.fuse_gemm:
-            return written
+            return written, ""
         fused = [matmul_to_gemm(e, self.rank) for e in exprs]
         if all(f is None for f in fused):
-            return written
-        return ", ".join(ast.unparse(e if f is None else f) for e, f in zip(exprs, fused)) \
-            + f"  # = {written}"
+            return written, ""
+        return ", ".join(ast.unparse(e if f is None else f) for e, f in zip(exprs, fused)), \
+            f"  # = {written}"
 
     # ------------------------------------------------------------------ per function
     def function(self, fn, name, r_mode: bool) -> list[str]:
@@ -165,7 +170,8 @@ class Emitter:
                     put(f"{st.obj}[{_unparse_index(idx)}] = {self.value(rhs)}", st)
                 else:
                     guard({st.obj})
-                    put(f"{st.obj}.append({ast.unparse(rhs)})", st)
+                    code, comment = self.value_parts(rhs)
+                    put(f"{st.obj}.append({code}){comment}", st)
                 continue
             if isinstance(st, Return):
                 val = fold(operand_ast(st.value)) if st.value is not None else ast.Constant(None)

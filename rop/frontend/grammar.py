@@ -4,7 +4,7 @@ The Lark grammar is the authority: a function is accepted iff the grammar
 parses its source.  When it does not, the source is also walked with Python's
 :mod:`ast` to find the refused construct at (or just before) the place where
 the grammar stopped, so that the diagnostic names the construct (``lambda``,
-a list comprehension, ``try`` ...) and says what to write instead.  If the walk
+a dict comprehension, ``try`` ...) and says what to write instead.  If the walk
 finds nothing, the grammar's own error ("unexpected ...") is reported.
 
 Every failure, including a real Python syntax error or a bug in this module,
@@ -64,14 +64,10 @@ REFUSED: dict[str, tuple[str, str]] = {
                  "pass the value as a parameter and return the new value"),
     "import": ("`import` inside the function is not supported",
                "import at module level (e.g. `import numpy as np`)"),
-    "listcomp": ("list comprehensions are not supported",
-                 "use a `for` loop over `range(...)` that appends to a list"),
     "dictcomp": ("dict comprehensions are not supported",
                  "use separate variables or lists, filled in a `for` loop"),
     "setcomp": ("set comprehensions are not supported",
                 "use a `for` loop that appends to a list"),
-    "genexp": ("generator expressions are not supported",
-               "use a `for` loop that accumulates the result"),
     "nested_def": ("nested function definitions (closures) are not supported",
                    "define the helper at module level or write its body inline"),
     "async": ("`async` is not supported",
@@ -167,8 +163,8 @@ _AUG_TEXT = {ast.BitOr: "|=", ast.BitAnd: "&=", ast.BitXor: "^=",
              ast.LShift: "<<=", ast.RShift: ">>="}
 
 _SIMPLE = {
-    ast.Lambda: "lambda", ast.ListComp: "listcomp", ast.DictComp: "dictcomp",
-    ast.SetComp: "setcomp", ast.GeneratorExp: "genexp", ast.Await: "await",
+    ast.Lambda: "lambda", ast.DictComp: "dictcomp",
+    ast.SetComp: "setcomp", ast.Await: "await",
     ast.Yield: "yield", ast.YieldFrom: "yield", ast.Starred: "starred",
     ast.Dict: "dict", ast.Set: "set", ast.Try: "try", ast.With: "with",
     ast.AsyncWith: "async", ast.AsyncFor: "async", ast.Global: "global",

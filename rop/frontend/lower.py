@@ -104,6 +104,8 @@ class Lowerer:
         self.rebound: set[str] = set()  # helper parameters given a new value
         self.shared: set[str] = set()   # locals that may be one array under two names
         self.scalars = surely_scalars(fn_ast)  # numbers at every assignment: never aliased
+        # names used only inside comprehensions keep their spelling in the generated code
+        self.comprehension_only = _comprehension_only(fn_ast)
         self.lists: set[str] = set()    # IR names holding a list the function built
         self.strided: set[str] = set()  # IR names that may hold a non-C-contiguous view
         self.result_var = None  # inlined helper with several returns: where they all go
@@ -221,6 +223,11 @@ class Lowerer:
             val = self.contiguous(self.expr(v.args[0]), st)
             self.emit(Append(self.local(obj.id), val, self.loc(st)))
             return
+        if isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and \
+                v.func.attr in _LIST_METHODS:
+            self.error(v.func, f"list method `.{v.func.attr}()` is not supported (lists grow only "
+                               "by `append`)", _LIST_METHODS[v.func.attr].replace(
+                               "xs", ast.unparse(v.func.value)))
         if isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id == "print":
             self.error(st, "print(...) is not supported in compiled code",
                        "return the value and print it outside the function, or debug with "
@@ -401,20 +408,24 @@ class Lowerer:
         finally:
             self.out = saved
 
-    def stmt_For(self, st):
+    def stmt_For(self, st, lower_body=None, before_bind=None):
+        """A ``for`` statement, or one clause of a comprehension: then ``lower_body`` lowers
+        what the clause encloses and ``before_bind`` gives its loop variables their own names
+        (after the iterable is evaluated in the enclosing scope, as in Python 3)."""
         if st.orelse:
             self.error(st, "`for ... else` is not supported")
-        if not isinstance(st.target, ast.Name):
-            self.error(st.target, "the loop variable must be a single name",
-                       "loop over `range(...)` and index inside the loop")
         it = st.iter
         backward = False
         if _is_call_to(it, "reversed", self.globs):
-            if len(it.args) != 1:
+            if len(it.args) != 1 or it.keywords:
                 self.error(it, "reversed takes one argument")
             backward, it = True, it.args[0]
-        if not _is_call_to(it, "range", self.globs) or it.keywords or not 1 <= len(it.args) <= 3:
-            self.error(st.iter, "a for loop must run over `range(...)` or `reversed(range(...))`",
+        if not _is_call_to(it, "range", self.globs):
+            return self.for_each(st, lower_body, before_bind)
+        if it.keywords or not 1 <= len(it.args) <= 3:
+            self.error(it, "range takes one to three positional arguments")
+        if not isinstance(st.target, ast.Name):
+            self.error(st.target, "the loop variable of a range loop must be a single name",
                        "write `for i in range(n):` and index arrays with i")
         args = [self.expr(a) for a in it.args]
         if len(args) == 1:
@@ -429,9 +440,125 @@ class Lowerer:
                            "write range(hi - 1, lo - 1, -1)")
             start, stop, step = (self.assign("sub", (stop, Const(1)), st),
                                  self.assign("sub", (start, Const(1)), st), Const(-1))
+        if before_bind:
+            before_bind()
         var = self.local(st.target.id)
-        body = self.sub_block(st.body)
+        body = self.sub_block(st.body) if lower_body is None else self.sub_lowered(lower_body)
         self.emit(For(var, start, stop, step, body, self.loc(st)))
+
+    def sub_lowered(self, lower):
+        saved, self.out = self.out, []
+        try:
+            lower()
+            return self.out
+        finally:
+            self.out = saved
+
+    def for_each(self, st, lower_body=None, before_bind=None):
+        """``for x in xs``, ``for i, x in enumerate(xs)``, ``for W, b in zip(Ws, bs)`` and
+        ``for x in reversed(xs)``, over lists, tuples or arrays (rows), become a counted loop
+        ``for k in range(len(xs)): x = xs[k]``.  That is the form the R-transform
+        (R{xs[k]} = R_xs[k]), the slot analysis and the release pass read, so a loop written
+        either way compiles to the same code."""
+        it, backward = st.iter, False
+        if _is_call_to(it, "reversed", self.globs):
+            backward, it = True, it.args[0]
+            if _is_call_to(it, "zip", self.globs) or _is_call_to(it, "enumerate", self.globs):
+                self.error(it, f"reversed({it.func.id}(...)) is a TypeError in Python: "
+                               f"{it.func.id} objects cannot be reversed",
+                           "loop over `reversed(range(len(xs)))` and index the lists with it")
+        assigned = _rebound_in(st.body)
+        seqs: list = []
+        pattern = self.iteration(it, seqs, assigned)
+        n = self.assign("len", (seqs[0],), st)
+        for s in seqs[1:]:  # zip stops at the shortest sequence
+            n = self.assign("minimum", (n, self.assign("len", (s,), st)), st)
+        k = self.namer.fresh("k")
+        if backward:
+            start, stop, step = self.assign("sub", (n, Const(1)), st), Const(-1), Const(-1)
+        else:
+            start, stop, step = Const(0), n, Const(1)
+        if before_bind:
+            before_bind()
+
+        def lower():
+            self.bind_element(st.target, pattern, seqs, Var(k), st)
+            (lower_body or (lambda: self.block(st.body)))()
+        self.emit(For(k, start, stop, step, self.sub_lowered(lower), self.loc(st)))
+
+    def iteration(self, node, seqs, assigned):
+        """What one step of ``for ... in node`` yields, as a pattern over the sequences it
+        indexes (appended to ``seqs``): ("seq", j), ("enumerate", start, p), ("zip", [p...])."""
+        for name in ("enumerate", "zip"):
+            if _is_call_to(node, name, self.globs):
+                if node.keywords and name == "zip":
+                    self.error(node.keywords[0].value, "zip takes no keyword arguments here")
+                break
+        else:
+            name = None
+        if name == "enumerate":
+            if not 1 <= len(node.args) + len(node.keywords) <= 2 or \
+                    any(k.arg != "start" for k in node.keywords):
+                self.error(node, "enumerate takes a sequence and an optional start")
+            start = self.expr(node.args[1] if len(node.args) > 1 else
+                              node.keywords[0].value if node.keywords else ast.Constant(0))
+            return ("enumerate", start, self.iteration(node.args[0], seqs, assigned))
+        if name == "zip":
+            if not node.args:
+                self.error(node, "zip() of nothing has no elements to loop over")
+            return ("zip", [self.iteration(a, seqs, assigned) for a in node.args])
+        if _is_call_to(node, "range", self.globs):
+            self.error(node, "`range(...)` inside zip or enumerate is not supported",
+                       "loop over `range(...)` (or `reversed(range(...))`) and index the "
+                       "sequences with the counter")
+        if _is_call_to(node, "reversed", self.globs):  # zip(reversed(Ws), reversed(hs))
+            if len(node.args) != 1 or node.keywords:
+                self.error(node, "reversed takes one argument")
+            inner = self.iteration(node.args[0], seqs, assigned)
+            if inner[0] != "seq":
+                self.error(node, "reversed(...) is supported around a list, a tuple or an "
+                                 "array here, not around zip, enumerate or reversed",
+                           "loop over `reversed(range(len(xs)))` and index the lists with it")
+            last = self.assign("sub", (self.assign("len", (seqs[inner[1]],), node), Const(1)),
+                               node)
+            return ("reversed", inner[1], last)
+        if isinstance(node, ast.Name) and node.id in assigned:
+            self.error(node, f"the loop changes `{node.id}` (rebinds it or appends to it) while "
+                             "iterating over it",
+                       "iterate over a copy, or loop over `range(n)` with n fixed before the loop")
+        seq = self.expr(node)
+        if isinstance(seq, (Const, TupleOp)):
+            if isinstance(seq, TupleOp):  # `for x in (a, b):` a tuple display
+                seq = self.assign("list", tuple(self.contiguous(v, node) for v in seq.items), node)
+            else:
+                self.error(node, f"cannot loop over the constant {ast.unparse(node)}",
+                           "loop over a list, a tuple, an array or `range(...)`")
+        seqs.append(seq)
+        return ("seq", len(seqs) - 1)
+
+    def bind_element(self, target, pattern, seqs, k, st):
+        kind = pattern[0]
+        if kind == "seq":
+            self.bind(target, self.assign("getitem", (seqs[pattern[1]], k), st), st)
+            return
+        if kind == "reversed":  # element k of reversed(xs) is xs[len(xs) - 1 - k]
+            j = self.assign("sub", (pattern[2], k), st)
+            self.bind(target, self.assign("getitem", (seqs[pattern[1]], j), st), st)
+            return
+        parts = ([pattern[1], pattern[2]] if kind == "enumerate" else pattern[1])
+        if not isinstance(target, (ast.Tuple, ast.List)) or len(target.elts) != len(parts):
+            self.error(target, f"{kind} yields tuples of {len(parts)}: unpack them into as many "
+                               "names", "e.g. `for i, x in enumerate(xs):` or "
+                               "`for W, b in zip(Ws, bs):`")
+        if kind == "enumerate":
+            start = pattern[1]
+            count = k if isinstance(start, Const) and start.value == 0 else \
+                self.assign("add", (k, start), st)
+            self.bind(target.elts[0], count, st)
+            self.bind_element(target.elts[1], pattern[2], seqs, k, st)
+            return
+        for t, p in zip(target.elts, parts):
+            self.bind_element(t, p, seqs, k, st)
 
     def stmt_While(self, st):
         if st.orelse:
@@ -561,6 +688,75 @@ class Lowerer:
         items = tuple(self.contiguous(self.expr(e), node) for e in node.elts)
         return self.assign("list", items, node, target)  # [] takes its type from its appends
 
+    def expr_ListComp(self, node, target=None):
+        """``[e for x in xs if c]`` is the loop a user would write: an empty list, appends."""
+        inside = {self.scope.get(n) for n in _all_names(node)}
+        lst = self.assign("list", (), node, target if target not in inside else None)
+        self.comprehension(node, lambda: self.emit(
+            Append(lst.name, self.contiguous(self.expr(node.elt), node), self.loc(node))))
+        return lst
+
+    def expr_GeneratorExp(self, node):
+        self.error(node, "a generator expression is supported only as the argument of `sum`",
+                   "write a list comprehension `[... for x in xs]` or a `for` loop")
+
+    def sum_of(self, node, target):
+        """``sum(e for x in xs)`` or ``sum(xs)``: Python's sum, ``0 + e_0 + e_1 + ...``, as a
+        loop (a list or tuple ``xs`` is summed as ``sum(element for element in xs)``)."""
+        gen = node.args[0]
+        if not isinstance(gen, (ast.GeneratorExp, ast.ListComp)):
+            pos = dict(lineno=gen.lineno, col_offset=gen.col_offset)
+            gen = ast.GeneratorExp(elt=ast.Name("element", ast.Load(), **pos), generators=[
+                ast.comprehension(ast.Name("element", ast.Store(), **pos), gen, [], 0)], **pos)
+        acc = target if target is not None and target not in \
+            {self.scope.get(n) for n in _all_names(gen)} else self.namer.temp()
+        self.emit(Assign(acc, "copy", (Const(0),), self.loc(node)))
+
+        def add():
+            self.assign("add", (Var(acc), self.expr(gen.elt)), node, target=acc)
+        self.comprehension(gen, add)
+        return Var(acc)
+
+    def comprehension(self, node, inner):
+        """The ``for`` and ``if`` clauses of a comprehension as nested loops and ``if``s around
+        ``inner``.  Its loop variables get names of their own, so they neither see nor change
+        the function's variables of the same name (Python 3 scoping)."""
+        gens = node.generators
+        renamed = {}
+
+        def level(j):
+            if j == len(gens):
+                return inner()
+            g = gens[j]
+            if g.is_async:
+                self.error(node, "async comprehensions are not supported")
+
+            def own_names():
+                for t in ast.walk(g.target):
+                    if isinstance(t, ast.Name) and t.id not in renamed:
+                        renamed[t.id] = self.scope.get(t.id, _MISSING)
+                        keep = self.depth == 0 and t.id in self.comprehension_only
+                        self.scope[t.id] = t.id if keep else self.namer.fresh(t.id)
+
+            def body():
+                if not g.ifs:
+                    return level(j + 1)
+                test = self.expr(g.ifs[0]) if len(g.ifs) == 1 else \
+                    self.expr(ast.BoolOp(op=ast.And(), values=g.ifs, lineno=g.ifs[0].lineno,
+                                         col_offset=g.ifs[0].col_offset))
+                self.emit(If(test, self.sub_lowered(lambda: level(j + 1)), [], self.loc(g.ifs[0])))
+            st = ast.For(target=g.target, iter=g.iter, body=[], orelse=[],
+                         lineno=node.lineno, col_offset=node.col_offset)
+            self.stmt_For(st, lower_body=body, before_bind=own_names)
+        try:
+            level(0)
+        finally:
+            for name, old in renamed.items():
+                if old is _MISSING:
+                    del self.scope[name]
+                else:
+                    self.scope[name] = old
+
     def expr_Attribute(self, node, target=None):
         obj = self.resolve_static(node)
         if obj is not _MISSING:
@@ -621,6 +817,8 @@ class Lowerer:
             if k.arg is None:
                 self.error(k, "**kwargs in calls are not supported")
         obj = self.resolve_static(f)
+        if obj is sum and len(node.args) == 1 and not node.keywords:
+            return self.sum_of(node, target)
         if obj is not _MISSING:
             prim = N.primitive_of(obj)
             if prim is not None:
@@ -785,6 +983,43 @@ def _returns_last(stmts):
     return out
 
 
+def _comprehension_only(fn_ast) -> set:
+    """Names that occur only inside comprehensions (``W`` in ``[W.T for W in Ws]``): the
+    function never sees them, so a comprehension may bind them under their own name."""
+    comps = (ast.ListComp, ast.GeneratorExp, ast.SetComp, ast.DictComp)
+    inside = {n.id for c in ast.walk(fn_ast) if isinstance(c, comps)
+              for n in ast.walk(c) if isinstance(n, ast.Name)}
+    outside = set()
+
+    def visit(node):
+        if isinstance(node, comps):
+            return
+        if isinstance(node, ast.Name):
+            outside.add(node.id)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+    visit(fn_ast)
+    return inside - outside - {a.arg for a in ast.walk(fn_ast) if isinstance(a, ast.arg)}
+
+
+def _rebound_in(body) -> set:
+    """Names a loop body rebinds (assignment, augmented assignment, for target) or appends to."""
+    out = set()
+    for node in ast.walk(ast.Module(list(body), [])):
+        targets = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For)):
+            targets = [node.target]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                node.func.attr == "append" and isinstance(node.func.value, ast.Name):
+            out.add(node.func.value.id)
+        for t in targets:
+            out |= {n.id for n in ast.walk(t) if isinstance(n, ast.Name)
+                    and isinstance(n.ctx, ast.Store)}
+    return out
+
+
 def _builtin(name):
     import builtins
     return getattr(builtins, name, _MISSING)
@@ -799,6 +1034,14 @@ def _all_names(tree) -> set:
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | \
            {a.arg for a in ast.walk(tree) if isinstance(a, ast.arg)}
 
+
+_FILL = "preallocate `xs = [None] * n` and assign `xs[i] = ...` in a backward loop"
+_LIST_METHODS = {
+    "insert": _FILL, "extend": "append the elements one by one in a `for` loop",
+    "reverse": _FILL, "pop": "read `xs[-1]` and keep a count of the elements in use",
+    "remove": "build a new list with the elements to keep", "clear": "start a new list `xs = []`",
+    "sort": "sorting is not differentiable code rop compiles: sort outside the function",
+}
 
 _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow",
            ast.MatMult: "matmul", ast.FloorDiv: "floordiv", ast.Mod: "mod"}

@@ -53,7 +53,7 @@ def operand_type(op, env):
 def _getitem_type(xt, index, env):
     if isinstance(xt, tuple):
         if xt[0] == "list":
-            return xt[1]
+            return xt if isinstance(index, SliceOp) else xt[1]
         if xt[0] == "tuple":
             if isinstance(index, Const) and isinstance(index.value, int):
                 try:
