@@ -488,7 +488,8 @@ class Lowerer:
 
     def iteration(self, node, seqs, assigned):
         """What one step of ``for ... in node`` yields, as a pattern over the sequences it
-        indexes (appended to ``seqs``): ("seq", j), ("enumerate", start, p), ("zip", [p...])."""
+        indexes (appended to ``seqs``): ("seq", j), ("reversed", j, len(seqs[j]) - 1),
+        ("enumerate", start, p), ("zip", [p, ...])."""
         for name in ("enumerate", "zip"):
             if _is_call_to(node, name, self.globs):
                 if node.keywords and name == "zip":
