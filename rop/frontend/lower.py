@@ -401,12 +401,7 @@ class Lowerer:
         self.emit(If(test, body, orelse, self.loc(st)))
 
     def sub_block(self, stmts):
-        saved, self.out = self.out, []
-        try:
-            self.block(stmts)
-            return self.out
-        finally:
-            self.out = saved
+        return self.sub_lowered(lambda: self.block(stmts))
 
     def stmt_For(self, st, lower_body=None, before_bind=None):
         """A ``for`` statement, or one clause of a comprehension: then ``lower_body`` lowers
@@ -443,7 +438,7 @@ class Lowerer:
         if before_bind:
             before_bind()
         var = self.local(st.target.id)
-        body = self.sub_block(st.body) if lower_body is None else self.sub_lowered(lower_body)
+        body = self.sub_lowered(lower_body or (lambda: self.block(st.body)))
         self.emit(For(var, start, stop, step, body, self.loc(st)))
 
     def sub_lowered(self, lower):
@@ -691,11 +686,15 @@ class Lowerer:
 
     def expr_ListComp(self, node, target=None):
         """``[e for x in xs if c]`` is the loop a user would write: an empty list, appends."""
-        inside = {self.scope.get(n) for n in _all_names(node)}
-        lst = self.assign("list", (), node, target if target not in inside else None)
+        lst = self.assign("list", (), node, self.unless_read(target, node))
         self.comprehension(node, lambda: self.emit(
             Append(lst.name, self.contiguous(self.expr(node.elt), node), self.loc(node))))
         return lst
+
+    def unless_read(self, target, node):
+        """``target``, or None when ``node`` reads it (``ys = [2 * y for y in ys]`` must not
+        empty ``ys`` before the loop has read it)."""
+        return None if target in {self.scope.get(n) for n in _all_names(node)} else target
 
     def expr_GeneratorExp(self, node):
         self.error(node, "a generator expression is supported only as the argument of `sum`",
@@ -709,8 +708,7 @@ class Lowerer:
             pos = dict(lineno=gen.lineno, col_offset=gen.col_offset)
             gen = ast.GeneratorExp(elt=ast.Name("element", ast.Load(), **pos), generators=[
                 ast.comprehension(ast.Name("element", ast.Store(), **pos), gen, [], 0)], **pos)
-        acc = target if target is not None and target not in \
-            {self.scope.get(n) for n in _all_names(gen)} else self.namer.temp()
+        acc = self.unless_read(target, gen) or self.namer.temp()
         self.emit(Assign(acc, "copy", (Const(0),), self.loc(node)))
 
         def add():
