@@ -189,26 +189,22 @@ def render_layout_section() -> str:
         "The function parses with the grammar.  The same function with a `lambda` is refused at "
         "its line and column:\n", _fence(refused, "text"),
         "### 2. `rop/frontend/lower.py`: three-address IR (`ROP_DUMP=lower`)\n",
-        "Each line of the IR is one primitive; `; line N` is the source line it comes from.\n",
+        "Each line of the IR is one primitive; `; line N` is the source line it comes from.  "
+        "`d *= ...` is marked as an in-place update for the `inplace` pass to decide.\n",
         _fence(dump.get("lower", ""), "text"),
-        "### 3. `rop/ir/shapes.py`: ranks\n",
-        "Called with `W` a matrix and `x`, `t` vectors, rank inference gives every variable "
-        "its rank (0 scalar, 1 vector, 2 matrix); the R-rules and the emitter use them to pick "
-        "broadcasts and reductions.\n",
-        "### 4. `rop/rules` + `rop/transforms`: R{·} of every statement (`ROP_DUMP=rtransform`)\n",
-        "After each primal statement comes its R-statement (marked `[R]`), built from the "
-        "rule table (`docs/rules.md`).\n",
-        _fence(dump.get("rtransform", ""), "text"),
-        "### 5. `rop/ir/passes.py`: dead-code elimination (`ROP_DUMP=dce`)\n",
-        "R-terms nobody reads and primal values only the discarded terms needed are removed.\n",
-        _fence(dump.get("dce", ""), "text"),
-        "The same pass module builds the dataflow graph (`rop-compile --emit graph`):\n",
+        "### 3. The passes (`rop/pipeline.py`)\n",
+        "`PASSES` lists them in order; `run_passes` runs each on the compilation unit and checks "
+        "the IR after it (`rop/ir/verify.py`: every name read is bound on some path).  "
+        "`ROP_DUMP=<pass>,...` prints the IR after the named passes; here is every one of them "
+        "on the function above, called with `W` a matrix and `x`, `t` vectors.\n",
+        *_pass_sections(dump),
+        "The dataflow graph of the result (`rop-compile --emit graph`):\n",
         _fence(graph_text(f.hvp.graph), "text"),
-        "### 6. `rop/backend/emit.py`: readable Python\n",
+        "### 4. `rop/backend/emit.py`: readable Python (the `emit` pass)\n",
         "Statements are re-assembled into expressions where a temporary is read once, and each "
         "group is preceded by the source line it comes from:\n",
         _fence(hvp),
-        "### 7. `rop/backend/loader.py` + `rop/runtime`: written, loaded, jitted\n",
+        "### 5. `rop/backend/loader.py` + `rop/runtime`: written, loaded, jitted\n",
         "The module is written to the cache (`$ROP_CACHE_DIR`, by default `~/.cache/rop`) under a "
         "name keyed by its hash, imported, and each function wrapped by `numba.njit` "
         "(`mode=\"numba\"`) or left as Python (`mode=\"python\"`); `rop.runtime` supplies what "
@@ -216,6 +212,38 @@ def render_layout_section() -> str:
         "arguments, checks `v`, and calls `grad_hvp`.\n",
         END]
     return "\n\n".join(p.rstrip("\n") for p in parts)
+
+
+_PASS_NOTES = {
+    "infer_ranks": "No IR change: every value gets its rank (0 scalar, 1 vector, 2 matrix; "
+                   "lists and tuples of those), which the R-rules and the emitter use to pick "
+                   "broadcasts and reductions.",
+    "inplace": "`d = e` puts `d` and `e` in one storage class (`rop/ir/storage.py`), so "
+               "`d *= ...` became a computation and a write into its storage, `d[...] = t`: "
+               "`e` sees it, as in NumPy.",
+    "memory": "No IR change: the storage classes are computed once more, for the passes "
+              "after it; nothing here writes into an argument.",
+    "rtransform": "After each primal statement comes its R-statement (marked `[R]`), built "
+                  "from the rule table (`docs/rules.md`).  R{d} = R{e} is one array too, and "
+                  "the write into `d` has its R-write into R{d}.",
+    "dce": "Nothing is dead here.  The write `d[...] = t5` is kept although `d` is never "
+           "read again: `e`, which shares its storage, is.",
+    "release": "This function has no list, so nothing changes.",
+}
+
+
+def _pass_sections(dump) -> list:
+    from rop import pipeline
+    out = []
+    for p in pipeline.PASSES:
+        if p.__name__ == "emit":
+            continue
+        doc = " ".join((p.__doc__ or "").split())
+        out.append(f"#### `{p.__name__}`\n")
+        out.append(f"{doc}  {_PASS_NOTES.get(p.__name__, '')}\n")
+        if p.__name__ not in ("infer_ranks", "memory", "release"):  # no IR change
+            out.append(_fence(dump.get(p.__name__, ""), "text"))
+    return out
 
 
 def render_layout() -> str:

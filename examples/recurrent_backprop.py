@@ -2,9 +2,9 @@
 
 The activations relax to the fixed point of  y = sigma(W y) + I  (inputs I clamped), the
 adjoint relaxes to  z = sigma'(x) * (W^T z + e(y))  with e the error on the output units, and
-the gradient is  dE/dW = z y^T  at t -> infinity.  rop applies R{.} to both relaxations: the
-R-state R{y}, R{z} relaxes beside the primal state until both have converged, so Hv is exact
-(seed 000, "Adjoint Equations and the R{.} Operator").
+the gradient is  dE/dW = z y^T  at t -> infinity.  rop applies R{.} to both relaxations: each
+runs as written, then R{y} (R{z}) relaxes on with the primal state fixed until it has converged
+too, so Hv is that of the fixed point (seed 000, "Adjoint Equations and the R{.} Operator").
 
 Run:  python examples/recurrent_backprop.py
 It checks Hv against central differences, then trains the network by damped Newton-CG steps

@@ -35,11 +35,13 @@ def rop(fn=None, *, wrt, mode: str = "numba", check_finite: bool = True,
     ``check_finite`` refuses NaN/Inf in parameters and directions (one pass over them).
 
     ``relaxation="auto"`` recognises loops that run to a fixed point (``while change > tol
-    and it < max_it:`` with ``change`` measured by the body between successive states) and
-    makes the R-state relax with the primal state until both changes are below ``tol``;
-    ``"off"`` treats every ``while`` as a path (R follows the primal's iterations exactly).
-    ``on_divergence`` says what happens when such a loop stops at its cap without
-    converging: ``"raise"`` a :class:`RopConvergenceError` or ``"warn"`` with a
+    and it < max_it:`` with ``change`` measured by the body between successive states).  The
+    loop runs as written (its outputs are the function's), and when its change test ended it,
+    the R-state keeps relaxing with the primal state fixed until its change, in the loop's own
+    measure, is below ``tol`` relative to its size: R{·} of the limit.  A loop that stopped at
+    its own cap is differentiated as the iterations it made; ``"off"`` does that for every
+    ``while``.  ``on_divergence`` says what happens when the R-state does not converge although
+    the primal did: ``"raise"`` a :class:`RopConvergenceError` or ``"warn"`` with a
     :class:`RopConvergenceWarning` and return the last iterate.
     """
     if isinstance(wrt, str):
@@ -78,8 +80,10 @@ class RopFunction:
         functools.update_wrapper(self, fn)
         from .frontend.lower import lower
         try:
-            lower(fn, fresh=True)  # parse, check and lower now: errors surface at definition,
-            # and module-level numbers are read now (a later decoration reads them again)
+            ir = lower(fn, fresh=True)  # parse, check and lower now: errors surface at
+            # definition, and module-level numbers are read now (a later decoration reads them
+            # again, and so does a call after one of them changed: see HVP.__call__)
+            self.hvp._globals = ir.captured
         except RopError:
             raise
         except Exception as exc:
@@ -116,6 +120,9 @@ class HVP:
         self._nparams = len(self._params)
         self._wrt_pos = tuple(self._params.index(w) for w in owner.wrt if w in self._params)
         self._nwrt = len(self._wrt_pos)
+        # (globals dict, name, value) of each module-level number (or helper) the compiled
+        # code has built in (Function.captured); every call checks them, see _globals_changed
+        self._globals = ()
 
     # ------------------------------------------------------------------ inspection
     @property
@@ -152,6 +159,7 @@ class HVP:
     # ------------------------------------------------------------------ calling
     def compile(self, *args, **kwargs):
         """Compile for these arguments without running (returns the compiled record)."""
+        self._check_globals()
         bound = self._bind(args, kwargs)
         return self._get(bound)
 
@@ -170,6 +178,7 @@ class HVP:
         c = self._compiled.get(key)
         if c is None:
             from .pipeline import compile_hvp
+            self._current_ir()
             try:
                 c = compile_hvp(self.owner.fn, self.owner.wrt, dict(key), self.mode,
                                 self.relaxation, self.check_finite)
@@ -191,6 +200,7 @@ class HVP:
                 f"{self.owner.fn.__name__}.hvp(<the function's arguments>, v=...) with v holding "
                 f"one direction per wrt parameter {wrt}, each shaped like its parameter"
                 + (f" (here: one array shaped like `{wrt[0]}`)" if len(wrt) == 1 else ""))
+        self._check_globals()  # module-level values compiled in: still the same?
         if not kwargs and len(args) == self._nparams:
             fast = self._dispatch(args, v) if self._checks_compiled else self._fast_call(args, v)
             if fast is not None:
@@ -222,6 +232,45 @@ class HVP:
         if relax and status[0][:, 0].any():
             self._report_divergence(status[0], relax)
         return out, r_out
+
+    def _check_globals(self):
+        changed = _changed_global(self._globals)
+        if changed is not None:
+            self._globals_changed(*changed)
+
+    def _globals_changed(self, d, n, old, new):
+        """A module-level value compiled in as a constant (``LAM = 0.1`` read by the function
+        or a helper, or a helper function itself) is not what it was: lower the function
+        again with the new values and drop every specialisation, so that this call compiles
+        anew (the pipeline's cache is keyed by the lowered code, so values seen before reload
+        their compiled modules).  A value rop cannot compile in raises a RopCallError naming
+        it, and so does every later call until it is changed back."""
+        from .frontend.lower import lower
+        fname = self.owner.fn.__name__
+        try:
+            ir = lower(self.owner.fn, fresh=True)
+        except RopError as exc:
+            where = f"{d.get('__name__', '?')}.{n}" if d is not self.owner.fn.__globals__ else n
+            now = "no longer defined" if new is _NO_V else f"now {_short(new)}"
+            raise RopCallError(
+                f"{fname}.hvp: the module-level `{where}` that {fname} reads was {_short(old)} "
+                f"when {fname} was compiled and is {now}; rop compiles module-level numbers "
+                f"in as constants and cannot use this value (pass it as a parameter instead):\n"
+                f"{exc}") from None
+        self._globals = ir.captured
+        self._compiled = {}
+        self._ready = self._last = None
+        self._skip = self._backoff = 0
+
+    def _current_ir(self):
+        """Before compiling: the lowered IR the pipeline will read (cached on the function,
+        shared with other decorations of it) must hold the current module-level values."""
+        from .frontend.lower import lower
+        ir = lower(self.owner.fn)
+        captured = getattr(ir, "captured", ())
+        if captured is not self._globals and _changed_global(captured) is not None:
+            ir = lower(self.owner.fn, fresh=True)
+        self._globals = getattr(ir, "captured", ())
 
     def _dispatch(self, args, v):
         """The common call, checked without Python-level loops: Numba's dispatcher matches the
@@ -302,12 +351,21 @@ class HVP:
             raise _runtime_error(exc, self.owner.fn.__name__, c, self.owner.wrt) from None
 
     def _report_divergence(self, status, relax):
+        """A relaxation whose primal converged but whose R-state did not (a loop stopped at
+        its own cap is a path and is never reported).  A row holds: flag, the R-iterations
+        made with the primal state fixed, the last R-change and the R-state's size, both in
+        the loop's own measure of change."""
         for (index, where, text), row in zip(relax, status):
             if row[0]:
-                msg = (f"{where}: the relaxation `{text}` stopped at its iteration cap after "
-                       f"{int(row[1])} iterations without converging: last change {row[2]:.3g} "
-                       f"(primal), {row[3]:.3g} (R-state). Raise the cap, loosen the tolerance, "
-                       "or check that the iteration is a contraction.")
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    rel = np.float64(row[2]) / np.float64(row[3])
+                msg = (f"{where}: the relaxation `{text.split('#', 1)[0].strip()}` converged, but "
+                       f"its R-state did not: after {int(row[1])} iterations of the R-update with "
+                       f"the primal state fixed, the R-change is {rel:.3g} of the R-state's size "
+                       f"(last change {row[2]:.3g}, size {row[3]:.3g}), not below the loop's "
+                       "tolerance. The iteration may not be a contraction at its fixed point, so "
+                       "the limit may have no derivative there; loosen the tolerance, or pass "
+                       "relaxation='off' for the derivative of the iterations as written.")
                 if self.on_divergence == "raise":
                     raise RopConvergenceError(msg)
                 import warnings
@@ -369,6 +427,24 @@ def _fast_direction(p, d):
     if tp is float and type(d) is float:
         return d
     return None
+
+
+def _changed_global(captured):
+    """The first (globals dict, name, old value, new value) of ``captured`` whose module-level
+    value is no longer the one compiled in, or None."""
+    for d, n, old in captured:
+        new = d.get(n, _NO_V)
+        if new is not old and (type(new) is not type(old) or new != old):
+            return d, n, old, new
+    return None
+
+
+def _short(x) -> str:
+    """A value for a message: its repr, or what it is for arrays and long reprs."""
+    if isinstance(x, np.ndarray):
+        return f"an array of shape {x.shape}"
+    text = repr(x)
+    return text if len(text) <= 60 else f"a {type(x).__name__}"
 
 
 def _as_arg(x, pname, fname, is_param):

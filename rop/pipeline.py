@@ -1,11 +1,12 @@
-"""The compiler, as one list of passes.
+"""The compiler, as one list of passes over a compilation unit.
 
-    parse + validate (grammar/) → lower to IR → rank inference → R-transform
-        → dead-code elimination → release of dead list slots (ir/release.py) → emit Python
-        (sums of matrix products as rt.gemm, see backend/gemm.py) → write to the cache
-        → jit (or plain Python)
+    parse + validate (grammar/, frontend/parse.py) → lower to IR (frontend/lower.py)
+    → PASSES: infer_ranks → inplace → memory → rtransform → dce → release → emit
+    → write to the cache → jit (or plain Python)
 
-Set ``ROP_DUMP=pass1,pass2`` (or ``all``) to print the IR after the named passes.
+Each pass is a function of a :class:`Unit`, listed in ``PASSES``; :func:`run_passes` runs
+them in order and checks the IR after each (ir/verify.py).  Set ``ROP_DUMP=pass1,pass2``
+(or ``all``) to print the IR after the named passes (``lower`` is the lowered IR).
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ import os
 from dataclasses import dataclass
 
 from . import __version__
+from .errors import RopCallError
 from .backend.emit import Emitter
 from .backend.loader import index_lookup, index_store, load_module, write_module
 from .frontend.lower import lower
 from .ir import passes, shapes
+from .ir.inplace import inplace_updates
 from .ir.release import release_dead_slots
-from .ir.nodes import walk, Assign
+from .ir.storage import Storage, check_writes
+from .ir.nodes import Assign, Function
+from .ir.verify import verify
 from .rules.table import RULES
 from .transforms.rtransform import r_transform
 
@@ -36,12 +41,19 @@ class Compiled:
     graph_fn: object  # builds the networkx dataflow graph on demand
 
 
-def _dump(name, fn):
-    want = os.environ.get("ROP_DUMP", "")
-    if want and (want == "all" or name in want.split(",")):
+def _dump(name, what):
+    """Print the IR (or, after ``emit``, the source) when ``ROP_DUMP`` names this pass."""
+    want = [w for w in os.environ.get("ROP_DUMP", "").split(",") if w]
+    if not want:
+        return
+    unknown = [w for w in want if w not in ("all", "lower") + PASS_NAMES]
+    if unknown:
+        raise RopCallError(f"ROP_DUMP: no pass named {unknown[0]!r}; the passes are: lower, "
+                         + ", ".join(PASS_NAMES))
+    if "all" in want or name in want:
         from .ir.printer import format_function
         print(f"--- IR after {name} ---")
-        print(format_function(fn))
+        print(what if isinstance(what, str) else format_function(what))
 
 
 def _registered_used(ir) -> set:
@@ -95,28 +107,107 @@ def _rebuild(fn, wrt, param_types, relaxation="auto"):
     return _compile(fn, lower(fn), wrt, param_types, "python", relaxation)  # graph only
 
 
-def _compile(fn, ir, wrt, param_types, mode, relaxation="auto", check_finite=True) -> Compiled:
-    prims = prims_for(ir)
-    types = shapes.infer(ir, param_types, prims)
-    namer = copy.deepcopy(ir.namer)
-    rfn = r_transform(copy.deepcopy(ir), wrt, types, prims, namer, relaxation)
-    _dump("rtransform", rfn)
-    for v, r in rfn.rnames.items():
-        types.setdefault(r, types.get(v))
-    rfn = passes.dce(rfn)
-    _dump("dce", rfn)
-    primal = passes.dce(copy.deepcopy(ir))
-    rfn = release_dead_slots(rfn, types)
-    primal = release_dead_slots(primal, types)
-    _dump("release", rfn)
+@dataclass
+class Unit:
+    """One compilation: what every pass reads and writes, in one place (no attributes
+    attached to functions).  ``ir`` is the primal IR, rewritten by the passes before the
+    R-transform; ``rfn`` the R-transformed function; ``primal`` the primal as emitted."""
+
+    fn: object
+    ir: Function
+    wrt: tuple
+    param_types: dict
+    relaxation: str = "auto"
+    check_finite: bool = True
+    prims: dict = None
+    types: dict = None
+    namer: object = None
+    storage: Storage = None
+    rfn: Function = None
+    primal: Function = None
+    source: str = None
+
+
+# ----------------------------------------------------------------------------- the passes
+
+def infer_ranks(u: Unit):
+    """The rank of every value, for this call signature (ir/shapes.py)."""
+    u.prims = prims_for(u.ir)
+    u.types = shapes.infer(u.ir, u.param_types, u.prims)
+
+
+def inplace(u: Unit):
+    """``a op= x`` on an array another name (or the caller) may hold becomes a write into its
+    storage (ir/inplace.py)."""
+    inplace_updates(u.ir, u.types, Storage(u.ir, u.types), u.namer)
+    u.ir.temps = set(u.ir.temps) | u.namer.temp_names
+
+
+def memory(u: Unit):
+    """NumPy's memory model (ir/storage.py): storage classes; writes into an argument's memory
+    or into a view a list holds as a copy are refused at the user's line."""
+    u.storage = Storage(u.ir, u.types)
+    check_writes(u.ir, u.storage)
+
+
+def rtransform(u: Unit):
+    """R{·} statement by statement; list-slot activity and co-convergence of relaxations run
+    inside it (transforms/)."""
+    u.rfn = r_transform(copy.deepcopy(u.ir), u.wrt, u.types, u.prims, u.namer, u.relaxation,
+                        storage=u.storage)
+    for v, r in u.rfn.rnames.items():
+        u.types.setdefault(r, u.types.get(v))
+
+
+def dce(u: Unit):
+    """Dead statements out of both functions; writes are live through any alias."""
+    u.rfn = passes.dce(u.rfn, u.types)
+    u.primal = passes.dce(copy.deepcopy(u.ir), u.types)
+
+
+def release(u: Unit):
+    """List slots no later statement reads are given back (ir/release.py)."""
+    u.rfn = release_dead_slots(u.rfn, u.types)
+    u.primal = release_dead_slots(u.primal, u.types)
+
+
+def emit(u: Unit):
+    """Readable Python: sums of products as rt.gemm (backend/gemm.py), the call checks, one
+    provenance comment per source line (backend/emit.py)."""
+    ir, rfn = u.ir, u.rfn
     temps = set(ir.temps) | {r for v, r in rfn.rnames.items() if v in ir.temps} | rfn.temps
-    temps |= {n for n in namer.taken if n not in ir.user_names and n.endswith("_new")}
-    source = emit_module(fn, ir, primal, rfn, prims, types, temps, wrt,
-                         param_types if check_finite else None)
-    path = write_module(source, f"{fn.__name__}_hvp")
+    temps |= {n for n in u.namer.taken if n not in ir.user_names and n.endswith("_new")}
+    u.source = emit_module(u.fn, ir, u.primal, rfn, u.prims, u.types, temps, u.wrt,
+                           u.param_types if u.check_finite else None)
+
+
+PASSES = (infer_ranks, inplace, memory, rtransform, dce, release, emit)
+PASS_NAMES = tuple(p.__name__ for p in PASSES)
+
+
+def run_passes(u: Unit) -> Unit:
+    """Run every pass in order; ``ROP_DUMP`` prints the IR after the named ones and the
+    verifier (ir/verify.py) checks the IR after each, naming the pass that broke it."""
+    for p in PASSES:
+        p(u)
+        _dump(p.__name__, u.source if p is emit else u.rfn if u.rfn is not None else u.ir)
+        if p is not emit:
+            verify(u.ir, p.__name__)
+        if p in (dce, release):  # the R-transform leaves zeros for values first bound in a
+            verify(u.rfn, p.__name__)  # loop before the loop, for DCE to remove
+    return u
+
+
+def _compile(fn, ir, wrt, param_types, mode, relaxation="auto", check_finite=True) -> Compiled:
+    # the lowered IR is cached on the function: the passes work on a copy
+    ir = copy.deepcopy(ir)
+    u = run_passes(Unit(fn, ir, tuple(wrt), param_types, relaxation, check_finite,
+                        namer=ir.namer))
+    path = write_module(u.source, f"{fn.__name__}_hvp")
     mod = load_module(path, mode, externs_for(ir))
-    return Compiled(source, path, mod, getattr(mod, fn.__name__), getattr(mod, fn.__name__ + "_hvp"),
-                    rfn, lambda: passes.dataflow_graph(rfn))
+    rfn = u.rfn
+    return Compiled(u.source, path, mod, getattr(mod, fn.__name__),
+                    getattr(mod, fn.__name__ + "_hvp"), rfn, lambda: passes.dataflow_graph(rfn))
 
 
 def call_checks(wrt, rnames, param_types, namer_taken) -> list[str]:

@@ -201,6 +201,20 @@ def diverging_relaxation(W, x, tol=1e-12, max_it=50):
     return y
 
 
+def unstable_fixed_point(a, x, tol=1e-12, max_it=50):
+    """y -> a y^2 from y = 1: at a = 1 the primal stops at once (1 is a fixed point), but the
+    fixed point repels (d(a y^2)/dy = 2): R{y} = 2 R{y} + R{a} never converges."""
+    y = np.ones(x.shape[0])
+    change = 1.0
+    it = 0
+    while change > tol and it < max_it:
+        y_new = a * y * y
+        change = np.max(np.abs(y_new - y))
+        y = y_new
+        it += 1
+    return y
+
+
 def oscillating_relaxation(a, x, tol=1e-10, max_it=40):
     """y -> -y + x oscillates between two values forever: not converging, bounded."""
     y = x

@@ -132,11 +132,18 @@ def while_else(W, n):
     return y
 
 
-def aliased_augassign(W, x):
-    y = W @ x
-    z = y
-    z *= 2.0                                         # <- z
-    return y + z
+def param_written_through_list(W, x):
+    hs = [W]
+    h = hs[0]
+    h[0] = 0.0                                       # <- h
+    return h * x
+
+
+def list_view_then_write(W, x):
+    A = W * 1.0
+    hs = [A[:, 0]]
+    A[0, 0] = 2.0                                    # <- A
+    return hs[0] * x
 
 
 def attribute_assign(W, x):

@@ -335,6 +335,14 @@ def p_reshape(x):
     return np.reshape(x, (m, n)), x.reshape((n * m,)), np.reshape(x.T, (n * m, 1))
 
 
+def p_ravel(x):
+    return np.ravel(x), x.ravel() * 2.0, x.T.ravel()
+
+
+def p_flatten(x):
+    return x.flatten(), x.T.flatten() * x.flatten()
+
+
 def p_getitem(x):
     return x[:, None], x[1:], x[0], x[::-1], x[None, :] * x[:, None]
 
@@ -510,3 +518,41 @@ def p_clip_active_bounds(x, lo, hi):
 def p_reduce_axes(x):
     return np.sum(x, axis=(0, 1)), x.mean(axis=(1, 2)), np.max(x, axis=(-2, -1)), \
         np.min(x, axis=(0, 2), keepdims=True)
+
+
+# ----------------------------------------------------------------------------- active arguments
+# (issue 17: a rule must not be zero because of the function alone; which arguments are active
+# decides)
+
+def p_full_active(a, W):
+    f = np.full(3, a)
+    g = np.full(W.shape, W[0])
+    return f * W[1], g * W, f, np.full((2, 2), 2.0 * a)
+
+
+def p_arange_active(s, t):
+    r = np.arange(s, s + 2.5, 1.0)        # length 3 for every s: R = R{s}
+    q = np.arange(s, s + 2.5 * t, t)      # element k is s + k t: R = R{s} + k R{t}
+    # only the length depends on t in the third (R = 0); k R{t} in the fourth
+    return r, q * s, np.arange(0.5, 2.5 * t, 1.0), np.arange(0.0, 2.5 * t, t)
+
+
+def p_pow_zero_base(x, p):
+    """x holds exact zeros and only p is active: R{x ** p} = x ** p log(x) R{p} is 0 there."""
+    return np.power(x, p), x ** p, x ** (2.0 * p), 2.0 ** p * x
+
+
+def p_clip_on_bounds(x, lo, hi):
+    """Every spelling of clip, x exactly on the bounds (lo = 0.0, hi = 1.0 given as data)."""
+    return np.clip(x, 0.0, 1.0), np.clip(x, lo, hi), x.clip(0.0, 1.0), np.clip(x, lo, 1.0), \
+        x.clip(lo, hi)
+
+
+def p_clip_on_bounds_scalar(s, lo, hi):
+    return np.clip(s, 0.0, 1.0), np.clip(s, lo, hi), np.clip(s, 0.0, hi)
+
+
+def p_bool_values(s, t):
+    """`and` / `or` on numbers return an operand: its R."""
+    z = s - s
+    return s or t, s and t, z or t, z and t, (s * t) or 1.0

@@ -534,6 +534,30 @@ def test_jax_jvp(name):
 
 # ----------------------------------------------------------------------------- structure
 
+# programs that return the gradient of a scalar loss with respect to their wrt parameters, in
+# wrt order: R{outputs} is Hv, and H is symmetric
+GRADIENTS = ["seq_residual_grad", "model_logreg_grad", "model_softmax_ce_grad",
+             "model_softmax_ce_grad_labels", "model_mlp2_relu_grad", "model_rnn_bptt_grad",
+             "model_rosenbrock_grad", "model_polynomial_fit_grad"]
+
+
+def inner(a, b):
+    return sum(float(np.sum(as_float(x) * as_float(y))) for x, y in zip(leaves(a), leaves(b)))
+
+
+@pytest.mark.parametrize("name", GRADIENTS)
+def test_hessian_is_symmetric(name):
+    """<u, Hv> = <Hu, v> for random u, v: a property of every Hessian, independent of how Hv
+    was computed (a wrong cross term breaks it)."""
+    case = CASE[name]
+    args, v, _ = run(name)[0]
+    u = tuple(direction_like(np.random.default_rng(5), args[i]) for i in wrt_index(case))
+    f = compiled(case, "numba")
+    hv, hu = f.hvp(*args, v=v)[1], f.hvp(*args, v=u)[1]
+    a, b = inner(u, hv), inner(hu, v)
+    assert abs(a - b) <= 1e-9 * max(abs(a), abs(b), 1e-12), (a, b)
+
+
 def test_r_statements_stay_in_their_branch():
     """For a value-dependent `if`, the generated R-statements sit in the same branches as their
     primal statements (not flattened to masks, not hoisted)."""

@@ -34,6 +34,17 @@ def test_deep_mlp_hvp_matches_jax(layers, batch):
     assert flat_err(list(hW) + list(hb), h_ref) < 1e-10
 
 
+def test_deep_mlp_hessian_is_symmetric():
+    """<u, Hv> = <Hu, v> for random u, v (independent of any oracle)."""
+    Ws, bs, X, T, V, c = init([6, 7, 5, 2], 4, seed=11)
+    U, d = init([6, 7, 5, 2], 4, seed=12)[4:]
+    _, (hW, hb) = backprop.hvp(Ws, bs, X, T, v=(V, c))
+    _, (uW, ub) = backprop.hvp(Ws, bs, X, T, v=(U, d))
+    dot = lambda xs, ys: sum(float(np.sum(x * y)) for x, y in zip(xs, ys))
+    a, b = dot(U + d, list(hW) + list(hb)), dot(list(uW) + list(ub), V + c)
+    assert abs(a - b) <= 1e-10 * max(abs(a), abs(b))
+
+
 def test_deep_mlp_python_mode_agrees_with_numba():
     from rop import rop
     py = rop(backprop.fn, wrt=("Ws", "bs"), mode="python")

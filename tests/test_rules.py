@@ -10,6 +10,9 @@ with inputs drawn from the entry's ``domain``.  ``R{y}`` must match
 at eps = 1e-4 and eps = 1e-6, each with its own tolerance (truncation error ~ eps^2 for the
 first, round-off ~ 1e-16 / eps for the second).
 
+The cases in ``JAX_CASES`` are also checked against ``jax.jvp`` of the same program run with
+``np`` bound to ``jax.numpy`` (tests/jax_oracle.py), in both modes.
+
 ``COVERAGE`` maps every rule-table entry to the programs that exercise it; the completeness test
 fails when an entry is added to ``RULES`` without a program, and checks that each mapped program
 really lowers to a statement of that primitive.  Zero-rule entries must give an R that is exactly
@@ -19,6 +22,7 @@ zero, and no R-statement reading the R of their result.
 from __future__ import annotations
 
 import ast
+import functools
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -70,6 +74,14 @@ def draw(rng, shape, domain, others):
         return _distinct(rng, shape)
     if domain == "offgrid":
         return rng.integers(-3, 3, size=shape) + rng.uniform(0.2, 0.8, size=shape)
+    if domain == "withzeros":  # positive, with exact zeros (the first entry one of them)
+        out = np.where(rng.uniform(size=shape) < 0.4, 0.0, rng.uniform(0.5, 2.0, size=shape))
+        out.flat[0] = 0.0
+        return out
+    if domain == "onbounds":  # exactly on the bounds 0 and 1 of clip (both present), and apart
+        out = rng.choice([-0.5, 0.0, 0.25, 0.75, 1.0, 1.5], size=shape)
+        out.flat[0], out.flat[-1] = 0.0, 1.0
+        return out
     if domain.startswith("apart:"):
         base = np.asarray(others[int(domain[6:])], dtype=float)
         while True:
@@ -167,6 +179,8 @@ CASES = [
     C("min", P.p_min, ("x",), (A("nm"),), "min"),
     C("transpose", P.p_transpose, ("x",), (A("nm"),), "transpose"),
     C("reshape", P.p_reshape, ("x",), (A("nm"),), "reshape"),
+    C("ravel", P.p_ravel, ("x",), (A("nm"),), "ravel"),
+    C("flatten", P.p_flatten, ("x",), (A("nm"),), "flatten"),
     C("getitem", P.p_getitem, ("x",), (A("n"),), "getitem"),
     C("getitem2", P.p_getitem2, ("x",), (A("nm"),), "getitem"),
     # zero rules
@@ -205,13 +219,34 @@ CASES = [
     C("matmul_wrt_b", P.p_matmul_partial, ("b",), (A("nm"), A("mn")), "matmul"),
     C("maximum_wrt_b", P.p_maximum, ("b",), (A("nm"), A("nm", "apart:0")), "maximum"),
     C("where_wrt_a", P.p_where, ("a",), (A("nm", "distinct"), A("nm", "apart:0")), "where"),
+    # active arguments of rules that were zero (issue 17)
+    C("full_active", P.p_full_active, ("a", "W"), (S("real"), A("n")), "full"),
+    C("full_active_wrt_W", P.p_full_active, ("W",), (S("real"), A("n")), "full", (2, 3)),
+    C("arange_active", P.p_arange_active, ("s", "t"), (S("real"), S("positive")), "arange", (2,)),
+    C("arange_active_wrt_t", P.p_arange_active, ("t",), (S("real"), S("positive")), "arange",
+      (0, 2)),
+    C("pow_zero_base", P.p_pow_zero_base, ("p",), (A("nm", "withzeros"), S("positive")), "pow"),
+    C("bool_values", P.p_bool_values, ("s", "t"), (S("nonzero"), S("nonzero")), "and"),
+    # clip exactly on its bounds: every spelling the mean of the two sides (as jnp.clip)
+    C("clip_on_bounds", P.p_clip_on_bounds, ("x",), (A("nm", "onbounds"), 0.0, 1.0), "clip"),
+    C("clip_on_bounds_active", P.p_clip_on_bounds, ("x", "lo", "hi"),
+      (A("nm", "onbounds"), 0.0, 1.0), "clip"),
+    C("clip_on_bounds_scalar", P.p_clip_on_bounds_scalar, ("s",), (0.0, 0.0, 1.0), "clip"),
+    C("clip_on_bounds_scalar_hi", P.p_clip_on_bounds_scalar, ("s", "lo", "hi"), (1.0, 0.0, 1.0),
+      "clip"),
+    C("clip_wrt_hi", P.p_clip_active_bounds, ("hi",),
+      (A("nm", "real"), A("nm", "apart:0"), A("nm", "apart:0")), "clip", (0,)),
+    C("clip_wrt_lo", P.p_clip_active_bounds, ("lo",),
+      (A("nm", "real"), A("nm", "apart:0"), A("nm", "apart:0")), "clip"),
+    C("clip_on_bounds_wrt_hi", P.p_clip_on_bounds, ("hi",), (A("nm", "onbounds"), 0.0, 1.0),
+      "clip", (0, 2)),
 ]
 CASE = {c.name: c for c in CASES}
 
 # rule-table entry -> the programs that exercise it (kept by hand: a new entry must be added here)
 COVERAGE = {
     "add": ("add", "add_bcast"), "sub": ("sub",), "mul": ("mul", "mul_bcast"), "div": ("div",),
-    "pow": ("pow_const", "pow", "pow_scalar_exp"), "neg": ("neg",), "pos": ("pos",),
+    "pow": ("pow_const", "pow", "pow_scalar_exp", "pow_zero_base"), "neg": ("neg",), "pos": ("pos",),
     "copy": ("copy",), "array_copy": ("array_copy",), "float": ("float",),
     "floordiv": ("floordiv",), "mod": ("mod_int", "mod_float"), "int": ("int",),
     "matmul": ("matmul", "matmul_stack", "matvec", "vecmat", "vecvec"), "dot": ("dot", "dot_vec"),
@@ -224,16 +259,22 @@ COVERAGE = {
     "reciprocal": ("reciprocal",), "sign": ("sign",), "floor": ("floor", "math_floor"),
     "ceil": ("ceil", "math_ceil"),
     "maximum": ("maximum", "builtin_max_min"), "minimum": ("minimum", "builtin_max_min"),
-    "where": ("where",), "clip": ("clip", "clip_active_bounds"),
+    "where": ("where",),
+    "clip": ("clip", "clip_active_bounds", "clip_on_bounds", "clip_on_bounds_active",
+             "clip_on_bounds_scalar", "clip_on_bounds_scalar_hi", "clip_wrt_hi", "clip_wrt_lo",
+             "clip_on_bounds_wrt_hi"),
     "sum": ("sum",), "mean": ("mean",), "max": ("max",), "min": ("min",), "norm": ("norm",),
-    "transpose": ("transpose",), "reshape": ("reshape",), "getitem": ("getitem", "getitem2"),
+    "transpose": ("transpose",), "reshape": ("reshape",), "ravel": ("ravel",),
+    "flatten": ("flatten",), "getitem": ("getitem", "getitem2"),
     "shape": ("shape", "reshape"), "ndim": ("ndim",), "size": ("size",), "len": ("len",),
-    "zeros": ("zeros",), "ones": ("ones",), "empty": ("empty",), "full": ("full",),
+    "zeros": ("zeros",), "ones": ("ones",), "empty": ("empty",),
+    "full": ("full", "full_active", "full_active_wrt_W"),
     "zeros_like": ("zeros_like",), "ones_like": ("ones_like",), "eye": ("eye",),
-    "arange": ("arange",), "argmax": ("argmax",), "argmin": ("argmin",),
+    "arange": ("arange", "arange_active", "arange_active_wrt_t"), "argmax": ("argmax",),
+    "argmin": ("argmin",),
     "lt": ("compare",), "le": ("compare",), "gt": ("compare",), "ge": ("compare",),
     "eq": ("compare",), "ne": ("compare",),
-    "and": ("bool_ops",), "or": ("bool_ops",), "not": ("bool_ops",),
+    "and": ("bool_ops", "bool_values"), "or": ("bool_ops", "bool_values"), "not": ("bool_ops",),
     "list_repeat": ("list_repeat",),
 }
 
@@ -315,6 +356,103 @@ def test_rule_matches_central_differences(name, mode):
             assert np.all(as_float(routs[k]) == 0.0), (name, k, routs[k])
 
 
+# ----------------------------------------------------------------------------- against JAX
+
+# cases checked against jax.jvp of the same program re-executed with np bound to jax.numpy
+# (tests/jax_oracle.py) besides central differences: the rules issue 17 found wrong, and their
+# neighbours
+JAX_CASES = ("full", "full_active", "full_active_wrt_W", "arange", "arange_active",
+             "arange_active_wrt_t", "pow", "pow_scalar_exp", "pow_wrt_b", "pow_zero_base",
+             "clip", "clip_active_bounds", "clip_on_bounds", "clip_on_bounds_active",
+             "clip_on_bounds_scalar", "clip_on_bounds_scalar_hi", "clip_wrt_hi",
+             "clip_on_bounds_wrt_hi", "bool_values", "norm",
+             "maximum", "where")
+
+
+def _jax_arange_active(s, t):
+    """p_arange_active as JAX can differentiate it: jnp.arange takes its arguments as concrete
+    numbers (jax.jvp gives R = 0 through it), so element k is written s + k t."""
+    import jax.numpy as jnp
+    k = jnp.arange(3.0)
+    return s + k, (s + k * t) * s, jnp.arange(0.5, 2.5 * t, 1.0), k * t
+
+
+JAX_SPELLING = {"arange_active": _jax_arange_active, "arange_active_wrt_t": _jax_arange_active}
+
+
+@functools.lru_cache(maxsize=None)
+def _jax_programs():
+    import jax_oracle
+    return jax_oracle.jax_namespace(P)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", JAX_CASES)
+def test_rule_matches_jax(name, mode):
+    import jax
+    import jax.numpy as jnp
+    import jax_oracle
+    case = CASE[name]
+    fj = JAX_SPELLING.get(name) or _jax_programs()[case.fn.__name__]
+    rng = np.random.default_rng(2000 + CASES.index(case))
+    f = compiled(case.fn, case.wrt, mode)
+    args = make_args(case, rng)
+    names = list(f.signature.parameters)
+    idx = [names.index(w) for w in case.wrt]
+    v = directions(rng, args, idx)
+    out, r_out = f.hvp(*args, v=v)
+
+    def f_wrt(*params):
+        # data as jax arrays too: x.clip(lo, hi) of a NumPy x cannot take a traced bound
+        full = [jnp.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
+        for i, p in zip(idx, params):
+            full[i] = p
+        return fj(*full)
+    out_j, r_j = jax.jvp(f_wrt, tuple(args[i] for i in idx), tuple(v))
+    outs, routs = leaves(out), leaves(r_out)
+    outs_j, routs_j = jax_oracle.leaves(out_j), jax_oracle.leaves(r_j)
+    assert len(outs) == len(outs_j) == len(routs) == len(routs_j), name
+    for k, (o, oj, r, rj) in enumerate(zip(outs, outs_j, routs, routs_j)):
+        assert np.allclose(as_float(o), jax_oracle.as_float(oj), rtol=1e-12, atol=1e-12), \
+            f"{name}[{mode}] output {k}: primal differs from JAX's"
+        rj = jax_oracle.as_float(rj)
+        assert np.shape(r) == rj.shape and np.allclose(as_float(r), rj, rtol=1e-10, atol=1e-12), \
+            f"{name}[{mode}] output {k}: R = {r!r}, jax.jvp: {rj!r}"
+
+
+# ----------------------------------------------------------------------------- kinks
+
+@pytest.mark.parametrize("mode", MODES)
+def test_clip_spellings_agree_on_the_bounds(mode):
+    """np.clip(x, 0.0, 1.0) (constant bounds: rt.clip_tangent), the same bounds in variables
+    (the np.where formula), x.clip(...) and mixed spellings give the same R bit for bit, with x
+    exactly on a bound too: the mean of the two one-sided derivatives, R{x} / 2, as jax.jvp of
+    jnp.clip gives (and a central difference)."""
+    import jax
+    import jax.numpy as jnp
+    x = np.array([[-0.5, 0.0, 0.25], [0.75, 1.0, 1.5]])
+    vx = np.array([[1.0, -3.0, 2.0], [0.5, 7.0, -1.0]])
+    want = np.array([[0.0, -1.5, 2.0], [0.5, 3.5, 0.0]])
+    _, rj = jax.jvp(lambda x: jnp.clip(x, 0.0, 1.0), (x,), (vx,))
+    assert np.array_equal(np.asarray(rj), want)
+    f = compiled(P.p_clip_on_bounds, ("x",), mode)
+    _, r = f.hvp(x, 0.0, 1.0, v=(vx,))
+    for k, rk in enumerate(r):
+        assert np.array_equal(rk, want), (mode, k, rk)
+    # scalars: rt.clip_tangent's scalar kernel and the formula on numbers
+    g = compiled(P.p_clip_on_bounds_scalar, ("s",), mode)
+    for s, vs in ((0.0, 3.0), (1.0, -3.0), (0.5, 3.0), (-1.0, 3.0), (2.0, 3.0)):
+        _, r = g.hvp(s, 0.0, 1.0, v=(vs,))
+        _, rj = jax.jvp(lambda s: jnp.clip(s, 0.0, 1.0), (s,), (vs,))
+        assert all(float(rk) == float(rj) for rk in r), (mode, s, r, rj)
+    # active bounds on the bound: (R{x} + R{lo}) / 2 and (R{x} + R{hi}) / 2, as JAX
+    h = compiled(P.p_clip_on_bounds, ("x", "lo", "hi"), mode)
+    _, r = h.hvp(x, 0.0, 1.0, v=(vx, 10.0, 100.0))
+    _, rj = jax.jvp(lambda x, lo, hi: jnp.clip(x, lo, hi), (x, 0.0, 1.0), (vx, 10.0, 100.0))
+    assert np.array_equal(r[1], np.asarray(rj)), (r[1], rj)
+    assert np.array_equal(r[1], np.array([[10.0, 3.5, 2.0], [0.5, 53.5, 100.0]]))
+
+
 # ----------------------------------------------------------------------------- completeness
 
 def _prims_in(stmts):
@@ -350,6 +488,30 @@ NO_R_OF_ITS_OWN = {
     # (checked against central differences by the list_repeat program)
     "list_repeat",
 }
+
+
+# Why each zero-rule entry is zero: its result is piecewise constant or integer valued in every
+# argument that can be active.  A zero rule must follow from that, never from the function
+# alone (issue 17: np.full(3, a), np.arange(a, a + 2.5) and `s or t` were zero entries although
+# their results move with a); a new zero entry must say here why it is one.
+ZERO_BECAUSE = {
+    "floordiv": "integer valued", "int": "integer valued", "sign": "piecewise constant",
+    "floor": "integer valued", "ceil": "integer valued",
+    "shape": "a shape", "ndim": "a rank", "size": "a size", "len": "a length",
+    "zeros": "built from a shape", "ones": "built from a shape",
+    "empty": "built from a shape (its values are written later, with their own R)",
+    "zeros_like": "only the shape of x is read", "ones_like": "only the shape of x is read",
+    "eye": "built from a size", "argmax": "an index", "argmin": "an index",
+    "lt": "a bool", "le": "a bool", "gt": "a bool", "ge": "a bool", "eq": "a bool",
+    "ne": "a bool", "not": "a bool",
+    "list_repeat": "slots `[None] * n`, filled later with values that carry their own R",
+}
+
+
+def test_every_zero_rule_says_why():
+    zero = {n for n, p in RULES.items() if p.rule is None}
+    assert zero == set(ZERO_BECAUSE), (sorted(zero - set(ZERO_BECAUSE)),
+                                       sorted(set(ZERO_BECAUSE) - zero))
 
 
 def test_every_zero_rule_is_checked_for_exact_zero():

@@ -409,15 +409,18 @@ def nb_clip_tangent(x, rx, lo, hi):
 
 
 def clip_reference(x, rx, lo, hi):
+    """rx inside, 0 outside, rx / 2 exactly on a bound (JAX's jnp.clip; a central difference)."""
     lo = -np.inf if lo is None else lo
     hi = np.inf if hi is None else hi
-    return np.where((x > lo) & (x < hi), rx, 0.0)
+    rx = np.broadcast_to(rx, np.shape(x))
+    on = (x == lo) | (x == hi)
+    return np.where((x > lo) & (x < hi), rx, np.where(on, 0.5 * rx, 0.0))
 
 
 @pytest.mark.parametrize("ndim", [1, 2, 3])
 def test_clip_tangent(ndim):
     for x in views(ndim):
-        x.flat[0] = 0.5  # exactly on a bound: derivative 0
+        x.flat[0] = 0.5  # exactly on a bound: the mean of the one-sided derivatives, rx / 2
         rx = rand(x.shape)
         for lo, hi in [(-0.5, 0.5), (None, 0.0), (0.0, None), (None, None)]:
             want = clip_reference(x, rx, lo, hi)
@@ -446,7 +449,25 @@ def test_clip_tangent_scalar():
     for f in (rt.clip_tangent, nb_clip_tangent):
         assert f(0.2, 3.0, 0.0, 1.0) == 3.0
         assert f(1.2, 3.0, 0.0, 1.0) == 0.0
-        assert f(1.0, 3.0, 0.0, 1.0) == 0.0
+        assert f(1.0, 3.0, 0.0, 1.0) == 1.5  # on a bound: the mean of 3 and 0 (as jnp.clip)
+        assert f(0.0, 3.0, 0.0, 1.0) == 1.5
+
+
+@numba.njit
+def nb_pow_log(a):
+    return rt.pow_log(a)
+
+
+def test_pow_log():
+    """log(a), with 0 where a == 0 (the factor of R{b} in R{a ** b}, as JAX's)."""
+    a = np.array([[0.0, 0.5], [2.0, 0.0]])
+    want = np.array([[0.0, np.log(0.5)], [np.log(2.0), 0.0]])
+    for f in (rt.pow_log, nb_pow_log):
+        check_same(f(a), want)
+        check_same(f(a.T), want.T)  # non-contiguous
+        assert f(0.0) == 0.0 and f(2.0) == np.log(2.0) and f(0) == 0.0
+        with np.errstate(invalid="ignore"):
+            assert np.isnan(f(-1.0))  # as np.log
 
 
 @numba.njit

@@ -16,6 +16,7 @@ from collections import Counter
 from ..errors import RopInternalError
 from ..ir.nodes import (Append, Assign, Break, Const, Continue, Effect, For, If, Return, SetItem,
                         Var, While, blocks_of, defined_names, walk)
+from ..ir.storage import Storage
 from ..transforms.rtransform import operand_ast
 from .gemm import matmul_to_gemm, rank_of_expr
 
@@ -88,6 +89,7 @@ class Emitter:
     # ------------------------------------------------------------------ per function
     def function(self, fn, name, r_mode: bool) -> list[str]:
         self.r_mode = r_mode
+        self.store = Storage(fn, self.types)  # a write is a change to every alias it reaches
         self.uses = Counter()
         self.defs = Counter()
         self.left = Counter()  # uses of a pending temporary not yet folded
@@ -166,10 +168,10 @@ class Emitter:
                     put(f"{st.target} = {self.value(rhs)}", st)
                 elif isinstance(st, SetItem):
                     idx = fold(operand_ast(st.index))
-                    guard({st.obj})
+                    guard(self.store.holders(st.obj))  # `b = a; a[:] = f(b)`: R reads old b
                     put(f"{st.obj}[{_unparse_index(idx)}] = {self.value(rhs)}", st)
                 else:
-                    guard({st.obj})
+                    guard(self.store.holders(st.obj))
                     code, comment = self.value_parts(rhs)
                     put(f"{st.obj}.append({code}){comment}", st)
                 continue

@@ -119,13 +119,14 @@ def _memo_key(fn_ast, globs):
 
 
 def elementwise_helper(fn, fn_ast, globs):
-    """A rule-table entry for ``fn`` if it is elementwise, else None (then it is inlined)."""
-    if fn in _CACHE:
-        return _CACHE[fn]
+    """A rule-table entry for ``fn`` if it is elementwise, else None (then it is inlined).
+    Cached per function and the module-level numbers it reads (a changed one derives anew)."""
     if not _looks_elementwise(fn_ast):
-        _CACHE[fn] = None
         return None
-    found = memo(_memo_key(fn_ast, globs), lambda: _derive(fn_ast, globs))
+    key = _memo_key(fn_ast, globs)
+    if _CACHE.get(fn, (None,))[0] == key:
+        return _CACHE[fn][1]
+    found = memo(key, lambda: _derive(fn_ast, globs))
     prim = None
     if found is not None:
         names, srcs, formula = found
@@ -144,7 +145,7 @@ def elementwise_helper(fn, fn_ast, globs):
             return out
         prim = Prim("helper:" + fn.__name__, params, emit, rule, nd_broadcast, kind="helper",
                     formula=formula)
-    _CACHE[fn] = prim
+    _CACHE[fn] = (key, prim)
     return prim
 
 

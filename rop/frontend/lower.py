@@ -19,9 +19,9 @@ import numpy as np
 from ..errors import RopSyntaxError
 from ..ir.nodes import (Append, Assign, Break, Const, Continue, For, Function, If, Loc, Return,
                         SetItem, SliceOp, TupleOp, Var, While)
+from ..ir.storage import ALIAS_PRIMS, Storage, check_writes
 from ..rules.table import RULES
 from . import names as N
-from .scalars import surely_scalars
 
 SUPPORTED_HINT = ("rop compiles a subset of Python/NumPy: see grammar/README.md and the rule "
                   "table in docs/rules.md")
@@ -102,16 +102,18 @@ class Lowerer:
         self.params: set[str] = set()
         self.views: set[str] = set()   # locals that may alias a parameter
         self.rebound: set[str] = set()  # helper parameters given a new value
-        self.shared: set[str] = set()   # locals that may be one array under two names
-        self.scalars = surely_scalars(fn_ast)  # numbers at every assignment: never aliased
         # names used only inside comprehensions keep their spelling in the generated code
         self.comprehension_only = _comprehension_only(fn_ast)
         self.lists: set[str] = set()    # IR names holding a list the function built
         self.strided: set[str] = set()  # IR names that may hold a non-C-contiguous view
+        self.list_copies: dict = {}  # the copies `contiguous` made -> the view they copy
         self.result_var = None  # inlined helper with several returns: where they all go
         self.depth = depth
         self.out: list = []
         self.result = None  # for inlined helpers: the operand of the final return
+        # module-level values compiled in as constants (helpers' included: one dict shared
+        # with child Lowerers): (id(globals), name) -> (globals, name, value); see capture
+        self.captured: dict = {}
 
     # ------------------------------------------------------------------ diagnostics
     def loc(self, node) -> Loc:
@@ -151,7 +153,9 @@ class Lowerer:
         list.  The copy has the same values (rop never writes into list elements in place);
         without it Numba refuses to store an 'A' or 'F' array into a list of C arrays."""
         if isinstance(val, Var) and val.name in self.strided:
-            return self.assign("array_copy", (val,), node)
+            copy = self.assign("array_copy", (val,), node)
+            self.list_copies[copy.name] = val.name  # ir/storage.py: NumPy would keep the view
+            return copy
         return val
 
     def assign(self, prim, args, node, target=None):
@@ -181,7 +185,7 @@ class Lowerer:
             defaults[p] = self.static_value(d)
         self.block(fn.body)
         return Function(fn.name, params, self.out, self.loc(fn), self.filename,
-                        helpers=self.helpers, defaults=defaults)
+                        helpers=self.helpers, defaults=defaults, list_copies=self.list_copies)
 
     def static_value(self, node):
         try:
@@ -228,12 +232,18 @@ class Lowerer:
             self.error(v.func, f"list method `.{v.func.attr}()` is not supported (lists grow only "
                                "by `append`)", _LIST_METHODS[v.func.attr].replace(
                                "xs", ast.unparse(v.func.value)))
+        helper = self.resolve_static(v.func) if isinstance(v, ast.Call) else _MISSING
+        if isinstance(helper, types.FunctionType) and N.primitive_of(helper) is None:
+            self.capture(v.func, helper)
+            self.call_helper(helper, v, None, statement=True)  # called for what it writes
+            return
         if isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id == "print":
             self.error(st, "print(...) is not supported in compiled code",
                        "return the value and print it outside the function, or debug with "
                        "mode='python' and a breakpoint in the generated file")
         self.error(st, "an expression statement has no effect in compiled code",
-                   "only `list.append(x)` may stand alone; assign other results to a variable")
+                   "only `list.append(x)` and calls of your own helper functions may stand "
+                   "alone; assign other results to a variable")
 
     def stmt_Assign(self, st):
         value_node = st.value
@@ -248,6 +258,11 @@ class Lowerer:
         if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value_node, (ast.Tuple, ast.List)) \
                 and len(target.elts) == len(value_node.elts):
             vals = [self.expr(e) for e in value_node.elts]  # evaluate all before binding (swap)
+            bound = {self.local(t.id) for t in target.elts if isinstance(t, ast.Name)}
+            # `a, b = b, a`: a name read on the right and bound on the left is held in a
+            # temporary first, or the second binding would read the first's new value
+            vals = [self.assign("copy", (v,), st) if isinstance(v, Var) and v.name in bound
+                    else v for v in vals]
             for t, v in zip(target.elts, vals):
                 self.bind(t, v, st)
             return
@@ -327,19 +342,17 @@ class Lowerer:
         self.error(target, "unsupported assignment target")
 
     def _track_view(self, name, prim, args):
-        aliasing = prim in ("copy", "getitem", "transpose", "reshape") and args \
+        aliasing = prim in ALIAS_PRIMS and args \
             and isinstance(args[0], Var)
         if aliasing and (args[0].name in self.params or args[0].name in self.views):
             self.views.add(name)
         elif prim in _FRESH or not aliasing:
             self.views.discard(name)
-        # names that may share one array with another local: `b = a`, `b = a.T`, `a = b = ...`
-        self.shared.discard(name)
-        if aliasing and args[0].name != name:
-            self.shared |= {name, args[0].name}
 
     def check_writable(self, obj):
-        if obj.id in self.params:
+        # a helper's parameter is the caller's variable: the memory pass (ir/storage.py)
+        # refuses the write if that is an argument of the function rop compiles
+        if obj.id in self.params and self.depth == 0:
             self.error(obj, f"in-place change to parameter `{obj.id}` is not supported",
                        f"rop never changes its arguments: work on a copy, e.g. "
                        f"`{obj.id}2 = {obj.id}.copy()`")
@@ -353,20 +366,11 @@ class Lowerer:
             self.error(st, f"augmented operator {type(st.op).__name__} is not supported")
         t = st.target
         if isinstance(t, ast.Name):
-            if t.id in self.params:
-                self.error(t, f"in-place change to parameter `{t.id}` is not supported",
-                           f"write `{t.id}_new = {t.id} {_OPSYM[opname]} ...` instead")
-            if self.local(t.id) in self.views:
-                self.error(t, f"`{t.id}` may be a view of a parameter: `{t.id} {_OPSYM[opname]}= ...` "
-                              "would change that parameter in place",
-                           f"write `{t.id} = {t.id} {_OPSYM[opname]} ...` to make a new array")
-            if self.local(t.id) in self.shared and t.id not in self.scalars:
-                self.error(t, f"`{t.id}` may be the same array as another variable: "
-                              f"`{t.id} {_OPSYM[opname]}= ...` would change both in NumPy",
-                           f"write `{t.id} = {t.id} {_OPSYM[opname]} ...` to make a new array")
             cur = self.name_operand(t)
             rhs = self.expr(st.value)
-            self.assign(opname, (cur, rhs), st, target=self.local(t.id))
+            # in place on an array another name (or the caller) can see: ir/inplace.py decides,
+            # once ranks and storage are known; a rebinding otherwise, as on numbers
+            self.emit(Assign(self.local(t.id), opname, (cur, rhs), self.loc(st), inplace=True))
             self.views.discard(self.local(t.id))
             return
         if isinstance(t, ast.Subscript):
@@ -377,7 +381,11 @@ class Lowerer:
             idx = self.index(t.slice)
             cur = self.assign("getitem", (Var(obj), idx), st)
             rhs = self.expr(st.value)
-            new = self.assign(opname, (cur, rhs), st)
+            if obj in self.lists:  # `hs[k] += x` updates the array in slot k, as NumPy does
+                self.emit(Assign(cur.name, opname, (cur, rhs), self.loc(st), inplace=True))
+                new = cur
+            else:  # an array's elements: read, compute, write back
+                new = self.assign(opname, (cur, rhs), st)
             self.emit(SetItem(obj, idx, new, self.loc(st)))
             return
         self.error(t, "unsupported augmented-assignment target")
@@ -586,16 +594,29 @@ class Lowerer:
             return Const(node.value)
         self.error(node, f"constant {node.value!r} is not supported")
 
+    def capture(self, node, obj):
+        """Note that the module-level ``LAM``, ``cfg.LAM`` or helper ``node`` was read as
+        ``obj`` and compiled in: a call after it changes lowers and compiles again (api.py)."""
+        if isinstance(node, ast.Name):
+            globs, name = self.globs, node.id
+        else:
+            mod = self.resolve_static(node.value)
+            if not isinstance(mod, types.ModuleType) or \
+                    mod.__name__.partition(".")[0] in ("math", "numpy", "builtins"):
+                return
+            globs, name = vars(mod), node.attr
+        if globs.get(name, _MISSING) is obj:  # not a builtin
+            self.captured[(id(globs), name)] = (globs, name, obj)
+
     def name_operand(self, node):
         if node.id in self.scope:
             return Var(self.scope[node.id])
         if node.id in self.globs or hasattr(__builtins__ if isinstance(__builtins__, dict) else
                                             __builtins__, node.id):
             obj = self.globs.get(node.id, _builtin(node.id))
-            if isinstance(obj, (bool, int, float)) or obj is None:
-                return Const(obj)
-            if isinstance(obj, np.floating):
-                return Const(float(obj))
+            if isinstance(obj, (bool, int, float, np.floating)) or obj is None:
+                self.capture(node, obj)
+                return Const(float(obj) if isinstance(obj, np.floating) else obj)
             self.error(node, f"`{node.id}` ({type(obj).__name__}) cannot be used as a value here",
                        "module-level arrays are not captured: pass them as parameters")
         self.error(node, f"name `{node.id}` is not defined before it is used",
@@ -760,6 +781,7 @@ class Lowerer:
         obj = self.resolve_static(node)
         if obj is not _MISSING:
             if isinstance(obj, (int, float)) or obj is None:
+                self.capture(node, obj)
                 return Const(obj)
             self.error(node, f"`{ast.unparse(node)}` cannot be used as a value here")
         prim = N.ATTRIBUTES.get(node.attr)
@@ -823,6 +845,7 @@ class Lowerer:
             if prim is not None:
                 return self.call_prim(prim, node.args, node.keywords, node, target)
             if isinstance(obj, types.FunctionType):
+                self.capture(f, obj)
                 return self.call_helper(obj, node, target)
             if obj is range or obj is reversed:
                 self.error(node, f"`{obj.__name__}` is only supported as the iterable of a for loop")
@@ -892,7 +915,9 @@ class Lowerer:
         return x
 
     # ------------------------------------------------------------------ helpers
-    def call_helper(self, fn, node, target):
+    def call_helper(self, fn, node, target, statement=False):
+        """Inline a helper of the user's (or make it an elementwise primitive).  As a
+        ``statement`` it is called for its writes into its arguments and may return nothing."""
         if node.keywords:
             self.error(node, "keyword arguments to helper functions are not supported")
         if self.depth > 8:
@@ -911,6 +936,7 @@ class Lowerer:
                 h_namer = Namer(_all_names(h_ast))
                 child = Lowerer(h_ast, fn.__globals__, h_file, h_first, h_lines, h_namer, {}, depth=0,
                                 col0=indent_of(fn))
+                child.captured = self.captured
                 h_ir = child.lower_function()
                 h_ir.temps = set(h_namer.temp_names)
                 self.helpers[prim.name] = (prim, h_ir)
@@ -920,7 +946,9 @@ class Lowerer:
                         scope=scope, depth=self.depth + 1, col0=indent_of(fn))
         self.namer.taken |= _all_names(h_ast)
         child.out = self.out
+        child.captured = self.captured
         child.lists, child.strided = self.lists, self.strided
+        child.list_copies = self.list_copies
         child.params = set()
         for p, a in zip(h_ast.args.args, args):
             if isinstance(a, Var):
@@ -932,6 +960,9 @@ class Lowerer:
         body = h_ast.body
         returns = sorted((s for s in ast.walk(ast.Module(body, [])) if isinstance(s, ast.Return)),
                          key=lambda s: (s.lineno, s.col_offset))
+        if not returns and statement:
+            child.block(body)
+            return Const(None)
         if not returns:
             child.error(h_ast, f"helper `{fn.__name__}` returns nothing",
                         "a helper used in an expression must return its value")
@@ -951,6 +982,14 @@ class Lowerer:
 
 
 _MISSING = object()
+
+
+class _Captured(tuple):
+    """``Function.captured``: (globals dict, name, value) of each module-level value the
+    lowering compiled in.  Deep copies of the IR share it (the dicts are namespaces)."""
+
+    def __deepcopy__(self, memo):
+        return self
 
 
 def _ends_in_return(stmts) -> bool:
@@ -1061,6 +1100,8 @@ def lower(fn, fresh: bool = False) -> Function:
     namer = Namer(user | set(fn.__globals__))
     low = Lowerer(fn_ast, fn.__globals__, filename, first, lines, namer, {}, col0=indent_of(fn))
     ir = low.lower_function()
+    ir.captured = _Captured(low.captured.values())
+    check_writes(ir, Storage(ir, {}))  # at definition, before ranks are known (conservative)
     ir.user_names = set(namer.taken)
     ir.namer = namer
     ir.temps = set(namer.temp_names)

@@ -23,7 +23,8 @@ NUMPY_FUNCS = {
     np.matmul: "matmul", np.dot: "dot", np.outer: "outer",
     np.maximum: "maximum", np.minimum: "minimum", np.where: "where", np.clip: "clip",
     np.sum: "sum", np.mean: "mean", np.max: "max", np.amax: "max", np.min: "min",
-    np.amin: "min", np.transpose: "transpose", np.reshape: "reshape", np.copy: "array_copy",
+    np.amin: "min", np.transpose: "transpose", np.reshape: "reshape", np.ravel: "ravel",
+    np.copy: "array_copy",
     np.zeros: "zeros", np.ones: "ones", np.empty: "empty", np.full: "full",
     np.zeros_like: "zeros_like", np.ones_like: "ones_like", np.eye: "eye", np.arange: "arange",
     np.argmax: "argmax", np.argmin: "argmin", np.linalg.norm: "norm",
@@ -42,7 +43,7 @@ BUILTIN_FUNCS = {builtins.len: "len", builtins.abs: "abs", builtins.float: "floa
 # x.method(...) -> primitive, with x as the first argument
 METHODS = {"sum": "sum", "mean": "mean", "max": "max", "min": "min", "reshape": "reshape",
            "transpose": "transpose", "dot": "dot", "copy": "array_copy", "clip": "clip",
-           "argmax": "argmax", "argmin": "argmin"}
+           "argmax": "argmax", "argmin": "argmin", "ravel": "ravel", "flatten": "flatten"}
 
 ATTRIBUTES = {"T": "transpose", "shape": "shape", "ndim": "ndim", "size": "size"}
 

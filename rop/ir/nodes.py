@@ -104,6 +104,7 @@ class Assign:
     kwargs: tuple = ()  # tuple of (name, Operand)
     is_r: bool = False  # an R-statement made by the R-transform
     expr: object = None  # for R-statements: the ast expression built by the rule
+    inplace: bool = False  # ``target op= x``: NumPy updates an array in place (ir/inplace.py)
 
     def reads(self):
         if self.expr is not None:
@@ -249,6 +250,7 @@ class Function:
     helpers: dict = field(default_factory=dict)  # name -> Function, emitted beside it
     user_names: set = field(default_factory=set)
     defaults: dict = field(default_factory=dict)
+    list_copies: dict = field(default_factory=dict)  # copy of a strided view put in a list -> view
 
 
 def blocks_of(stmt) -> list:

@@ -18,7 +18,8 @@ def _reads(st):
 
 
 class _DCE:
-    def __init__(self):
+    def __init__(self, store):
+        self.store = store  # storage classes: a write is live if any holder is
         self.exits: list = []  # live sets at the exit of enclosing loops
         self.heads: list = []  # live sets at the heads of enclosing loops
 
@@ -38,7 +39,7 @@ class _DCE:
                 return None, live
             return st, (live - {st.target}) | _reads(st)
         if isinstance(st, (SetItem, Append)):
-            if st.obj not in live:
+            if not self.store.holders(st.obj) & live:  # `b = a; a[0] = x; return b`
                 return None, live
             return st, live | _reads(st)
         if isinstance(st, Return):
@@ -96,8 +97,11 @@ class _DCE:
         raise TypeError(st)
 
 
-def dce(fn: Function) -> Function:
-    body, _ = _DCE().block(fn.body, set(), True)
+def dce(fn: Function, types: dict | None = None) -> Function:
+    """Remove what no output needs.  A write into an array or list is needed when any name
+    that may hold the same storage (:mod:`.storage`) is read after it, not only its own."""
+    from .storage import Storage
+    body, _ = _DCE(Storage(fn, types or {})).block(fn.body, set(), True)
     fn.body = body
     return fn
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import ast
 
-from .nodes import (Append, Assign, Break, Const, Continue, For, If, Return, SetItem, SliceOp,
-                    TupleOp, Var, While)
+from .nodes import (Append, Assign, Break, Const, Continue, Effect, For, If, Return, SetItem,
+                    SliceOp, TupleOp, Var, While)
 
 
 def fmt_operand(op) -> str:
     if isinstance(op, Var):
         return op.name
     if isinstance(op, Const):
-        return repr(op.value)
+        return "..." if op.value is Ellipsis else repr(op.value)
     if isinstance(op, TupleOp):
         return "(" + ", ".join(fmt_operand(i) for i in op.items) + ("," if len(op.items) == 1 else "") + ")"
     if isinstance(op, SliceOp):
@@ -36,10 +36,11 @@ def _block(stmts, depth, lines):
             lines.append(f"{pad}{st.target} = {rhs}{'   [R]' if st.is_r else ''}{tag}")
         elif isinstance(st, SetItem):
             val = ast.unparse(st.expr) if st.expr is not None else fmt_operand(st.value)
-            lines.append(f"{pad}{st.obj}[{fmt_operand(st.index)}] = {val}{tag}")
+            lines.append(f"{pad}{st.obj}[{fmt_operand(st.index)}] = {val}"
+                         f"{'   [R]' if st.is_r else ''}{tag}")
         elif isinstance(st, Append):
             val = ast.unparse(st.expr) if st.expr is not None else fmt_operand(st.value)
-            lines.append(f"{pad}{st.obj}.append({val}){tag}")
+            lines.append(f"{pad}{st.obj}.append({val}){'   [R]' if st.is_r else ''}{tag}")
         elif isinstance(st, For):
             lines.append(f"{pad}for {st.var} in range({fmt_operand(st.start)}, "
                          f"{fmt_operand(st.stop)}, {fmt_operand(st.step)}):{tag}")
@@ -58,5 +59,8 @@ def _block(stmts, depth, lines):
         elif isinstance(st, Return):
             r = "" if st.r_value is None else " ; R: " + ast.unparse(st.r_value)
             lines.append(f"{pad}return {fmt_operand(st.value) if st.value is not None else ''}{r}{tag}")
+        elif isinstance(st, Effect):
+            args = ", ".join(fmt_operand(a) for a in st.args)
+            lines.append(f"{pad}{st.call}({args}){'  # ' + st.note if st.note else ''}{tag}")
         elif isinstance(st, (Break, Continue)):
             lines.append(f"{pad}{type(st).__name__.lower()}{tag}")

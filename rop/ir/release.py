@@ -201,7 +201,10 @@ def _array_list(t) -> bool:
 
 
 def _is_r_list(st) -> bool:
-    return st.is_r and isinstance(st.expr, (ast.ListComp, ast.List))
+    """An R-statement that builds a new list (a display, a comprehension, the zeros of one)."""
+    e = st.expr
+    return st.is_r and (isinstance(e, (ast.ListComp, ast.List)) or (
+        isinstance(e, ast.Call) and ast.unparse(e.func) == "rt.zeros_of"))
 
 
 def _names(ops) -> set:

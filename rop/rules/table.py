@@ -260,7 +260,10 @@ def _pow_rule(env, renv, y):
         else:
             terms = T("b * a ** (b - 1) * ra")(a=a, b=b, ra=ra)
     if rb is not None:
-        terms = add(terms, T("y * np.log(a) * rb")(y=y, a=a, rb=rb))
+        # d(a^b)/db = a^b log(a); at a == 0 the term is 0 (a^b is 0 on both sides for b > 0),
+        # as in JAX, where log(a) alone would make it 0 * -inf = NaN
+        log_a = T("np.log(a)")(a=a) if is_const(a) and a.value > 0 else T("rt.pow_log(a)")(a=a)
+        terms = add(terms, T("y * log_a * rb")(y=y, log_a=log_a, rb=rb))
     return terms
 
 
@@ -286,16 +289,30 @@ def _norm_rule(env, renv, y):
 
 
 def _clip_rule(env, renv, y):
-    """R{x} inside the bounds, R{lo} below, R{hi} above (a fast kernel for constant bounds)."""
+    """np.clip(x, lo, hi) is minimum(maximum(x, lo), hi), and at a tie each of maximum and
+    minimum takes the mean of its operands' R: on a bound x == lo, R = (R{x} + R{lo}) / 2, on
+    x == hi, (R{x} + R{hi}) / 2 — JAX's convention for jnp.clip, and what a central difference
+    sees on the kink.  Constant bounds run the one-loop kernel rt.clip_tangent, variable or
+    active ones the np.where formula below; both give the same bits on a bound."""
     rx, rlo, rhi = renv.get("x"), renv.get("lo"), renv.get("hi")
-    lo, hi = env["lo"], env["hi"]
+    x, lo, hi = env["x"], env["lo"], env["hi"]
     if rlo is None and rhi is None and isinstance(lo, (ast.Constant, ast.UnaryOp)) \
             and isinstance(hi, (ast.Constant, ast.UnaryOp)):
-        return T("rt.clip_tangent(x, rx, lo, hi)")(x=env["x"], rx=rx, lo=lo, hi=hi)
-    zero = ast.Constant(0.0)  # np.clip is minimum(maximum(x, lo), hi), also when lo > hi
-    inner = T("np.where(x < lo, rlo, rx)")(x=env["x"], lo=lo, rlo=rlo or zero, rx=rx or zero)
-    return _BCAST(r=T("np.where(np.maximum(x, lo) > hi, rhi, inner)")(
-        x=env["x"], lo=lo, hi=hi, rhi=rhi or zero, inner=inner), y=y)
+        return T("rt.clip_tangent(x, rx, lo, hi)")(x=x, rx=rx, lo=lo, hi=hi)
+    zero = ast.Constant(0.0)
+    # the weight of R{maximum(x, lo)} in minimum(maximum(x, lo), hi): 1 below hi, 0 above,
+    # 1/2 on it; R{hi} has the rest
+    w = T("np.where(np.maximum(x, lo) < hi, 1.0, np.where(np.maximum(x, lo) > hi, 0.0, 0.5))")(
+        x=x, lo=lo, hi=hi)
+    r = None
+    if rx is not None or rlo is not None:
+        # R{maximum(x, lo)}: R{x} above lo, R{lo} below, the mean on it
+        inner = T("np.where(x > lo, rx, np.where(x < lo, rlo, 0.5 * tie))")(
+            x=x, lo=lo, rx=rx or zero, rlo=rlo or zero, tie=add(rx, rlo))
+        r = T("w * inner")(w=w, inner=inner)
+    if rhi is not None:
+        r = add(r, T("(1.0 - w) * rhi")(w=w, rhi=rhi))
+    return _BCAST(r=r, y=y)
 
 
 def _mod_rule(env, renv, y):
@@ -305,6 +322,31 @@ def _mod_rule(env, renv, y):
         return _lone(ra, env["b"], y)
     term = T("np.floor(a / b) * rb")(a=env["a"], b=env["b"], rb=rb)
     return T("ra - t")(ra=ra, t=term) if ra is not None else neg(term)
+
+
+def _full_rule(env, renv, y):
+    """R{np.full(shape, c)} = np.full(shape, R{c}): the shape is an integer."""
+    return T("np.full(shape, rc)")(shape=env["shape"], rc=renv["fill_value"])
+
+
+def _arange_rule(env, renv, y):
+    """Element k of np.arange(start, stop, step) is start + k step, and its length
+    ceil((stop - start) / step) is piecewise constant: R = R{start} + k R{step}, no R{stop}."""
+    rs, rst = renv.get("start"), renv.get("step")
+    k = T("np.arange(len(y))")(y=y)
+    if rst is None:
+        return T("np.full(len(y), rs)")(y=y, rs=rs)
+    term = T("rst * k")(rst=rst, k=k)
+    return T("rs + t")(rs=rs, t=term) if rs is not None else term
+
+
+def _boolop_rule(tmpl):
+    """``a and b`` is b when a is true, else a; ``a or b`` is a when a is true, else b (numbers
+    as values, not only as tests): R is the R of the operand returned."""
+    def rule(env, renv, y):
+        zero = ast.Constant(0.0)
+        return T(tmpl)(a=env["a"], ra=renv.get("a") or zero, rb=renv.get("b") or zero)
+    return rule
 
 
 def _reduce_emit(np_name, rt_name):
@@ -325,7 +367,10 @@ def _extreme_rule(rt_name):
 
 
 def _getitem_emit(env):
-    return ast.Subscript(value=env["x"], slice=env["index"], ctx=ast.Load())
+    index = env["index"]
+    if isinstance(index, ast.Constant) and index.value is Ellipsis:
+        index = ast.Slice()  # x[...] is x[:] (Numba indexes with a slice, not with an Ellipsis)
+    return ast.Subscript(value=env["x"], slice=index, ctx=ast.Load())
 
 
 def _transpose_emit(env):
@@ -343,8 +388,8 @@ additive("add", "a + b", +1)
 additive("sub", "a - b", -1)
 bilinear("mul", "a * b", nd_broadcast, formula="R{a} b + a R{b}")
 custom("div", ("a", "b"), "a / b", _div_rule, nd_broadcast, "(R{a} - y R{b}) / b")
-custom("pow", ("a", "b"), "a ** b", _pow_rule, nd_broadcast, "b a^(b-1) R{a} + y log(a) R{b}",
-       domain="positive")
+custom("pow", ("a", "b"), "a ** b", _pow_rule, nd_broadcast,
+       "b a^(b-1) R{a} + y log(a) R{b}, the last term 0 where a == 0 (as JAX)", domain="positive")
 linear("neg", ("x",), "-x", nd_same("x"), formula="-R{x}")
 linear("pos", ("x",), "+x", nd_same("x"), formula="R{x}")
 linear("copy", ("x",), "x", nd_same("x"), formula="R{x}")
@@ -388,8 +433,21 @@ custom("minimum", ("a", "b"), "np.minimum(a, b)", _select_rule("a <= b"), nd_bro
 custom("where", ("c", "a", "b"), "np.where(c, a, b)", _where_rule,
        lambda nd, ops=None: nd_broadcast(nd), "where(c, R{a}, R{b})", diff=("a", "b"))
 custom("clip", ("x", "lo", "hi"), "rt.clip(x, lo, hi)", _clip_rule, nd_same("x"),
-       "where(max(x, lo) > hi, R{hi}, where(x < lo, R{lo}, R{x}))", diff=("x", "lo", "hi"),
-       domain="distinct")
+       "where(max(x, lo) > hi, R{hi}, where(x < lo, R{lo}, R{x})); on a bound the mean of the "
+       "two sides' R: (R{x} + R{lo}) / 2 at x == lo, (R{x} + R{hi}) / 2 at x == hi (as jnp.clip)",
+       diff=("x", "lo", "hi"), domain="distinct")
+
+# arrays made from values: R of the values that can be active (shapes and lengths are not)
+custom("full", ("shape", "fill_value"), "np.full(shape, fill_value)", _full_rule,
+       nd_shape_arg("shape"), "full(shape, R{fill_value})", diff=("fill_value",))
+custom("arange", ("start", "stop", "step"), "np.arange(start, stop, step)", _arange_rule,
+       lambda nd, ops=None: 1, "R{start} + k R{step} for element k (the length is piecewise "
+       "constant: no R{stop})", diff=("start", "step"))
+# Python's `a and b` / `a or b` are one of their operands: R of the operand they return
+custom("and", ("a", "b"), "a and b", _boolop_rule("rb if a else ra"), nd_scalar,
+       "R{b} if a else R{a}")
+custom("or", ("a", "b"), "a or b", _boolop_rule("ra if a else rb"), nd_scalar,
+       "R{a} if a else R{b}")
 
 # reductions and reshaping: linear
 linear("sum", ("x", "axis", "keepdims"), _reduce_emit("np.sum", "rt.sum"), nd_reduce,
@@ -404,6 +462,9 @@ custom("norm", ("x",), "rt.norm(x)", _norm_rule, nd_scalar, "sum(x R{x}) / y")
 linear("transpose", ("x", "axes"), _transpose_emit, nd_same("x"), defaults={"axes": None},
        formula="transpose(R{x})")
 linear("reshape", ("x", "shape"), "rt.reshape(x, shape)", nd_shape_arg("shape"), formula="reshape(R{x})")
+linear("ravel", ("x",), "rt.reshape(x, -1)", lambda nd, ops=None: 1, formula="ravel(R{x})")
+linear("flatten", ("x",), "rt.reshape(x, -1).copy()", lambda nd, ops=None: 1,
+       formula="flatten(R{x})")
 linear("getitem", ("x", "index"), _getitem_emit, None, formula="R{x}[index]")
 
 # values that do not depend on the parameters: R = 0
@@ -414,17 +475,13 @@ zero("len", ("x",), "len(x)", nd_scalar)
 zero("zeros", ("shape",), "np.zeros(shape)", nd_shape_arg("shape"))
 zero("ones", ("shape",), "np.ones(shape)", nd_shape_arg("shape"))
 zero("empty", ("shape",), "np.empty(shape)", nd_shape_arg("shape"))
-zero("full", ("shape", "fill_value"), "np.full(shape, fill_value)", nd_shape_arg("shape"))
 zero("zeros_like", ("x",), "np.zeros_like(x)", nd_same("x"))
 zero("ones_like", ("x",), "np.ones_like(x)", nd_same("x"))
 zero("eye", ("n",), "np.eye(n)", lambda nd, ops=None: 2)
-zero("arange", ("start", "stop", "step"), "np.arange(start, stop, step)", lambda nd, ops=None: 1)
 zero("argmax", ("x",), "np.argmax(x)", nd_scalar)
 zero("argmin", ("x",), "np.argmin(x)", nd_scalar)
 for _cmp, _sym in (("lt", "<"), ("le", "<="), ("gt", ">"), ("ge", ">="), ("eq", "=="), ("ne", "!=")):
     zero(_cmp, ("a", "b"), f"a {_sym} b", nd_broadcast)
-zero("and", ("a", "b"), "a and b", nd_scalar)
-zero("or", ("a", "b"), "a or b", nd_scalar)
 zero("not", ("x",), "not x", nd_scalar)
 zero("list_repeat", ("x", "n"), "[x] * n", lambda nd, ops=None: None)
 

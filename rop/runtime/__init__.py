@@ -35,6 +35,7 @@ __all__ = [
     "sum", "mean", "amax", "amin", "max_tangent", "min_tangent",
     "broadcast_as", "reshape", "transpose", "zeros_of", "clip_tangent",
     "norm", "note_not_converged", "release", "matmul", "check_direction", "check_length", "clip", "gemm",
+    "pow_log",
 ]
 
 
@@ -193,13 +194,17 @@ def release(lst, i, offset=0):
 
 def zeros_of(x):
     """Zero with the shape of ``x``: ``np.zeros_like`` for arrays, ``0.0`` for
-    scalars.
+    scalars, a list of those for a list.
 
     Used to materialise an R-value that is structurally zero on one branch of
     an ``if`` so that both branches produce the same type (in Numba the two
     branches must unify).  Integer/bool inputs give float64 zeros, since
     R-values are always floating point.
     """
+    if isinstance(x, list):  # a list's R: a call, not a comprehension in the generated code
+        # (Numba 0.68 mis-compiles a comprehension over a list whose array elements are
+        # written in place later: reads through the list miss the write)
+        return [zeros_of(e) for e in x]
     if np.ndim(x) == 0:
         return 0.0
     x = np.asarray(x)
@@ -210,22 +215,37 @@ def zeros_of(x):
 def clip_tangent(x, rx, lo, hi):
     """Directional derivative of ``np.clip(x, lo, hi)`` w.r.t. ``x`` along ``rx``.
 
-    Returns ``rx`` where ``lo < x < hi`` and ``0`` elsewhere.  Convention at
-    the kinks: an element exactly on a bound (``x == lo`` or ``x == hi``)
-    counts as clipped, i.e. its derivative is 0 (the same convention as a
-    ReLU's derivative at 0).  ``lo``/``hi`` are scalars or ``None`` (no
-    bound).  Exists because the R-rule of ``clip`` needs a masked select that
-    the overload performs in one fused loop.
+    Returns ``rx`` where ``lo < x < hi`` and ``0`` where x is clipped.  Convention at the
+    kinks, JAX's for ``jnp.clip`` (= ``minimum(maximum(x, lo), hi)`` with a tie in maximum
+    or minimum taking the mean of both operands' derivatives): an element exactly on a
+    bound (``x == lo`` or ``x == hi``) gets ``rx / 2``, the mean of the one-sided
+    derivatives, which is also what a central difference gives there.  The variable-bound
+    rule of ``clip`` in ``rop.rules.table`` follows the same convention.  ``lo``/``hi`` are
+    scalars or ``None`` (no bound).  Exists because the R-rule of ``clip`` needs a masked
+    select that the overload performs in one fused loop.
     """
-    inside = np.ones(np.shape(x), dtype=bool)
-    if lo is not None:
-        inside &= np.asarray(x) > lo
+    x = np.asarray(x)
+    rx = np.asarray(rx, dtype=np.float64)
+    r = rx if lo is None else np.where(x > lo, rx, np.where(x < lo, 0.0, 0.5 * rx))
     if hi is not None:
-        inside &= np.asarray(x) < hi
-    out = np.where(inside, rx, 0.0)
+        m = x if lo is None else np.maximum(x, lo)
+        r = np.where(m < hi, r, np.where(m > hi, 0.0, 0.5 * r))
+    out = np.array(np.broadcast_to(r, np.broadcast_shapes(x.shape, rx.shape)), dtype=np.float64)
     if out.ndim == 0:
         return out[()]
     return out
+
+
+def pow_log(a):
+    """``log(a)``, with 0 where ``a == 0``: the factor of R{b} in R{a ** b} = ... + a ** b
+    log(a) R{b}.  There ``a ** b`` is 0 (for b > 0) on both sides of b, so the term is 0 —
+    JAX's convention (``log(_replace_zero(a))``) — where ``log(a)`` alone would give
+    ``0 * -inf = NaN``.  Negative ``a`` gives NaN, as ``np.log`` does."""
+    if np.ndim(a) == 0:
+        a = float(a)
+        return 0.0 if a == 0.0 else float(np.log(a))
+    a = np.asarray(a, dtype=np.float64)
+    return np.log(np.where(a == 0.0, 1.0, a))
 
 
 def norm(x):
@@ -354,6 +374,26 @@ def _install_clip():
 
 
 _install_clip()
+
+
+def _install_pow_log():
+    from numba import types
+    from numba.extending import overload
+
+    @overload(pow_log)
+    def _ov(a):
+        if isinstance(a, (types.Float, types.Integer)):
+            def impl_scalar(a):
+                return 0.0 if a == 0 else np.log(float(a))
+            return impl_scalar
+        if isinstance(a, types.Array):
+            def impl(a):
+                return np.log(np.where(a == 0, 1.0, a))
+            return impl
+        return None
+
+
+_install_pow_log()
 
 
 # ---------------------------------------------------------------------------

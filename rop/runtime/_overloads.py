@@ -518,6 +518,13 @@ def _ov_transpose(x, axes=None):
 def _ov_zeros_of(x):
     if isinstance(x, _SCALAR):
         return lambda x: 0.0
+    if isinstance(x, types.List):
+        def zeros_list(x):
+            out = []
+            for e in x:
+                out.append(_zeros_of(e))
+            return out
+        return zeros_list
     if not isinstance(x, types.Array):
         raise TypingError(f"rop.runtime.zeros_of: unsupported type {x}")
     dt = x.dtype if isinstance(x.dtype, (types.Float, types.Complex)) \
@@ -595,9 +602,19 @@ def _ov_release(lst, i, offset=0):
 
 @register_jitable
 def _clip_tan_elem(x, rx, lo, hi):
-    if x > lo and x < hi:
-        return rx
-    return rx * 0.0
+    # minimum(maximum(x, lo), hi), a tie taking the mean of both sides (see rt.clip_tangent)
+    if x > lo:
+        r = rx * 1.0
+    elif x < lo:
+        r = rx * 0.0
+    else:
+        r = 0.5 * rx
+    m = max(x, lo)
+    if m < hi:
+        return r
+    if m > hi:
+        return rx * 0.0
+    return 0.5 * r
 
 
 def _bound(t, default):

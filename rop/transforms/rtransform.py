@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from ..errors import RopSyntaxError
 from ..ir.nodes import (Append, Assign, Break, Const, Continue, For, Function, If, Return,
                         SetItem, SliceOp, TupleOp, Var, While, defined_names, walk)
+from ..ir.storage import ALIAS_PRIMS, Storage, expr_sources
 from ..rules.table import apply_rule
 from ..rules.templates import T, name as aname
 from .slots import COSTLY, SlotFacts, is_token, token
@@ -44,8 +45,13 @@ class _Loop:
 
 
 class RTransform:
-    def __init__(self, fn: Function, wrt, types: dict, prims: dict, namer, slot_activity=True):
+    def __init__(self, fn: Function, wrt, types: dict, prims: dict, namer, slot_activity=True,
+                 storage=None, forced=frozenset()):
         self.fn = fn
+        self.storage = storage if storage is not None else Storage(fn, types)
+        self.written = self.storage.written_names()  # names an in-place write may change
+        self.forced = forced  # names active from their first definition (see _late_active)
+        self.late: set = set()  # names that must be forced on the next run
         self.wrt = list(wrt)
         self.types = types
         self.prims = prims
@@ -57,7 +63,7 @@ class RTransform:
         self.fn_temps: set = set()
         self._status = None
         self.defined: set = set(fn.params)  # names that may be bound at this point
-        self.slots = SlotFacts(fn)
+        self.slots = SlotFacts(fn, self.storage)
         self.versions: dict = {}  # id of each ``if i == k`` made by _versioned -> (i, k)
         self.slot_zeros: dict = {}  # tracked list -> the statements materialising its R as zeros
         self.guarded_reads: dict = {}  # tracked list -> [(x = lst[i] statement, guard)]
@@ -275,7 +281,7 @@ class RTransform:
         if st.prim == "list":
             rs = [self.r_of(a, active) for a in st.args]
             out.append(st)
-            if all(r is None for r in rs):
+            if all(r is None for r in rs) and st.target not in self.forced:
                 active.discard(st.target)
                 return active
             expr = ast.List(elts=[r if r is not None else self.zeros_expr(a)
@@ -298,10 +304,19 @@ class RTransform:
                 if p in prim.derivative_params()}
         y_ph = "__y__"
         r = apply_rule(prim, env, renv, aname(y_ph))
+        if r is None and st.target in self.forced:
+            # another name shares this array and an active value is written into it later:
+            # its R must exist from here on, as the same object under every name
+            out.append(st)
+            out.append(Assign(self.rname(st.target), "r", (), st.loc, is_r=True,
+                              expr=_zeros_for(self.types.get(st.target), aname(st.target))))
+            active.add(st.target)
+            return active
         if r is None:
             out.append(st)
             active.discard(st.target)
             return active
+        r = self._own_memory(st, r)
         if isinstance(hit, tuple) and hit[0] == "guard":
             self.guarded_reads.setdefault(st.args[0].name, []).append((st, hit))
             hit = None
@@ -327,6 +342,20 @@ class RTransform:
             out.append(Assign(rt, "r", (), st.loc, is_r=True, expr=_subst(r, y_ph, st.target)))
         active.add(st.target)
         return active
+
+    def _own_memory(self, st, r):
+        """R mirrors the primal's memory: ``y = f(...)`` makes a fresh array, so R{y} must not
+        be another value's R (``R{W + c} = R{W}``, the caller's direction) when an in-place
+        write may reach either of them; then the R-value is copied.  Views (``copy``,
+        indexing, ``.T``, reshape) are views on both sides and stay so."""
+        t = self.types.get(st.target)
+        if st.prim in ALIAS_PRIMS or not isinstance(t, int) or t == 0:
+            return r
+        direct, _ = expr_sources(r)
+        primal = {v for v, rv in self.rnames.items() if rv in direct}
+        if direct and (st.target in self.written or primal & self.written):
+            return T("r.copy()")(r=r)
+        return r
 
     def _versioned(self, st, prim, env, renv, out) -> bool:
         """``if i == k: R_y = <rule without the terms zero there> else: R_y = <rule>`` when
@@ -377,6 +406,7 @@ class RTransform:
         if rv is None and st.obj not in active:
             out.append(st)
             return active
+        self._late_active(st.obj, active)
         if st.obj not in active:
             out.extend(self.materialize([st.obj], st.loc))
             active.add(st.obj)
@@ -395,6 +425,7 @@ class RTransform:
         if rv is None and st.obj not in active:
             out.append(st)
             return active
+        self._late_active(st.obj, active)
         if st.obj not in active:
             out.extend(self.materialize([st.obj], st.loc))
             active.add(st.obj)
@@ -405,6 +436,18 @@ class RTransform:
             active |= self.slots.all_tokens(st.obj)
         out.append(Append(self.rname(st.obj), None, st.loc, is_r=True, expr=rv))
         return active
+
+    def _late_active(self, obj, active):
+        """A write that makes ``obj``'s storage active is seen through every name holding it;
+        those defined before it without an R (``b = a`` while ``a`` was still constant) would
+        miss it.  They are noted, and :func:`r_transform` runs again with the whole class
+        active from its first definition."""
+        holders = self.storage.holders(obj)
+        others = {n for n in holders if n in self.defined and n != obj}
+        # an R{obj} made now would be a new array: holders bound before it cannot hold it
+        missing = others if obj not in active else {n for n in others if n not in active}
+        if missing and not holders <= self.forced:
+            self.late |= holders
 
     def _is_list(self, v):
         t = self.types.get(v)
@@ -550,7 +593,7 @@ def _zeros_for(t, x):
     if isinstance(t, int):
         return T("np.zeros_like(x)")(x=x)
     if isinstance(t, tuple) and t[0] == "list":
-        return T("[rt.zeros_of(e) for e in x]")(x=x)
+        return T("rt.zeros_of(x)")(x=x)
     if isinstance(t, tuple) and t[0] == "tuple":
         return ast.Tuple(elts=[_zeros_for(s, ast.Subscript(value=x, slice=ast.Constant(i), ctx=ast.Load()))
                                for i, s in enumerate(t[1])], ctx=ast.Load())
@@ -571,12 +614,20 @@ def _subst(expr, old, new):
     return S().visit(expr)
 
 
-def r_transform(fn, wrt, types, prims, namer, relaxation="auto", slot_activity=True) -> Function:
+def r_transform(fn, wrt, types, prims, namer, relaxation="auto", slot_activity=True,
+                storage=None) -> Function:
     for w in wrt:
         if w not in fn.params:
             raise RopSyntaxError(f"`{w}` in wrt is not a parameter of {fn.name}", fn.filename,
                                  fn.loc.lineno, fn.loc.col, fn.loc.text,
                                  f"parameters are: {', '.join(fn.params)}")
-    tr = RTransform(fn, wrt, types, prims, namer, slot_activity)
-    tr.relax_mode = relaxation
-    return tr.run()
+    forced = frozenset()
+    while True:  # at most once more per class that becomes active late
+        tr = RTransform(copy.deepcopy(fn), wrt, types, prims, copy.deepcopy(namer), slot_activity,
+                        storage, forced)
+        tr.relax_mode = relaxation
+        out = tr.run()
+        if not tr.late - forced:
+            namer.__dict__.update(tr.namer.__dict__)
+            return out
+        forced = forced | tr.late

@@ -38,8 +38,10 @@ def is_token(name: str) -> bool:
     return "#" in name
 
 
-def tracked_lists(fn) -> dict:
-    """{list name: the constant slots to follow} for lists built in ``fn`` that never escape."""
+def tracked_lists(fn, storage=None) -> dict:
+    """{list name: the constant slots to follow} for lists built in ``fn`` that never escape
+    and whose elements nothing writes in place (``h = hs[0]; h[1] = ...`` changes a slot's
+    value without a store into the list)."""
     made, other_defs, escaped, slots = set(), set(), set(), {}
     for st in walk(fn.body):
         if isinstance(st, Assign):
@@ -60,14 +62,16 @@ def tracked_lists(fn) -> dict:
         elif not isinstance(st, Return):
             escaped.update(st.reads() if hasattr(st, "reads") else ())
     ok = made - other_defs - escaped - set(fn.params)
+    if storage is not None:
+        ok -= storage.written_names()
     return {lst: frozenset({0} | slots.get(lst, set())) for lst in ok}
 
 
 class SlotFacts:
     """The facts the R-transform consults; owned by one :class:`RTransform`."""
 
-    def __init__(self, fn):
-        self.universe = tracked_lists(fn)
+    def __init__(self, fn, storage=None):
+        self.universe = tracked_lists(fn, storage)
         self.temps = set(getattr(fn, "temps", ()))
         self.lb: dict[str, int] = {}       # integer lower bounds
         self.defs: dict[str, Assign] = {}  # temporaries' definitions, for branch tests
@@ -171,8 +175,11 @@ class SlotFacts:
         self.raw.update((lst, k) for k in reach if k not in hits)
         if not hits:
             return None
-        if isinstance(idx, Const):
+        if isinstance(idx, Const) and type(idx.value) is int and idx.value >= 0:
             return "zero"
+        if isinstance(idx, Const):  # lst[-1]: the slot depends on the list's length
+            self.raw.update((lst, k) for k in hits)
+            return None
         if isinstance(idx, Var) and len(hits) == 1 and \
                 (idx.name in self.counters or idx.name in self.temps):
             return (idx.name, hits[0])  # names that keep their value from the read to its use

@@ -1,0 +1,411 @@
+"""NumPy's memory model on the IR: which names may share storage.
+
+NumPy names are references.  ``b = a``, ``y = x[1:]``, ``a.T``, ``a.reshape(...)`` and a
+list or tuple slot holding ``a`` all reach one buffer, and ``a[i] = ...`` (or an in-place
+``a += ...``) writes that buffer for every one of them.  A compiler that treats names as
+values deletes a write whose *name* is not read again, leaves an alias inactive when an
+active value is written through another name, or lets R{z} be the caller's direction
+because the rule for ``z = W + c`` returns R{W} itself.  Each of those is a silently
+wrong Hv; this module is what the passes ask instead of looking at names.
+
+The analysis is Steensgaard's unification, flow-insensitive: every name holding an array
+belongs to a *storage class* (names that may share memory at some point of the program);
+a list or tuple class has a *contents* class standing for its elements.  ``b = a`` and
+views unify the classes of ``b`` and ``a``; ``xs.append(h)``, ``[a, b]`` and ``(a, 2.0)``
+unify the contents of the container with the element; ``h = xs[i]`` unifies ``h`` with
+the contents.  Over-approximation is safe here: a class too large only keeps a statement
+DCE could have removed, materialises a zero R that is never read, or copies an R-value.
+
+It reads both the primal IR (``prim`` and operands) and the R-statements the R-transform
+builds (their formula is an ``ast`` expression), so DCE and the checks run on either.
+"""
+
+from __future__ import annotations
+
+import ast
+import linecache
+
+from ..errors import RopSyntaxError
+from .nodes import (Append, Assign, Break, Continue, For, If, Return, SetItem, TupleOp, Var,
+                    While, walk)
+
+# primitives whose result may share its first argument's storage (NumPy returns a view or
+# the object itself); every other primitive returns a fresh array or a number
+ALIAS_PRIMS = frozenset({"copy", "getitem", "transpose", "reshape", "ravel"})
+
+# functions an R-formula may call whose result can be (a view of) their first argument
+_VIEW_CALLS = frozenset({"rt.broadcast_as", "rt.reshape", "np.reshape", "np.transpose",
+                         "np.ravel", "np.asarray", "np.squeeze", "np.expand_dims",
+                         "np.atleast_1d", "np.atleast_2d"})
+_VIEW_METHODS = frozenset({"reshape", "ravel", "transpose", "squeeze", "view", "swapaxes"})
+
+
+def _dotted(node) -> str:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return ""
+
+
+def expr_sources(expr) -> tuple[set, set]:
+    """(names the value of ``expr`` may *be* or view, names whose *elements* it may hold as
+    elements) for an R-formula.  Arithmetic makes fresh arrays; a name, a subscript, ``.T``,
+    a reshape or ``rt.broadcast_as`` may not."""
+    direct, elems = set(), set()
+
+    def visit(e, into):
+        if isinstance(e, ast.Name):
+            into.add(e.id)
+        elif isinstance(e, ast.Subscript):
+            visit(e.value, into)
+        elif isinstance(e, ast.Attribute):
+            if e.attr in ("T", "real", "flat") or not _dotted(e):
+                visit(e.value, into)
+        elif isinstance(e, ast.Call):
+            fname = _dotted(e.func)
+            if fname in _VIEW_CALLS and e.args:
+                visit(e.args[0], into)
+            elif isinstance(e.func, ast.Attribute) and e.func.attr in _VIEW_METHODS \
+                    and fname not in _VIEW_CALLS and not fname.startswith(("np.", "rt.", "math.")):
+                visit(e.func.value, into)
+        elif isinstance(e, ast.IfExp):
+            visit(e.body, into)
+            visit(e.orelse, into)
+        elif isinstance(e, (ast.List, ast.Tuple)):
+            for elt in e.elts:
+                visit(elt, elems)
+        elif isinstance(e, (ast.ListComp, ast.GeneratorExp)):
+            bound = {n.id for g in e.generators for n in ast.walk(g.target)
+                     if isinstance(n, ast.Name)}
+            for g in e.generators:
+                elems.update(n.id for n in ast.walk(g.iter) if isinstance(n, ast.Name))
+            inner = set()
+            visit(e.elt, inner)
+            elems.update(inner - bound)
+    visit(expr, direct)
+    return direct, elems
+
+
+class Storage:
+    """Storage classes of one function's values (see the module docstring).
+
+    The nodes are *definitions*, not names: ``a@3`` is the value the statement numbered 3
+    binds to ``a``, ``W@in`` a parameter's.  Reaching definitions (over the structured
+    regions, loops to a fixed point) say which definitions a read may see, so ``b = X``
+    followed by ``b = b * 2`` leaves the second ``b`` its own storage.
+
+    ``holders(name)``: the names through which a write into any value of ``name`` may be
+    seen (its class and the containers holding it, transitively); what DCE and activity
+    ask.  ``holders_at(st, name)``: the definitions a write by ``st`` into ``name`` reaches,
+    for the refusals, which must not be more cautious than the program.
+    ``array_writes``: the in-place writes into arrays, ``(statement, name written)``.
+    """
+
+    def __init__(self, fn, types: dict):
+        self.types = types if types else _guess_types(fn)
+        self.parent: dict[str, str] = {}
+        self.contents: dict[str, str] = {}  # class root -> the node of its elements
+        self.array_writes: list = []
+        self.slot_writes: list = []
+        self.list_copies: dict = dict(getattr(fn, "list_copies", {}))  # target -> source
+        self.copy_defs: dict = {}  # definition made by such a copy -> its statement
+        self.params = {f"{p}@in" for p in fn.params}
+        self.defs_of: dict[str, set] = {}  # name -> its definitions
+        self._ids: dict[int, str] = {}
+        self._seen: dict[int, dict] = {}  # id(statement) -> {name read: definitions reaching}
+        self._loops: list = []
+        state = {}
+        for p in fn.params:
+            state[p] = {f"{p}@in"}
+            self.defs_of.setdefault(p, set()).add(f"{p}@in")
+            self.find(f"{p}@in")
+        self._block(fn.body, state)
+        for st in walk(fn.body):
+            self._statement(st)
+        self._holders = {}
+        self._tables = None
+
+    # ------------------------------------------------------------------ reaching definitions
+    def _def(self, st, name) -> str:
+        d = self._ids.get(id(st))
+        if d is None:
+            d = self._ids[id(st)] = f"{name}@{len(self._ids)}"
+            self.defs_of.setdefault(name, set()).add(d)
+        return d
+
+    def _note(self, st, state):
+        seen = self._seen.setdefault(id(st), {})
+        for n in st.reads():
+            seen.setdefault(n, set()).update(state.get(n, ()))
+
+    def _block(self, stmts, state):
+        for st in stmts:
+            if state is None:
+                return None
+            state = self._flow(st, state)
+        return state
+
+    def _flow(self, st, state):
+        if isinstance(st, Assign):
+            self._note(st, state)
+            state = dict(state)
+            state[st.target] = {self._def(st, st.target)}
+            return state
+        if isinstance(st, Return):
+            self._note(st, state)
+            return None
+        if isinstance(st, Break):
+            self._loops[-1][0].append(state)
+            return None
+        if isinstance(st, Continue):
+            self._loops[-1][1].append(state)
+            return None
+        if isinstance(st, If):
+            self._note(st, state)
+            return _join(self._block(st.body, dict(state)), self._block(st.orelse, dict(state)))
+        if isinstance(st, For):
+            self._note(st, state)
+            head = dict(state)
+            for _ in range(100):
+                self._loops.append(([], []))
+                inner = dict(head)
+                inner[st.var] = {self._def(st, st.var)}
+                end = self._block(st.body, inner)
+                breaks, conts = self._loops.pop()
+                new = _join(head, end, *conts)
+                if new == head:
+                    break
+                head = new
+            return _join(head, *breaks)
+        if isinstance(st, While):
+            head = dict(state)
+            for _ in range(100):
+                self._loops.append(([], []))
+                after = self._block(st.cond, dict(head))
+                self._note(st, after)
+                end = self._block(st.body, dict(after))
+                breaks, conts = self._loops.pop()
+                new = _join(head, end, *conts)
+                if new == head:
+                    break
+                head = new
+            return _join(after, *breaks)
+        self._note(st, state)  # SetItem, Append, Effect: no new binding
+        return state
+
+    def at(self, st, name) -> set:
+        """The definitions of ``name`` a read by ``st`` may see."""
+        return self._seen.get(id(st), {}).get(name) or self.defs_of.get(name) or {f"{name}@?"}
+
+    # ------------------------------------------------------------------ union-find
+    def find(self, x: str) -> str:
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a: str, b: str):
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return
+        self.parent[rb] = ra
+        ca, cb = self.contents.pop(ra, None), self.contents.pop(rb, None)
+        if ca is not None and cb is not None:
+            self.contents[ra] = ca
+            self.union(ca, cb)
+        elif ca is not None or cb is not None:
+            self.contents[ra] = ca if ca is not None else cb
+
+    def elem(self, x: str) -> str:
+        """The node standing for the elements of ``x``'s class."""
+        r = self.find(x)
+        if r not in self.contents:
+            self.contents[r] = self.find(f"{r}[*]")
+        return self.contents[r]
+
+    def _with(self, st, name, node, elements=False):
+        """Unify ``node`` with every definition of ``name`` that ``st`` may read (with their
+        elements when ``elements``)."""
+        for d in self.at(st, name):
+            self.union(node, self.elem(d) if elements else d)
+
+    # ------------------------------------------------------------------ statements
+    def _is_container(self, name) -> bool:
+        t = self.types.get(name)
+        return isinstance(t, tuple) and t[0] in ("list", "tuple")
+
+    def _is_number(self, name) -> bool:
+        return self.types.get(name) == 0
+
+    def _put(self, st, node, op):
+        """``op`` (an operand read by ``st``) becomes an element of ``node``; a tuple operand
+        is an element whose own elements are its items."""
+        if isinstance(op, Var):
+            self._with(st, op.name, self.elem(node))
+        elif isinstance(op, TupleOp):
+            inner = self.elem(node)
+            for it in op.items:
+                self._put(st, inner, it)
+
+    def _sources(self, st, node, expr):
+        direct, elems = expr_sources(expr)
+        for n in direct:
+            self._with(st, n, node)
+        for n in elems:
+            self._with(st, n, self.elem(node), elements=self._is_container(n))
+
+    def _statement(self, st):
+        if isinstance(st, Assign):
+            t = st.target
+            d = self._def(st, t)
+            self.find(d)
+            if self._is_number(t):
+                return
+            if st.expr is not None:  # an R-statement: its formula
+                self._sources(st, d, st.expr)
+                return
+            args = st.args
+            if st.prim in ("list", "list_repeat"):
+                for a in args[:1] if st.prim == "list_repeat" else args:
+                    self._put(st, d, a)
+            elif st.prim in ALIAS_PRIMS and args and isinstance(args[0], TupleOp):
+                for it in args[0].items:  # a tuple display
+                    self._put(st, d, it)
+            elif st.prim in ALIAS_PRIMS and args and isinstance(args[0], Var):
+                src = args[0].name
+                if st.prim == "getitem" and self._is_container(src):
+                    self._with(st, src, d, elements=True)
+                else:  # a view (or the object: unknown types are taken as arrays)
+                    self._with(st, src, d)
+            elif t in self.list_copies:
+                self._with(st, self.list_copies[t], d)  # NumPy would store the view itself
+                self.copy_defs[d] = st
+        elif isinstance(st, SetItem):
+            if self._is_container(st.obj):
+                self.slot_writes.append(st)
+                for o in self.at(st, st.obj):
+                    if st.expr is not None:
+                        self._sources(st, self.elem(o), st.expr)
+                    else:
+                        self._put(st, o, st.value)
+            else:
+                self.array_writes.append((st, st.obj))
+        elif isinstance(st, Append):
+            self.slot_writes.append(st)
+            for o in self.at(st, st.obj):
+                if st.expr is not None:
+                    self._sources(st, self.elem(o), st.expr)
+                else:
+                    self._put(st, o, st.value)
+
+    # ------------------------------------------------------------------ queries
+    def _closure(self, nodes) -> set:
+        """Definitions that share storage with ``nodes``, or hold it as (nested) elements."""
+        if self._tables is None:
+            members: dict[str, set] = {}
+            for n in list(self.parent):
+                if "[*]" not in n:
+                    members.setdefault(self.find(n), set()).add(n)
+            owners: dict[str, set] = {}
+            for r, c in self.contents.items():
+                owners.setdefault(self.find(c), set()).add(self.find(r))
+            self._tables = (members, owners)
+        members, owners = self._tables
+        seen, todo, out = set(), [self.find(n) for n in nodes], set()
+        while todo:
+            c = todo.pop()
+            if c not in seen:
+                seen.add(c)
+                out |= members.get(c, set())
+                todo.extend(owners.get(c, ()))
+        return out
+
+    def holders_at(self, st, name) -> set:
+        """Definitions through which the write ``st`` makes into ``name`` may be seen."""
+        return self._closure(self.at(st, name))
+
+    def holders(self, name: str) -> frozenset:
+        """Names through which a write into any value of ``name`` may be seen."""
+        if name not in self._holders:
+            defs = self.defs_of.get(name) or {f"{name}@?"}
+            self._holders[name] = frozenset(d.split("@")[0] for d in self._closure(defs)) | {name}
+        return self._holders[name]
+
+    def written_names(self) -> set:
+        """Every name whose storage some in-place array write may change."""
+        out = set()
+        for st, obj in self.array_writes:
+            out |= {d.split("@")[0] for d in self.holders_at(st, obj)}
+        return out
+
+    def aliased(self, name: str) -> bool:
+        """True when a write into ``name`` may be seen through another name."""
+        return len(self.holders(name)) > 1
+
+
+def _join(*states):
+    """Definitions that may reach a point from any of ``states`` (None: no path)."""
+    live = [s for s in states if s is not None]
+    if not live:
+        return None
+    out = {}
+    for s in live:
+        for n, ds in s.items():
+            out[n] = out.get(n, set()) | set(ds)
+    return out
+
+
+def _guess_types(fn) -> dict:
+    """Before ranks are known (at decoration): names only ever bound to a new list, or to
+    another such name, are lists."""
+    defs: dict[str, list] = {}
+    for st in walk(fn.body):
+        if isinstance(st, Assign):
+            defs.setdefault(st.target, []).append(st)
+    lists: set = set()
+    while True:
+        new = {n for n, ds in defs.items() if all(
+            d.prim in ("list", "list_repeat") or (d.prim == "copy" and isinstance(d.args[0], Var)
+                                                   and d.args[0].name in lists) for d in ds)}
+        if new == lists:
+            return {n: ("list", None) for n in lists}
+        lists = new
+
+
+def _error(loc, msg, hint):
+    line = linecache.getline(loc.filename, loc.lineno) or loc.text
+    return RopSyntaxError(msg, loc.filename, loc.lineno, loc.col, line, hint)
+
+
+def check_writes(fn, store: Storage):
+    """Refuse what rop cannot do as NumPy does: writing into an argument's memory (through
+    any alias), and writing storage a list also holds as a copy (a strided view stored in a
+    list is copied in compiled code, where NumPy would keep the view)."""
+    for st, obj in store.array_writes:
+        seen = store.holders_at(st, obj)
+        hit = sorted(d.split("@")[0] for d in seen & store.params)
+        if hit:
+            raise _error(st.loc, f"this writes into the memory of parameter `{hit[0]}` (through "
+                                 f"`{obj}`): rop never changes its arguments",
+                         f"make a copy first (`{obj} = {obj}.copy()`) and write into that, or "
+                         f"compute a new array (`{obj} = {obj} + ...` instead of `+=`)")
+        copies = sorted((store.copy_defs[d] for d in seen if d in store.copy_defs),
+                        key=lambda s: s.loc.lineno)
+        if copies:
+            at = copies[0].loc
+            raise _error(st.loc, f"a list holds a view of `{obj}`'s memory (stored at line "
+                                 f"{at.lineno}: `{at.text}`); compiled code stores such a view "
+                                 "as a copy, so the list would not show this write as NumPy does",
+                         "store a copy explicitly (`.copy()` on the view put in the list) if the "
+                         "list should keep the value it had, or fill the list after this write")
+    for st in store.slot_writes:
+        hit = sorted(d.split("@")[0] for d in store.holders_at(st, st.obj) & store.params)
+        if hit and st.obj not in fn.params:
+            raise _error(st.loc, f"this changes the list passed as parameter `{hit[0]}` (through "
+                                 f"`{st.obj}`): rop never changes its arguments",
+                         f"build a new list first, e.g. `{st.obj} = list({hit[0]})`")
