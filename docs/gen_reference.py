@@ -50,26 +50,11 @@ _SYNTAX = {
 }
 
 
-_TABLES = ("NUMPY_FUNCS", "MATH_FUNCS", "BUILTIN_FUNCS")
-
-
-def _written_keys(module, table_name):
-    """The keys of the dict literal ``table_name = {...}`` as written in ``module``'s source
-    (``np.abs``, ``np.absolute``), so the page does not depend on the installed NumPy's aliases."""
-    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Dict):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(isinstance(t, ast.Name) and t.id == table_name for t in targets):
-                return [ast.unparse(k) for k in node.value.keys if k is not None]
-    raise SystemExit(f"{module.__file__}: no dict literal `{table_name} = {{...}}`; "
-                     "update docs/gen_reference.py")
-
-
 def spellings() -> dict[str, list[str]]:
     """Primitive name -> the spellings in user code that reach it."""
     from rop.frontend import lower as L
     from rop.frontend import names as N
+    from rop.rules import table as R
 
     found: dict[str, list[str]] = {}
 
@@ -82,23 +67,14 @@ def spellings() -> dict[str, list[str]]:
     for prim, items in _SYNTAX.items():
         for item in items:
             add(prim, item)
-    for table_name in _TABLES:
-        table = getattr(N, table_name)
-        by_id = {id(obj): prim for obj, prim in table.items()}
-        covered = set()
-        for key in _written_keys(N, table_name):
-            obj = eval(key, vars(N))  # a dotted name such as np.exp or builtins.len
-            prim = by_id[id(obj)]
-            covered.add(id(obj))
-            if key.startswith("builtins."):
-                name = key[len("builtins."):]
-                key = f"{name}(a, b)" if prim in ("maximum", "minimum") else f"{name}(x)"
-            add(prim, key)
-        for obj, prim in table.items():  # entries added programmatically, if any
-            if id(obj) not in covered:
-                add(prim, getattr(obj, "__name__", repr(obj)))
-    for method, prim in N.METHODS.items():
-        add(prim, f"x.{method}(...)")
+    for prim_name, prim in sorted(R.RULES.items()):  # as the rule table spells them
+        for sp in prim.spelled:
+            if sp.startswith("."):
+                add(prim_name, f"x{sp}(...)")
+            elif "." not in sp:  # a builtin
+                add(prim_name, f"{sp}(a, b)" if prim_name in ("maximum", "minimum") else f"{sp}(x)")
+            else:
+                add(prim_name, sp)
     for attr, prim in N.ATTRIBUTES.items():
         add(prim, f"x.{attr}")
     return found

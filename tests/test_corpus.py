@@ -23,6 +23,8 @@ only while listed there.
 from __future__ import annotations
 
 import ast
+import collections
+import copy
 import functools
 import inspect
 import types
@@ -426,9 +428,24 @@ def run(name):
         v = tuple(direction_like(rng, args[i]) for i in idx)
         per_mode = {}
         for mode in MODES:
+            before = copy.deepcopy((args, v))
             per_mode[mode] = compiled(case, mode).hvp(*args, v=v)
+            CHANGED[name] += [f"{mode}: {what}" for what in changed(before, (args, v))]
         results.append((args, v, per_mode))
     return results
+
+
+CHANGED: dict = collections.defaultdict(list)  # program -> arguments or directions .hvp changed
+
+
+def changed(before, after, path="") -> list:
+    """Where ``after`` differs from ``before`` (bit for bit), as paths like ``[0][2]``."""
+    if isinstance(before, (tuple, list)):
+        return [p for k, (b, a) in enumerate(zip(before, after))
+                for p in changed(b, a, f"{path}[{k}]")]
+    same = np.array_equal(before, after, equal_nan=True) if isinstance(before, np.ndarray) \
+        else before == after
+    return [] if same else [path]
 
 
 def skip_known(name):
@@ -470,6 +487,14 @@ def test_primal_and_modes_agree(name):
             assert ok, f"{name}[{mode}]: outputs differ from the original function ({worst:.2e})"
         ok, worst = close(per_mode["numba"][1], per_mode["python"][1], MODES_RTOL)
         assert ok, f"{name}: R{{outputs}} of numba and python modes differ ({worst:.2e})"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_arguments_and_directions_unchanged(name):
+    """rop never writes into what the caller passed: (arguments, v) bit for bit as before."""
+    skip_known(name)
+    run(name)
+    assert not CHANGED[name], CHANGED[name]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -14,8 +14,8 @@ import copy
 from collections import Counter
 
 from ..errors import RopInternalError
-from ..ir.nodes import (Append, Assign, Break, Const, Continue, Effect, For, If, Return, SetItem,
-                        Var, While, blocks_of, defined_names, walk)
+from ..ir.nodes import (Append, Assign, Break, Continue, Effect, For, If, Return, SetItem, While,
+                        defined_names, walk)
 from ..ir.storage import Storage
 from ..transforms.rtransform import operand_ast
 from .gemm import matmul_to_gemm, rank_of_expr

@@ -22,7 +22,7 @@ from __future__ import annotations
 import ast
 import copy
 
-from ..rules.table import matmul_rank
+from ..rules.table import SAME_RANK_CALLS, matmul_rank
 from ..runtime.blas import MAX_PAIRS
 
 
@@ -120,7 +120,7 @@ def rank_of_expr(types: dict):
             return _subscript_rank(e, types, rank)
         if isinstance(e, ast.Call) and isinstance(e.func, ast.Attribute) and e.args and \
                 isinstance(e.func.value, ast.Name) and e.func.value.id in ("np", "rt") and \
-                e.func.attr in _SAME_RANK:  # np.transpose(x, axes), rt.tanh(x), ...
+                e.func.attr in SAME_RANK_CALLS:  # np.transpose(x, axes), rt.tanh(x), ...
             return rank(e.args[0])
         if isinstance(e, ast.BinOp):
             a, b = rank(e.left), rank(e.right)
@@ -132,11 +132,6 @@ def rank_of_expr(types: dict):
         return None
     return rank
 
-
-# calls whose result has the rank of their first argument
-_SAME_RANK = {"transpose", "tanh", "exp", "log", "log1p", "expm1", "sinh", "cosh", "sin", "cos",
-              "tan", "arctan", "sqrt", "abs", "square", "reciprocal", "sign", "floor", "ceil",
-              "zeros_like", "ones_like"}
 
 
 def _subscript_rank(e, types, rank):

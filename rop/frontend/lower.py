@@ -9,19 +9,20 @@ what may be written, this module decides what it refers to.  Every refusal is a
 from __future__ import annotations
 
 import ast
-import inspect
-import keyword
-import textwrap
 import types
 
 import numpy as np
 
 from ..errors import RopSyntaxError
-from ..ir.nodes import (Append, Assign, Break, Const, Continue, For, Function, If, Loc, Return,
-                        SetItem, SliceOp, TupleOp, Var, While)
+from ..ir.nodes import (Append, Assign, Const, Function, If, Loc, Return, SetItem, SliceOp,
+                        TupleOp, Var)
 from ..ir.storage import ALIAS_PRIMS, Storage, check_writes
 from ..rules.table import RULES
 from . import names as N
+from .inline import Captured, HelperInlining
+from .loops import LoopLowering
+from .namer import Namer, all_names
+from .parse import indent_of
 
 SUPPORTED_HINT = ("rop compiles a subset of Python/NumPy: see grammar/README.md and the rule "
                   "table in docs/rules.md")
@@ -31,61 +32,7 @@ _FRESH = {"zeros", "ones", "empty", "full", "zeros_like", "ones_like", "eye", "a
           "list_repeat", "list", "arange"}
 
 
-class Namer:
-    """Deterministic fresh names that cannot collide with any user name or keyword."""
-
-    def __init__(self, taken):
-        self.taken = set(taken) | set(keyword.kwlist) | {"np", "rt", "math"}
-        self.counts: dict[str, int] = {}
-        self.temp_names: set[str] = set()
-
-    def fresh(self, base: str) -> str:
-        if base not in self.taken:
-            self.taken.add(base)
-            return base
-        n = self.counts.get(base, 0)
-        while True:
-            n += 1
-            cand = f"{base}_{n}"
-            if cand not in self.taken:
-                self.counts[base] = n
-                self.taken.add(cand)
-                return cand
-
-    def temp(self) -> str:
-        n = self.counts.get("#t", 0)
-        while True:
-            n += 1
-            cand = f"t{n}"
-            if cand not in self.taken:
-                self.counts["#t"] = n
-                self.taken.add(cand)
-                self.temp_names.add(cand)
-                return cand
-
-
-def source_of(fn) -> tuple[str, str, int]:
-    """(dedented source, filename, first line number) of a function (see ``indent_of``)."""
-    try:
-        lines, first = inspect.getsourcelines(fn)
-    except (OSError, TypeError) as exc:
-        raise RopSyntaxError(f"cannot read the source of {getattr(fn, '__name__', fn)!r}: {exc}",
-                             getattr(getattr(fn, '__code__', None), 'co_filename', '<unknown>'), 0, 0,
-                             hint="rop reads the function's source file; define it in a .py file") from None
-    return textwrap.dedent("".join(lines)), inspect.getsourcefile(fn) or "<unknown>", first
-
-
-def indent_of(fn) -> int:
-    """Columns ``textwrap.dedent`` removed from a nested function's source."""
-    try:
-        lines, _ = inspect.getsourcelines(fn)
-    except (OSError, TypeError):
-        return 0
-    first = next((ln for ln in lines if ln.strip()), "")
-    return len(first) - len(first.lstrip())
-
-
-class Lowerer:
+class Lowerer(LoopLowering, HelperInlining):
     """Lowers one function body; helpers are inlined through a child Lowerer sharing the output."""
 
     def __init__(self, fn_ast: ast.FunctionDef, globs: dict, filename: str, first_line: int,
@@ -232,7 +179,7 @@ class Lowerer:
             self.error(v.func, f"list method `.{v.func.attr}()` is not supported (lists grow only "
                                "by `append`)", _LIST_METHODS[v.func.attr].replace(
                                "xs", ast.unparse(v.func.value)))
-        helper = self.resolve_static(v.func) if isinstance(v, ast.Call) else _MISSING
+        helper = self.resolve_static(v.func) if isinstance(v, ast.Call) else N.MISSING
         if isinstance(helper, types.FunctionType) and N.primitive_of(helper) is None:
             self.capture(v.func, helper)
             self.call_helper(helper, v, None, statement=True)  # called for what it writes
@@ -411,174 +358,6 @@ class Lowerer:
     def sub_block(self, stmts):
         return self.sub_lowered(lambda: self.block(stmts))
 
-    def stmt_For(self, st, lower_body=None, before_bind=None):
-        """A ``for`` statement, or one clause of a comprehension: then ``lower_body`` lowers
-        what the clause encloses and ``before_bind`` gives its loop variables their own names
-        (after the iterable is evaluated in the enclosing scope, as in Python 3)."""
-        if st.orelse:
-            self.error(st, "`for ... else` is not supported")
-        it = st.iter
-        backward = False
-        if _is_call_to(it, "reversed", self.globs):
-            if len(it.args) != 1 or it.keywords:
-                self.error(it, "reversed takes one argument")
-            backward, it = True, it.args[0]
-        if not _is_call_to(it, "range", self.globs):
-            return self.for_each(st, lower_body, before_bind)
-        if it.keywords or not 1 <= len(it.args) <= 3:
-            self.error(it, "range takes one to three positional arguments")
-        if not isinstance(st.target, ast.Name):
-            self.error(st.target, "the loop variable of a range loop must be a single name",
-                       "write `for i in range(n):` and index arrays with i")
-        args = [self.expr(a) for a in it.args]
-        if len(args) == 1:
-            start, stop, step = Const(0), args[0], Const(1)
-        elif len(args) == 2:
-            (start, stop), step = args, Const(1)
-        else:
-            start, stop, step = args
-        if backward:
-            if not (isinstance(step, Const) and step.value == 1):
-                self.error(it, "reversed(range(...)) is supported with step 1",
-                           "write range(hi - 1, lo - 1, -1)")
-            start, stop, step = (self.assign("sub", (stop, Const(1)), st),
-                                 self.assign("sub", (start, Const(1)), st), Const(-1))
-        if before_bind:
-            before_bind()
-        var = self.local(st.target.id)
-        body = self.sub_lowered(lower_body or (lambda: self.block(st.body)))
-        self.emit(For(var, start, stop, step, body, self.loc(st)))
-
-    def sub_lowered(self, lower):
-        saved, self.out = self.out, []
-        try:
-            lower()
-            return self.out
-        finally:
-            self.out = saved
-
-    def for_each(self, st, lower_body=None, before_bind=None):
-        """``for x in xs``, ``for i, x in enumerate(xs)``, ``for W, b in zip(Ws, bs)`` and
-        ``for x in reversed(xs)``, over lists, tuples or arrays (rows), become a counted loop
-        ``for k in range(len(xs)): x = xs[k]``.  That is the form the R-transform
-        (R{xs[k]} = R_xs[k]), the slot analysis and the release pass read, so a loop written
-        either way compiles to the same code."""
-        it, backward = st.iter, False
-        if _is_call_to(it, "reversed", self.globs):
-            backward, it = True, it.args[0]
-            if _is_call_to(it, "zip", self.globs) or _is_call_to(it, "enumerate", self.globs):
-                self.error(it, f"reversed({it.func.id}(...)) is a TypeError in Python: "
-                               f"{it.func.id} objects cannot be reversed",
-                           "loop over `reversed(range(len(xs)))` and index the lists with it")
-        assigned = _rebound_in(st.body)
-        seqs: list = []
-        pattern = self.iteration(it, seqs, assigned)
-        n = self.assign("len", (seqs[0],), st)
-        for s in seqs[1:]:  # zip stops at the shortest sequence
-            n = self.assign("minimum", (n, self.assign("len", (s,), st)), st)
-        k = self.namer.fresh("k")
-        if backward:
-            start, stop, step = self.assign("sub", (n, Const(1)), st), Const(-1), Const(-1)
-        else:
-            start, stop, step = Const(0), n, Const(1)
-        if before_bind:
-            before_bind()
-
-        def lower():
-            self.bind_element(st.target, pattern, seqs, Var(k), st)
-            (lower_body or (lambda: self.block(st.body)))()
-        self.emit(For(k, start, stop, step, self.sub_lowered(lower), self.loc(st)))
-
-    def iteration(self, node, seqs, assigned):
-        """What one step of ``for ... in node`` yields, as a pattern over the sequences it
-        indexes (appended to ``seqs``): ("seq", j), ("reversed", j, len(seqs[j]) - 1),
-        ("enumerate", start, p), ("zip", [p, ...])."""
-        for name in ("enumerate", "zip"):
-            if _is_call_to(node, name, self.globs):
-                if node.keywords and name == "zip":
-                    self.error(node.keywords[0].value, "zip takes no keyword arguments here")
-                break
-        else:
-            name = None
-        if name == "enumerate":
-            if not 1 <= len(node.args) + len(node.keywords) <= 2 or \
-                    any(k.arg != "start" for k in node.keywords):
-                self.error(node, "enumerate takes a sequence and an optional start")
-            start = self.expr(node.args[1] if len(node.args) > 1 else
-                              node.keywords[0].value if node.keywords else ast.Constant(0))
-            return ("enumerate", start, self.iteration(node.args[0], seqs, assigned))
-        if name == "zip":
-            if not node.args:
-                self.error(node, "zip() of nothing has no elements to loop over")
-            return ("zip", [self.iteration(a, seqs, assigned) for a in node.args])
-        if _is_call_to(node, "range", self.globs):
-            self.error(node, "`range(...)` inside zip or enumerate is not supported",
-                       "loop over `range(...)` (or `reversed(range(...))`) and index the "
-                       "sequences with the counter")
-        if _is_call_to(node, "reversed", self.globs):  # zip(reversed(Ws), reversed(hs))
-            if len(node.args) != 1 or node.keywords:
-                self.error(node, "reversed takes one argument")
-            inner = self.iteration(node.args[0], seqs, assigned)
-            if inner[0] != "seq":
-                self.error(node, "reversed(...) is supported around a list, a tuple or an "
-                                 "array here, not around zip, enumerate or reversed",
-                           "loop over `reversed(range(len(xs)))` and index the lists with it")
-            last = self.assign("sub", (self.assign("len", (seqs[inner[1]],), node), Const(1)),
-                               node)
-            return ("reversed", inner[1], last)
-        if isinstance(node, ast.Name) and node.id in assigned:
-            self.error(node, f"the loop changes `{node.id}` (rebinds it or appends to it) while "
-                             "iterating over it",
-                       "iterate over a copy, or loop over `range(n)` with n fixed before the loop")
-        seq = self.expr(node)
-        if isinstance(seq, (Const, TupleOp)):
-            if isinstance(seq, TupleOp):  # `for x in (a, b):` a tuple display
-                seq = self.assign("list", tuple(self.contiguous(v, node) for v in seq.items), node)
-            else:
-                self.error(node, f"cannot loop over the constant {ast.unparse(node)}",
-                           "loop over a list, a tuple, an array or `range(...)`")
-        seqs.append(seq)
-        return ("seq", len(seqs) - 1)
-
-    def bind_element(self, target, pattern, seqs, k, st):
-        kind = pattern[0]
-        if kind == "seq":
-            self.bind(target, self.assign("getitem", (seqs[pattern[1]], k), st), st)
-            return
-        if kind == "reversed":  # element k of reversed(xs) is xs[len(xs) - 1 - k]
-            j = self.assign("sub", (pattern[2], k), st)
-            self.bind(target, self.assign("getitem", (seqs[pattern[1]], j), st), st)
-            return
-        parts = ([pattern[1], pattern[2]] if kind == "enumerate" else pattern[1])
-        if not isinstance(target, (ast.Tuple, ast.List)) or len(target.elts) != len(parts):
-            self.error(target, f"{kind} yields tuples of {len(parts)}: unpack them into as many "
-                               "names", "e.g. `for i, x in enumerate(xs):` or "
-                               "`for W, b in zip(Ws, bs):`")
-        if kind == "enumerate":
-            start = pattern[1]
-            count = k if isinstance(start, Const) and start.value == 0 else \
-                self.assign("add", (k, start), st)
-            self.bind(target.elts[0], count, st)
-            self.bind_element(target.elts[1], pattern[2], seqs, k, st)
-            return
-        for t, p in zip(target.elts, parts):
-            self.bind_element(t, p, seqs, k, st)
-
-    def stmt_While(self, st):
-        if st.orelse:
-            self.error(st, "`while ... else` is not supported")
-        saved, self.out = self.out, []
-        test = self.expr(st.test)
-        cond, self.out = self.out, saved
-        body = self.sub_block(st.body)
-        self.emit(While(cond, test, body, self.loc(st)))
-
-    def stmt_Break(self, st):
-        self.emit(Break(self.loc(st)))
-
-    def stmt_Continue(self, st):
-        self.emit(Continue(self.loc(st)))
-
     # ------------------------------------------------------------------ expressions
     def expr(self, node, target=None):
         meth = getattr(self, "expr_" + type(node).__name__, None)
@@ -594,26 +373,12 @@ class Lowerer:
             return Const(node.value)
         self.error(node, f"constant {node.value!r} is not supported")
 
-    def capture(self, node, obj):
-        """Note that the module-level ``LAM``, ``cfg.LAM`` or helper ``node`` was read as
-        ``obj`` and compiled in: a call after it changes lowers and compiles again (api.py)."""
-        if isinstance(node, ast.Name):
-            globs, name = self.globs, node.id
-        else:
-            mod = self.resolve_static(node.value)
-            if not isinstance(mod, types.ModuleType) or \
-                    mod.__name__.partition(".")[0] in ("math", "numpy", "builtins"):
-                return
-            globs, name = vars(mod), node.attr
-        if globs.get(name, _MISSING) is obj:  # not a builtin
-            self.captured[(id(globs), name)] = (globs, name, obj)
-
     def name_operand(self, node):
         if node.id in self.scope:
             return Var(self.scope[node.id])
         if node.id in self.globs or hasattr(__builtins__ if isinstance(__builtins__, dict) else
                                             __builtins__, node.id):
-            obj = self.globs.get(node.id, _builtin(node.id))
+            obj = self.globs.get(node.id, N.builtin(node.id))
             if isinstance(obj, (bool, int, float, np.floating)) or obj is None:
                 self.capture(node, obj)
                 return Const(float(obj) if isinstance(obj, np.floating) else obj)
@@ -705,81 +470,9 @@ class Lowerer:
         items = tuple(self.contiguous(self.expr(e), node) for e in node.elts)
         return self.assign("list", items, node, target)  # [] takes its type from its appends
 
-    def expr_ListComp(self, node, target=None):
-        """``[e for x in xs if c]`` is the loop a user would write: an empty list, appends."""
-        lst = self.assign("list", (), node, self.unless_read(target, node))
-        self.comprehension(node, lambda: self.emit(
-            Append(lst.name, self.contiguous(self.expr(node.elt), node), self.loc(node))))
-        return lst
-
-    def unless_read(self, target, node):
-        """``target``, or None when ``node`` reads it (``ys = [2 * y for y in ys]`` must not
-        empty ``ys`` before the loop has read it)."""
-        return None if target in {self.scope.get(n) for n in _all_names(node)} else target
-
-    def expr_GeneratorExp(self, node):
-        self.error(node, "a generator expression is supported only as the argument of `sum`",
-                   "write a list comprehension `[... for x in xs]` or a `for` loop")
-
-    def sum_of(self, node, target):
-        """``sum(e for x in xs)`` or ``sum(xs)``: Python's sum, ``0 + e_0 + e_1 + ...``, as a
-        loop (a list or tuple ``xs`` is summed as ``sum(element for element in xs)``)."""
-        gen = node.args[0]
-        if not isinstance(gen, (ast.GeneratorExp, ast.ListComp)):
-            pos = dict(lineno=gen.lineno, col_offset=gen.col_offset)
-            gen = ast.GeneratorExp(elt=ast.Name("element", ast.Load(), **pos), generators=[
-                ast.comprehension(ast.Name("element", ast.Store(), **pos), gen, [], 0)], **pos)
-        acc = self.unless_read(target, gen) or self.namer.temp()
-        self.emit(Assign(acc, "copy", (Const(0),), self.loc(node)))
-
-        def add():
-            self.assign("add", (Var(acc), self.expr(gen.elt)), node, target=acc)
-        self.comprehension(gen, add)
-        return Var(acc)
-
-    def comprehension(self, node, inner):
-        """The ``for`` and ``if`` clauses of a comprehension as nested loops and ``if``s around
-        ``inner``.  Its loop variables get names of their own, so they neither see nor change
-        the function's variables of the same name (Python 3 scoping)."""
-        gens = node.generators
-        renamed = {}
-
-        def level(j):
-            if j == len(gens):
-                return inner()
-            g = gens[j]
-            if g.is_async:
-                self.error(node, "async comprehensions are not supported")
-
-            def own_names():
-                for t in ast.walk(g.target):
-                    if isinstance(t, ast.Name) and t.id not in renamed:
-                        renamed[t.id] = self.scope.get(t.id, _MISSING)
-                        keep = self.depth == 0 and t.id in self.comprehension_only
-                        self.scope[t.id] = t.id if keep else self.namer.fresh(t.id)
-
-            def body():
-                if not g.ifs:
-                    return level(j + 1)
-                test = self.expr(g.ifs[0]) if len(g.ifs) == 1 else \
-                    self.expr(ast.BoolOp(op=ast.And(), values=g.ifs, lineno=g.ifs[0].lineno,
-                                         col_offset=g.ifs[0].col_offset))
-                self.emit(If(test, self.sub_lowered(lambda: level(j + 1)), [], self.loc(g.ifs[0])))
-            st = ast.For(target=g.target, iter=g.iter, body=[], orelse=[],
-                         lineno=node.lineno, col_offset=node.col_offset)
-            self.stmt_For(st, lower_body=body, before_bind=own_names)
-        try:
-            level(0)
-        finally:
-            for name, old in renamed.items():
-                if old is _MISSING:
-                    del self.scope[name]
-                else:
-                    self.scope[name] = old
-
     def expr_Attribute(self, node, target=None):
         obj = self.resolve_static(node)
-        if obj is not _MISSING:
+        if obj is not N.MISSING:
             if isinstance(obj, (int, float)) or obj is None:
                 self.capture(node, obj)
                 return Const(obj)
@@ -807,26 +500,26 @@ class Lowerer:
         return self.expr(e)
 
     def resolve_static(self, node):
-        """The object a dotted name like ``np.linalg.norm`` denotes, or _MISSING."""
+        """The object a dotted name like ``np.linalg.norm`` denotes, or N.MISSING."""
         parts = []
         while isinstance(node, ast.Attribute):
             parts.append(node.attr)
             node = node.value
         if not isinstance(node, ast.Name) or node.id in self.scope:
-            return _MISSING
+            return N.MISSING
         if node.id in self.globs:
             obj = self.globs[node.id]
         else:
-            obj = _builtin(node.id)
-            if obj is _MISSING:
-                return _MISSING
+            obj = N.builtin(node.id)
+            if obj is N.MISSING:
+                return N.MISSING
         if parts and not isinstance(obj, types.ModuleType) and not parts == []:
             if not isinstance(obj, types.ModuleType):
-                return _MISSING
+                return N.MISSING
         for p in reversed(parts):
-            obj = getattr(obj, p, _MISSING)
-            if obj is _MISSING:
-                return _MISSING
+            obj = getattr(obj, p, N.MISSING)
+            if obj is N.MISSING:
+                return N.MISSING
         return obj
 
     def expr_Call(self, node, target=None):
@@ -840,7 +533,7 @@ class Lowerer:
         obj = self.resolve_static(f)
         if obj is sum and len(node.args) == 1 and not node.keywords:
             return self.sum_of(node, target)
-        if obj is not _MISSING:
+        if obj is not N.MISSING:
             prim = N.primitive_of(obj)
             if prim is not None:
                 return self.call_prim(prim, node.args, node.keywords, node, target)
@@ -914,113 +607,6 @@ class Lowerer:
                             target if i == len(order) - 1 else None)
         return x
 
-    # ------------------------------------------------------------------ helpers
-    def call_helper(self, fn, node, target, statement=False):
-        """Inline a helper of the user's (or make it an elementwise primitive).  As a
-        ``statement`` it is called for its writes into its arguments and may return nothing."""
-        if node.keywords:
-            self.error(node, "keyword arguments to helper functions are not supported")
-        if self.depth > 8:
-            self.error(node, f"helper `{fn.__name__}` calls itself (recursion is not supported)",
-                       "write the recursion as a loop")
-        from .parse import parse_function
-        h_ast, h_file, h_first, h_lines = parse_function(fn)
-        if len(node.args) != len(h_ast.args.args):
-            self.error(node, f"{fn.__name__} takes {len(h_ast.args.args)} arguments, "
-                             f"{len(node.args)} given")
-        args = [self.expr(a) for a in node.args]
-        from .elementwise import elementwise_helper
-        prim = elementwise_helper(fn, h_ast, fn.__globals__)
-        if prim is not None:
-            if prim.name not in self.helpers:
-                h_namer = Namer(_all_names(h_ast))
-                child = Lowerer(h_ast, fn.__globals__, h_file, h_first, h_lines, h_namer, {}, depth=0,
-                                col0=indent_of(fn))
-                child.captured = self.captured
-                h_ir = child.lower_function()
-                h_ir.temps = set(h_namer.temp_names)
-                self.helpers[prim.name] = (prim, h_ir)
-            return self.assign(prim.name, args, node, target)
-        scope = {}
-        child = Lowerer(h_ast, fn.__globals__, h_file, h_first, h_lines, self.namer, self.helpers,
-                        scope=scope, depth=self.depth + 1, col0=indent_of(fn))
-        self.namer.taken |= _all_names(h_ast)
-        child.out = self.out
-        child.captured = self.captured
-        child.lists, child.strided = self.lists, self.strided
-        child.list_copies = self.list_copies
-        child.params = set()
-        for p, a in zip(h_ast.args.args, args):
-            if isinstance(a, Var):
-                scope[p.arg] = a.name
-            else:
-                scope[p.arg] = self.namer.fresh(p.arg)
-                self.emit(Assign(scope[p.arg], "copy", (a,), self.loc(node)))
-        child.params = {p.arg for p in h_ast.args.args}
-        body = h_ast.body
-        returns = sorted((s for s in ast.walk(ast.Module(body, [])) if isinstance(s, ast.Return)),
-                         key=lambda s: (s.lineno, s.col_offset))
-        if not returns and statement:
-            child.block(body)
-            return Const(None)
-        if not returns:
-            child.error(h_ast, f"helper `{fn.__name__}` returns nothing",
-                        "a helper used in an expression must return its value")
-        if len(returns) > 1:
-            for loop in (n for n in ast.walk(ast.Module(body, [])) if isinstance(n, (ast.For, ast.While))):
-                inner = [r for r in ast.walk(loop) if isinstance(r, ast.Return)]
-                if inner:
-                    child.error(inner[0], "a helper may not return from inside a loop",
-                                "set a result variable, `break`, and return it after the loop")
-            body = _returns_last(body)
-            child.result_var = self.namer.fresh(fn.__name__ + "_result")
-        elif not isinstance(body[-1], ast.Return):
-            child.error(returns[0], "a helper function must end with its return statement",
-                        "assign the result to a variable and return it at the end")
-        child.block(body)
-        return child.result
-
-
-_MISSING = object()
-
-
-class _Captured(tuple):
-    """``Function.captured``: (globals dict, name, value) of each module-level value the
-    lowering compiled in.  Deep copies of the IR share it (the dicts are namespaces)."""
-
-    def __deepcopy__(self, memo):
-        return self
-
-
-def _ends_in_return(stmts) -> bool:
-    if not stmts:
-        return False
-    last = stmts[-1]
-    if isinstance(last, ast.Return):
-        return True
-    if isinstance(last, ast.If):
-        return _ends_in_return(last.body) and _ends_in_return(last.orelse)
-    return False
-
-
-def _returns_last(stmts):
-    """Move the code after an ``if`` that returns early into its other branch, so that every
-    ``return`` ends a path and an inlined helper becomes an if-region assigning one result."""
-    out = []
-    for i, s in enumerate(stmts):
-        if isinstance(s, ast.If) and any(isinstance(n, ast.Return) for n in ast.walk(s)):
-            rest = stmts[i + 1:]
-            body = _returns_last(s.body if _ends_in_return(s.body) else s.body + rest)
-            orelse = _returns_last(s.orelse if _ends_in_return(s.orelse) else s.orelse + rest)
-            out.append(ast.If(test=s.test, body=body or [ast.Pass()], orelse=orelse,
-                              lineno=s.lineno, col_offset=s.col_offset))
-            return out
-        out.append(s)
-        if isinstance(s, ast.Return):
-            return out
-    return out
-
-
 def _comprehension_only(fn_ast) -> set:
     """Names that occur only inside comprehensions (``W`` in ``[W.T for W in Ws]``): the
     function never sees them, so a comprehension may bind them under their own name."""
@@ -1038,39 +624,6 @@ def _comprehension_only(fn_ast) -> set:
             visit(child)
     visit(fn_ast)
     return inside - outside - {a.arg for a in ast.walk(fn_ast) if isinstance(a, ast.arg)}
-
-
-def _rebound_in(body) -> set:
-    """Names a loop body rebinds (assignment, augmented assignment, for target) or appends to."""
-    out = set()
-    for node in ast.walk(ast.Module(list(body), [])):
-        targets = []
-        if isinstance(node, ast.Assign):
-            targets = node.targets
-        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For)):
-            targets = [node.target]
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
-                node.func.attr == "append" and isinstance(node.func.value, ast.Name):
-            out.add(node.func.value.id)
-        for t in targets:
-            out |= {n.id for n in ast.walk(t) if isinstance(n, ast.Name)
-                    and isinstance(n.ctx, ast.Store)}
-    return out
-
-
-def _builtin(name):
-    import builtins
-    return getattr(builtins, name, _MISSING)
-
-
-def _is_call_to(node, name, globs):
-    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name \
-        and node.func.id not in globs
-
-
-def _all_names(tree) -> set:
-    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | \
-           {a.arg for a in ast.walk(tree) if isinstance(a, ast.arg)}
 
 
 _FILL = "preallocate `xs = [None] * n` and assign `xs[i] = ...` in a backward loop"
@@ -1096,11 +649,11 @@ def lower(fn, fresh: bool = False) -> Function:
         return cached
     from .parse import parse_function
     fn_ast, filename, first, lines = parse_function(fn)
-    user = _all_names(fn_ast)
+    user = all_names(fn_ast)
     namer = Namer(user | set(fn.__globals__))
     low = Lowerer(fn_ast, fn.__globals__, filename, first, lines, namer, {}, col0=indent_of(fn))
     ir = low.lower_function()
-    ir.captured = _Captured(low.captured.values())
+    ir.captured = Captured(low.captured.values())
     check_writes(ir, Storage(ir, {}))  # at definition, before ranks are known (conservative)
     ir.user_names = set(namer.taken)
     ir.namer = namer

@@ -7,43 +7,37 @@ and a user's own ``exp`` does not.
 
 from __future__ import annotations
 
+import ast
 import builtins
 import math
 
 import numpy as np
 
-NUMPY_FUNCS = {
-    np.exp: "exp", np.log: "log", np.log1p: "log1p", np.expm1: "expm1", np.tanh: "tanh",
-    np.sinh: "sinh", np.cosh: "cosh", np.sin: "sin", np.cos: "cos", np.tan: "tan",
-    np.arctan: "arctan", np.sqrt: "sqrt", np.abs: "abs", np.absolute: "abs", np.fabs: "abs",
-    np.square: "square", np.reciprocal: "reciprocal", np.sign: "sign", np.floor: "floor",
-    np.ceil: "ceil",
-    np.add: "add", np.subtract: "sub", np.multiply: "mul", np.divide: "div",
-    np.true_divide: "div", np.power: "pow", np.negative: "neg", np.positive: "pos",
-    np.matmul: "matmul", np.dot: "dot", np.outer: "outer",
-    np.maximum: "maximum", np.minimum: "minimum", np.where: "where", np.clip: "clip",
-    np.sum: "sum", np.mean: "mean", np.max: "max", np.amax: "max", np.min: "min",
-    np.amin: "min", np.transpose: "transpose", np.reshape: "reshape", np.ravel: "ravel",
-    np.copy: "array_copy",
-    np.zeros: "zeros", np.ones: "ones", np.empty: "empty", np.full: "full",
-    np.zeros_like: "zeros_like", np.ones_like: "ones_like", np.eye: "eye", np.arange: "arange",
-    np.argmax: "argmax", np.argmin: "argmin", np.linalg.norm: "norm",
-}
+def _spellings():
+    """The name tables, read off the rule table's ``spelled`` entries: ``"np.exp"`` and
+    ``"math.exp"`` resolve to the objects user code reaches them by, ``"abs"`` to a
+    builtin, ``".sum"`` is a method.  A spelling this NumPy lacks (``np.amax`` once removed)
+    is skipped."""
+    from ..rules.table import RULES
+    mods = {"np": np, "math": math}
+    numpy_f, math_f, builtin_f, methods = {}, {}, {}, {}
+    for name, prim in RULES.items():
+        for sp in prim.spelled:
+            if sp.startswith("."):
+                methods[sp[1:]] = name
+                continue
+            head, _, rest = sp.partition(".")
+            obj = mods.get(head, builtins) if rest else builtins
+            for part in (rest or head).split("."):
+                obj = getattr(obj, part, None)
+            if obj is None:
+                continue
+            (numpy_f if head == "np" else math_f if head == "math" else builtin_f)[obj] = name
+    return numpy_f, math_f, builtin_f, methods
 
-MATH_FUNCS = {
-    math.exp: "exp", math.log: "log", math.log1p: "log1p", math.expm1: "expm1",
-    math.tanh: "tanh", math.sinh: "sinh", math.cosh: "cosh", math.sin: "sin", math.cos: "cos",
-    math.tan: "tan", math.atan: "arctan", math.sqrt: "sqrt", math.fabs: "abs",
-    math.floor: "floor", math.ceil: "ceil",
-}
 
-BUILTIN_FUNCS = {builtins.len: "len", builtins.abs: "abs", builtins.float: "float",
-                 builtins.int: "int", builtins.max: "maximum", builtins.min: "minimum"}
-
-# x.method(...) -> primitive, with x as the first argument
-METHODS = {"sum": "sum", "mean": "mean", "max": "max", "min": "min", "reshape": "reshape",
-           "transpose": "transpose", "dot": "dot", "copy": "array_copy", "clip": "clip",
-           "argmax": "argmax", "argmin": "argmin", "ravel": "ravel", "flatten": "flatten"}
+# callable -> primitive, by module; x.method(...) -> primitive, with x as the first argument
+NUMPY_FUNCS, MATH_FUNCS, BUILTIN_FUNCS, METHODS = _spellings()
 
 ATTRIBUTES = {"T": "transpose", "shape": "shape", "ndim": "ndim", "size": "size"}
 
@@ -75,3 +69,17 @@ def supported_functions() -> list[str]:
     out = sorted({numpy_spelling(f, n) for f, n in NUMPY_FUNCS.items()})
     out += sorted({f"math.{f.__name__}" for f in MATH_FUNCS})
     return out
+
+
+MISSING = object()  # "no such object" (None is a value user code may name)
+
+
+def builtin(name):
+    """The builtin called ``name``, or MISSING."""
+    return getattr(builtins, name, MISSING)
+
+
+def is_call_to(node, name, globs):
+    """``node`` calls the builtin ``name`` (``range``, ``zip``), not a global of that name."""
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+        node.func.id == name and node.func.id not in globs

@@ -3,10 +3,32 @@
 from __future__ import annotations
 
 import ast
+import inspect
+import textwrap
 from functools import lru_cache
 
 from ..errors import RopSyntaxError
-from .lower import indent_of, source_of
+
+
+def source_of(fn) -> tuple[str, str, int]:
+    """(dedented source, filename, first line number) of a function (see ``indent_of``)."""
+    try:
+        lines, first = inspect.getsourcelines(fn)
+    except (OSError, TypeError) as exc:
+        raise RopSyntaxError(f"cannot read the source of {getattr(fn, '__name__', fn)!r}: {exc}",
+                             getattr(getattr(fn, '__code__', None), 'co_filename', '<unknown>'), 0, 0,
+                             hint="rop reads the function's source file; define it in a .py file") from None
+    return textwrap.dedent("".join(lines)), inspect.getsourcefile(fn) or "<unknown>", first
+
+
+def indent_of(fn) -> int:
+    """Columns ``textwrap.dedent`` removed from a nested function's source."""
+    try:
+        lines, _ = inspect.getsourcelines(fn)
+    except (OSError, TypeError):
+        return 0
+    first = next((ln for ln in lines if ln.strip()), "")
+    return len(first) - len(first.lstrip())
 
 
 def parse_function(fn):

@@ -13,7 +13,12 @@ same line.  Rules come in the algebraic shapes Pearlmutter's rules name:
 * ``custom``    — anything else (division, maxima, where, clip), written as the formula.
 
 Summing terms and skipping structurally zero ones lives once, in :func:`apply_rule`.
-Adding a primitive is one call in the list at the bottom of this file.
+An entry also carries how user code spells it (``spelled``: ``"np.exp"``, ``"math.exp"``,
+``".sum"``), whether it is a product worth versioning on a zero slot (``costly``) and whether
+a relaxation's measure of change may be made of it (``measure``); the name tables of
+``frontend/names.py``, ``COSTLY``, ``MEASURE`` and ``SAME_RANK_CALLS`` below are read off the
+entries, and so is ``docs/rules.md``.  Adding a primitive is one call in the list at the
+bottom of this file and one rule-test program.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from .memo import memo
-from .templates import T, add, mul, neg, name, is_const
+from .templates import T, add, mul, neg, is_const
 
 Expr = ast.expr
 
@@ -42,6 +47,10 @@ class Prim:
     domain: str = "real"               # where the rule test draws inputs: real, positive, unit
     sympy_fn: object = None            # for unary elementwise entries
     test_shapes: tuple = ()            # example shapes for the rule tests
+    spelled: tuple = ()                # how user code names it: "np.exp", "math.exp", "abs",
+    #                                    ".sum" (a method); frontend/names.py reads these
+    costly: bool = False               # a product: versioned on a zero slot even alone (slots)
+    measure: bool = False              # a measure of change may be made of it (relaxation)
 
     def derivative_params(self):
         return self.diff if self.diff else tuple(p for p in self.params if p not in self.defaults)
@@ -50,7 +59,12 @@ class Prim:
 RULES: dict[str, Prim] = {}
 
 
-def register(prim: Prim) -> Prim:
+def register(prim: Prim, **facets) -> Prim:
+    """Enter ``prim`` in the table, with its other facets (``spelled``, ``costly``, ...)."""
+    for k, v in facets.items():
+        if not hasattr(prim, k):
+            raise TypeError(f"no facet {k!r} of a primitive")
+        setattr(prim, k, v)
     RULES[prim.name] = prim
     return prim
 
@@ -65,7 +79,12 @@ def nd_broadcast(nd, ops=None):
 
 
 def nd_same(param="x"):
-    return lambda nd, ops=None: nd.get(param)
+    """The rank of the argument ``param`` (marked, so that the emitter's rank inference knows
+    which emitted calls keep their first argument's rank: see SAME_RANK_CALLS)."""
+    def f(nd, ops=None):
+        return nd.get(param)
+    f.same = param == "x"
+    return f
 
 
 def nd_scalar(nd, ops=None):
@@ -129,13 +148,13 @@ def _emitter(emit):
     return emit
 
 
-def zero(pname, params, emit, ndim, defaults=None, formula="0"):
+def zero(pname, params, emit, ndim, defaults=None, formula="0", **facets):
     return register(Prim(pname, params, _emitter(emit), None, ndim, defaults=defaults or {},
-                         kind="zero", formula=formula))
+                         kind="zero", formula=formula), **facets)
 
 
 def linear(pname, params, emit, ndim, defaults=None, diff=("x",), formula=None, domain="real",
-           test_shapes=()):
+           test_shapes=(), **facets):
     """R{f(x, static...)} = f(R{x}, static...)."""
     em = _emitter(emit)
     first = diff[0]
@@ -144,10 +163,10 @@ def linear(pname, params, emit, ndim, defaults=None, diff=("x",), formula=None, 
         return em({**env, first: renv[first]})
     return register(Prim(pname, params, em, rule, ndim, diff=diff, defaults=defaults or {},
                          kind="linear", formula=formula or f"f(R{{{first}}})", domain=domain,
-                         test_shapes=test_shapes))
+                         test_shapes=test_shapes), **facets)
 
 
-def bilinear(pname, emit, ndim, formula=None, params=("a", "b"), test_shapes=()):
+def bilinear(pname, emit, ndim, formula=None, params=("a", "b"), test_shapes=(), **facets):
     """The product rule: R{f(a, b)} = f(R{a}, b) + f(a, R{b})."""
     em = _emitter(emit)
 
@@ -157,7 +176,8 @@ def bilinear(pname, emit, ndim, formula=None, params=("a", "b"), test_shapes=())
         right = em({**env, b: renv[b]}) if renv.get(b) is not None else None
         return add(left, right)
     return register(Prim(pname, params, em, rule, ndim, kind="bilinear",
-                         formula=formula or "f(R{a}, b) + f(a, R{b})", test_shapes=test_shapes))
+                         formula=formula or "f(R{a}, b) + f(a, R{b})", test_shapes=test_shapes),
+                    **facets)
 
 
 _BCAST = T("rt.broadcast_as(r, y)")
@@ -171,7 +191,7 @@ def _lone(r, other, y):
     return _BCAST(r=r, y=y)
 
 
-def additive(pname, emit, sign):
+def additive(pname, emit, sign, **facets):
     em = _emitter(emit)
 
     def rule(env, renv, y):
@@ -182,7 +202,7 @@ def additive(pname, emit, sign):
             return _lone(ra, env["b"], y)
         return _lone(rb if sign > 0 else neg(rb), env["a"], y)
     return register(Prim(pname, ("a", "b"), em, rule, nd_broadcast, kind="additive",
-                         formula="R{a} + R{b}" if sign > 0 else "R{a} - R{b}"))
+                         formula="R{a} + R{b}" if sign > 0 else "R{a} - R{b}"), **facets)
 
 
 class _Lazy:
@@ -213,7 +233,7 @@ def unary_derivative(fx: str) -> tuple:
     return tuple(memo("unary:" + fx, compute))
 
 
-def unary(pname, np_name, fx, domain="real"):
+def unary(pname, np_name, fx, domain="real", spelled=(), **facets):
     """Elementwise y = f(x): R{y} = f'(x) R{x}, f' derived by sympy in terms of x or y.
     Functions NumPy vectorises better than Numba's scalar loop run as ``rt.<name>``."""
     from ..runtime import VECTOR_UFUNCS
@@ -226,12 +246,14 @@ def unary(pname, np_name, fx, domain="real"):
         return mul(d, renv["x"])
     return register(Prim(pname, ("x",), em, rule, nd_same("x"), kind="unary",
                          formula=_Lazy(lambda: f"({unary_derivative(fx)[1]}) * R{{x}}"),
-                         domain=domain, sympy_fn=fx))
+                         domain=domain, sympy_fn=fx), spelled=(np_name, *spelled), **facets)
 
 
-def custom(pname, params, emit, rule, ndim, formula, defaults=None, diff=(), domain="real"):
+def custom(pname, params, emit, rule, ndim, formula, defaults=None, diff=(), domain="real",
+           **facets):
     return register(Prim(pname, params, _emitter(emit), rule, ndim, diff=diff,
-                         defaults=defaults or {}, kind="custom", formula=formula, domain=domain))
+                         defaults=defaults or {}, kind="custom", formula=formula, domain=domain),
+                    **facets)
 
 
 # ----------------------------------------------------------------------------- custom rules
@@ -384,65 +406,75 @@ def _transpose_emit(env):
 RED = dict(defaults={"axis": None, "keepdims": False})
 
 # arithmetic
-additive("add", "a + b", +1)
-additive("sub", "a - b", -1)
-bilinear("mul", "a * b", nd_broadcast, formula="R{a} b + a R{b}")
-custom("div", ("a", "b"), "a / b", _div_rule, nd_broadcast, "(R{a} - y R{b}) / b")
+additive("add", "a + b", +1, spelled=("np.add",), measure=True)
+additive("sub", "a - b", -1, spelled=("np.subtract",), measure=True)
+bilinear("mul", "a * b", nd_broadcast, formula="R{a} b + a R{b}", spelled=("np.multiply",),
+         measure=True)
+custom("div", ("a", "b"), "a / b", _div_rule, nd_broadcast, "(R{a} - y R{b}) / b",
+       spelled=("np.divide", "np.true_divide"), measure=True)
 custom("pow", ("a", "b"), "a ** b", _pow_rule, nd_broadcast,
-       "b a^(b-1) R{a} + y log(a) R{b}, the last term 0 where a == 0 (as JAX)", domain="positive")
-linear("neg", ("x",), "-x", nd_same("x"), formula="-R{x}")
-linear("pos", ("x",), "+x", nd_same("x"), formula="R{x}")
-linear("copy", ("x",), "x", nd_same("x"), formula="R{x}")
-linear("array_copy", ("x",), "x.copy()", nd_same("x"), formula="R{x}.copy()")
-linear("float", ("x",), "float(x)", nd_scalar, formula="R{x}")
+       "b a^(b-1) R{a} + y log(a) R{b}, the last term 0 where a == 0 (as JAX)", domain="positive",
+       spelled=("np.power",), measure=True)
+linear("neg", ("x",), "-x", nd_same("x"), formula="-R{x}", spelled=("np.negative",), measure=True)
+linear("pos", ("x",), "+x", nd_same("x"), formula="R{x}", spelled=("np.positive",))
+linear("copy", ("x",), "x", nd_same("x"), formula="R{x}", measure=True)
+linear("array_copy", ("x",), "x.copy()", nd_same("x"), formula="R{x}.copy()",
+       spelled=("np.copy", ".copy"))
+linear("float", ("x",), "float(x)", nd_scalar, formula="R{x}", spelled=("float",), measure=True)
 zero("floordiv", ("a", "b"), "a // b", nd_broadcast)
 custom("mod", ("a", "b"), "a % b", _mod_rule, nd_broadcast, "R{a} - floor(a / b) R{b}",
        domain="offgrid")
-zero("int", ("x",), "int(x)", nd_scalar)
+zero("int", ("x",), "int(x)", nd_scalar, spelled=("int",))
 
 # linear algebra: the product rule
-bilinear("matmul", "a @ b", nd_matmul, formula="R{a} @ b + a @ R{b}", test_shapes=((3, 4), (4, 2)))
-bilinear("dot", "np.dot(a, b)", nd_matmul, formula="dot(R{a}, b) + dot(a, R{b})")
-bilinear("outer", "np.outer(a, b)", lambda nd, ops=None: 2, formula="outer(R{a}, b) + outer(a, R{b})")
+bilinear("matmul", "a @ b", nd_matmul, formula="R{a} @ b + a @ R{b}", test_shapes=((3, 4), (4, 2)),
+         spelled=("np.matmul",), costly=True)
+bilinear("dot", "np.dot(a, b)", nd_matmul, formula="dot(R{a}, b) + dot(a, R{b})",
+         spelled=("np.dot", ".dot"), costly=True)
+bilinear("outer", "np.outer(a, b)", lambda nd, ops=None: 2, formula="outer(R{a}, b) + outer(a, R{b})",
+         spelled=("np.outer",), costly=True)
 
 # elementwise functions: f' by sympy
-unary("exp", "np.exp", "exp(x)")
-unary("log", "np.log", "log(x)", domain="positive")
-unary("log1p", "np.log1p", "log(1 + x)", domain="positive")
-unary("expm1", "np.expm1", "exp(x) - 1")
-unary("tanh", "np.tanh", "tanh(x)")
-unary("sinh", "np.sinh", "sinh(x)")
-unary("cosh", "np.cosh", "cosh(x)")
-unary("sin", "np.sin", "sin(x)")
-unary("cos", "np.cos", "cos(x)")
-unary("tan", "np.tan", "tan(x)", domain="unit")
-unary("arctan", "np.arctan", "atan(x)")
-unary("sqrt", "np.sqrt", "sqrt(x)", domain="positive")
-unary("abs", "np.abs", "Abs(x)", domain="nonzero")
-unary("square", "np.square", "x**2")
+unary("exp", "np.exp", "exp(x)", spelled=("math.exp",))
+unary("log", "np.log", "log(x)", domain="positive", spelled=("math.log",))
+unary("log1p", "np.log1p", "log(1 + x)", domain="positive", spelled=("math.log1p",))
+unary("expm1", "np.expm1", "exp(x) - 1", spelled=("math.expm1",))
+unary("tanh", "np.tanh", "tanh(x)", spelled=("math.tanh",))
+unary("sinh", "np.sinh", "sinh(x)", spelled=("math.sinh",))
+unary("cosh", "np.cosh", "cosh(x)", spelled=("math.cosh",))
+unary("sin", "np.sin", "sin(x)", spelled=("math.sin",))
+unary("cos", "np.cos", "cos(x)", spelled=("math.cos",))
+unary("tan", "np.tan", "tan(x)", domain="unit", spelled=("math.tan",))
+unary("arctan", "np.arctan", "atan(x)", spelled=("math.atan",))
+unary("sqrt", "np.sqrt", "sqrt(x)", domain="positive", spelled=("math.sqrt",), measure=True)
+unary("abs", "np.abs", "Abs(x)", domain="nonzero",
+      spelled=("np.absolute", "np.fabs", "math.fabs", "abs"), measure=True)
+unary("square", "np.square", "x**2", measure=True)
 unary("reciprocal", "np.reciprocal", "1/x", domain="positive")
-zero("sign", ("x",), "np.sign(x)", nd_same("x"))
-zero("floor", ("x",), "np.floor(x)", nd_same("x"))
-zero("ceil", ("x",), "np.ceil(x)", nd_same("x"))
+zero("sign", ("x",), "np.sign(x)", nd_same("x"), spelled=("np.sign",))
+zero("floor", ("x",), "np.floor(x)", nd_same("x"), spelled=("np.floor", "math.floor"))
+zero("ceil", ("x",), "np.ceil(x)", nd_same("x"), spelled=("np.ceil", "math.ceil"))
 
 # selections: the R of the operand selected
 custom("maximum", ("a", "b"), "np.maximum(a, b)", _select_rule("a >= b"), nd_broadcast,
-       "where(a >= b, R{a}, R{b})", domain="distinct")
+       "where(a >= b, R{a}, R{b})", domain="distinct", spelled=("np.maximum", "max"), measure=True)
 custom("minimum", ("a", "b"), "np.minimum(a, b)", _select_rule("a <= b"), nd_broadcast,
-       "where(a <= b, R{a}, R{b})", domain="distinct")
+       "where(a <= b, R{a}, R{b})", domain="distinct", spelled=("np.minimum", "min"))
 custom("where", ("c", "a", "b"), "np.where(c, a, b)", _where_rule,
-       lambda nd, ops=None: nd_broadcast(nd), "where(c, R{a}, R{b})", diff=("a", "b"))
+       lambda nd, ops=None: nd_broadcast(nd), "where(c, R{a}, R{b})", diff=("a", "b"),
+       spelled=("np.where",))
 custom("clip", ("x", "lo", "hi"), "rt.clip(x, lo, hi)", _clip_rule, nd_same("x"),
        "where(max(x, lo) > hi, R{hi}, where(x < lo, R{lo}, R{x})); on a bound the mean of the "
        "two sides' R: (R{x} + R{lo}) / 2 at x == lo, (R{x} + R{hi}) / 2 at x == hi (as jnp.clip)",
-       diff=("x", "lo", "hi"), domain="distinct")
+       diff=("x", "lo", "hi"), domain="distinct", spelled=("np.clip", ".clip"))
 
 # arrays made from values: R of the values that can be active (shapes and lengths are not)
 custom("full", ("shape", "fill_value"), "np.full(shape, fill_value)", _full_rule,
-       nd_shape_arg("shape"), "full(shape, R{fill_value})", diff=("fill_value",))
+       nd_shape_arg("shape"), "full(shape, R{fill_value})", diff=("fill_value",),
+       spelled=("np.full",))
 custom("arange", ("start", "stop", "step"), "np.arange(start, stop, step)", _arange_rule,
        lambda nd, ops=None: 1, "R{start} + k R{step} for element k (the length is piecewise "
-       "constant: no R{stop})", diff=("start", "step"))
+       "constant: no R{stop})", diff=("start", "step"), spelled=("np.arange",))
 # Python's `a and b` / `a or b` are one of their operands: R of the operand they return
 custom("and", ("a", "b"), "a and b", _boolop_rule("rb if a else ra"), nd_scalar,
        "R{b} if a else R{a}")
@@ -451,39 +483,68 @@ custom("or", ("a", "b"), "a or b", _boolop_rule("ra if a else rb"), nd_scalar,
 
 # reductions and reshaping: linear
 linear("sum", ("x", "axis", "keepdims"), _reduce_emit("np.sum", "rt.sum"), nd_reduce,
-       formula="sum(R{x})", **RED)
+       formula="sum(R{x})", spelled=("np.sum", ".sum"), measure=True, **RED)
 linear("mean", ("x", "axis", "keepdims"), _reduce_emit("np.mean", "rt.mean"), nd_reduce,
-       formula="mean(R{x})", **RED)
+       formula="mean(R{x})", spelled=("np.mean", ".mean"), measure=True, **RED)
 custom("max", ("x", "axis", "keepdims"), _reduce_emit("np.max", "rt.amax"), _extreme_rule("rt.max_tangent"),
-       nd_reduce, "R{x} at the argmax", diff=("x",), domain="distinct", **RED)
+       nd_reduce, "R{x} at the argmax", diff=("x",), domain="distinct",
+       spelled=("np.max", "np.amax", ".max"), measure=True, **RED)
 custom("min", ("x", "axis", "keepdims"), _reduce_emit("np.min", "rt.amin"), _extreme_rule("rt.min_tangent"),
-       nd_reduce, "R{x} at the argmin", diff=("x",), domain="distinct", **RED)
-custom("norm", ("x",), "rt.norm(x)", _norm_rule, nd_scalar, "sum(x R{x}) / y")
+       nd_reduce, "R{x} at the argmin", diff=("x",), domain="distinct",
+       spelled=("np.min", "np.amin", ".min"), measure=True, **RED)
+custom("norm", ("x",), "rt.norm(x)", _norm_rule, nd_scalar, "sum(x R{x}) / y",
+       spelled=("np.linalg.norm",))
 linear("transpose", ("x", "axes"), _transpose_emit, nd_same("x"), defaults={"axes": None},
-       formula="transpose(R{x})")
-linear("reshape", ("x", "shape"), "rt.reshape(x, shape)", nd_shape_arg("shape"), formula="reshape(R{x})")
-linear("ravel", ("x",), "rt.reshape(x, -1)", lambda nd, ops=None: 1, formula="ravel(R{x})")
+       formula="transpose(R{x})", spelled=("np.transpose", ".transpose"))
+linear("reshape", ("x", "shape"), "rt.reshape(x, shape)", nd_shape_arg("shape"), formula="reshape(R{x})",
+       spelled=("np.reshape", ".reshape"))
+linear("ravel", ("x",), "rt.reshape(x, -1)", lambda nd, ops=None: 1, formula="ravel(R{x})",
+       spelled=("np.ravel", ".ravel"))
 linear("flatten", ("x",), "rt.reshape(x, -1).copy()", lambda nd, ops=None: 1,
-       formula="flatten(R{x})")
-linear("getitem", ("x", "index"), _getitem_emit, None, formula="R{x}[index]")
+       formula="flatten(R{x})", spelled=(".flatten",))
+linear("getitem", ("x", "index"), _getitem_emit, None, formula="R{x}[index]", measure=True)
 
 # values that do not depend on the parameters: R = 0
 zero("shape", ("x",), "x.shape", lambda nd, ops=None: None)
 zero("ndim", ("x",), "x.ndim", nd_scalar)
 zero("size", ("x",), "x.size", nd_scalar)
-zero("len", ("x",), "len(x)", nd_scalar)
-zero("zeros", ("shape",), "np.zeros(shape)", nd_shape_arg("shape"))
-zero("ones", ("shape",), "np.ones(shape)", nd_shape_arg("shape"))
-zero("empty", ("shape",), "np.empty(shape)", nd_shape_arg("shape"))
-zero("zeros_like", ("x",), "np.zeros_like(x)", nd_same("x"))
-zero("ones_like", ("x",), "np.ones_like(x)", nd_same("x"))
-zero("eye", ("n",), "np.eye(n)", lambda nd, ops=None: 2)
-zero("argmax", ("x",), "np.argmax(x)", nd_scalar)
-zero("argmin", ("x",), "np.argmin(x)", nd_scalar)
+zero("len", ("x",), "len(x)", nd_scalar, spelled=("len",))
+zero("zeros", ("shape",), "np.zeros(shape)", nd_shape_arg("shape"), spelled=("np.zeros",))
+zero("ones", ("shape",), "np.ones(shape)", nd_shape_arg("shape"), spelled=("np.ones",))
+zero("empty", ("shape",), "np.empty(shape)", nd_shape_arg("shape"), spelled=("np.empty",))
+zero("zeros_like", ("x",), "np.zeros_like(x)", nd_same("x"), spelled=("np.zeros_like",))
+zero("ones_like", ("x",), "np.ones_like(x)", nd_same("x"), spelled=("np.ones_like",))
+zero("eye", ("n",), "np.eye(n)", lambda nd, ops=None: 2, spelled=("np.eye",))
+zero("argmax", ("x",), "np.argmax(x)", nd_scalar, spelled=("np.argmax", ".argmax"))
+zero("argmin", ("x",), "np.argmin(x)", nd_scalar, spelled=("np.argmin", ".argmin"))
 for _cmp, _sym in (("lt", "<"), ("le", "<="), ("gt", ">"), ("ge", ">="), ("eq", "=="), ("ne", "!=")):
     zero(_cmp, ("a", "b"), f"a {_sym} b", nd_broadcast)
 zero("not", ("x",), "not x", nd_scalar)
 zero("list_repeat", ("x", "n"), "[x] * n", lambda nd, ops=None: None)
+
+
+# ----------------------------------------------------------------------------- derived lists
+# what other modules need to know of the primitives, read off the entries above
+
+COSTLY = frozenset(n for n, p in RULES.items() if p.costly)      # transforms/slots.py
+MEASURE = frozenset(n for n, p in RULES.items() if p.measure)    # transforms/relaxation.py
+
+
+def _same_rank_calls() -> frozenset:
+    """Names of the emitted ``np.f(x, ...)`` / ``rt.f(x, ...)`` calls whose result has the
+    rank of ``x`` (backend/gemm.py infers ranks of emitted expressions with it)."""
+    out = set()
+    for p in RULES.values():
+        if not getattr(p.ndim, "same", False):
+            continue
+        e = p.emit({q: ast.Name(q, ast.Load()) for q in p.params})
+        if isinstance(e, ast.Call) and e.args and isinstance(e.func, ast.Attribute) and \
+                isinstance(e.func.value, ast.Name) and e.func.value.id in ("np", "rt"):
+            out.add(e.func.attr)
+    return frozenset(out)
+
+
+SAME_RANK_CALLS = _same_rank_calls()
 
 
 def apply_rule(prim: Prim, env: dict, renv: dict, y: Expr) -> Optional[Expr]:

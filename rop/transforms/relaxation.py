@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 
 from ..ir.nodes import (Append, Assign, Break, Const, Continue, Effect, For, If, Return, SetItem,
                         Var, While, defined_names, operand_vars, rename_operand, walk)
+from ..rules.table import MEASURE  # operations a measure of change is made of
 from ..rules.templates import name as aname
 from .rtransform import operand_ast
 
@@ -67,10 +68,6 @@ def find_change_tests(cond, body):
                 found.append((i, side.name))
     return found
 
-
-# operations a measure of change is made of: the slice is copied through these only
-MEASURE = {"abs", "max", "min", "sum", "mean", "sqrt", "square", "pow", "mul", "div", "sub",
-           "add", "neg", "copy", "maximum", "float", "getitem"}
 
 
 def slice_of(body, var, active, states=frozenset()):

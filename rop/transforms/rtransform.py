@@ -20,9 +20,9 @@ from ..errors import RopSyntaxError
 from ..ir.nodes import (Append, Assign, Break, Const, Continue, For, Function, If, Return,
                         SetItem, SliceOp, TupleOp, Var, While, defined_names, walk)
 from ..ir.storage import ALIAS_PRIMS, Storage, expr_sources
-from ..rules.table import apply_rule
+from ..rules.table import COSTLY, apply_rule
 from ..rules.templates import T, name as aname
-from .slots import COSTLY, SlotFacts, is_token, token
+from .slots import SlotFacts, is_token, token
 
 _TERMINATORS = (Return, Break, Continue)
 

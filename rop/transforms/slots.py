@@ -26,7 +26,6 @@ from __future__ import annotations
 from ..ir.nodes import Append, Assign, Const, Return, SetItem, Var, operand_vars, walk
 
 _MAX_SLOT = 16  # constant slots followed per list
-COSTLY = {"matmul", "dot", "outer"}  # not worth computing on a zero: versioned even alone
 _LIST_MAKERS = {"list", "list_repeat"}
 
 
