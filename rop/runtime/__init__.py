@@ -201,9 +201,10 @@ def zeros_of(x):
     branches must unify).  Integer/bool inputs give float64 zeros, since
     R-values are always floating point.
     """
-    if isinstance(x, list):  # a list's R: a call, not a comprehension in the generated code
-        # (Numba 0.68 mis-compiles a comprehension over a list whose array elements are
-        # written in place later: reads through the list miss the write)
+    if isinstance(x, (list, tuple)):
+        # a list's R (of per-layer tuples too) is made here, not by a comprehension in the
+        # generated code: Numba 0.68 mis-compiles a comprehension over a list whose array
+        # elements are written in place later (reads through the list miss the write)
         return [zeros_of(e) for e in x]
     if np.ndim(x) == 0:
         return 0.0

@@ -518,7 +518,7 @@ def _ov_transpose(x, axes=None):
 def _ov_zeros_of(x):
     if isinstance(x, _SCALAR):
         return lambda x: 0.0
-    if isinstance(x, types.List):
+    if isinstance(x, (types.List, types.UniTuple)):
         def zeros_list(x):
             out = []
             for e in x:
