@@ -267,10 +267,10 @@ class HVP:
         shared with other decorations of it) must hold the current module-level values."""
         from .frontend.lower import lower
         ir = lower(self.owner.fn)
-        captured = getattr(ir, "captured", ())
+        captured = ir.captured
         if captured is not self._globals and _changed_global(captured) is not None:
             ir = lower(self.owner.fn, fresh=True)
-        self._globals = getattr(ir, "captured", ())
+        self._globals = ir.captured
 
     def _dispatch(self, args, v):
         """The common call, checked without Python-level loops: Numba's dispatcher matches the

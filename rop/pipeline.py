@@ -263,7 +263,7 @@ def emit_module(fn, ir, primal, rfn, prims, types, temps, wrt, param_types=None)
     names = []
     for hname, (prim, hfn) in ir.helpers.items():
         h_types = shapes.infer(hfn, {p: None for p in hfn.params}, prims)
-        hem = Emitter(prims, h_types, getattr(hfn, "temps", set()))
+        hem = Emitter(prims, h_types, hfn.temps)
         out += ["", *hem.function(passes.dce(hfn), hfn.name, r_mode=False), ""]
         names.append(hfn.name)
     out += ["", *em.function(primal, fn.__name__, r_mode=False), ""]
@@ -275,6 +275,6 @@ def emit_module(fn, ir, primal, rfn, prims, types, temps, wrt, param_types=None)
     out.append("")
     out.append(f"__rop_functions__ = {tuple(names)!r}")
     relax = [(r.index, f"{os.path.basename(r.loc.filename)}:{r.loc.lineno}", r.loc.text)
-             for r in getattr(rfn, "relax_loops", [])]
+             for r in rfn.relax_loops]
     out.append(f"__rop_relaxations__ = {relax!r}")
     return "\n".join(out) + "\n"

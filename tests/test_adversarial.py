@@ -44,13 +44,13 @@ import types
 from typing import Callable, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import adversarial_programs as P
 import jax_oracle
-from jax_oracle import as_float, leaves
+from jax_oracle import (as_float, axpy, close, direction_like, identical, inner as dot, leaves,
+                        same_structure)
 from rop import rop
 from rop.errors import RopSyntaxError
 
@@ -434,64 +434,11 @@ JAX_NAMES = [n for n in OK if n not in JAX_SKIP]
 
 # ----------------------------------------------------------------------------- trees of values
 
-def direction_like(rng, x):
-    if isinstance(x, (tuple, list)):
-        return type(x)(direction_like(rng, e) for e in x)
-    if isinstance(x, np.ndarray):
-        return rng.normal(size=x.shape)
-    return float(rng.normal())
-
-
-def axpy(x, eps, d):
-    """x + eps * d over a tree (tuples and lists keep their type)."""
-    if isinstance(x, (tuple, list)):
-        return type(x)(axpy(e, eps, di) for e, di in zip(x, d))
-    return x + eps * d
-
-
-def same_structure(template, d):
-    if isinstance(template, (tuple, list)):
-        return type(template)(same_structure(t, di) for t, di in zip(template, d))
-    return jnp.asarray(d) if isinstance(template, np.ndarray) else d
-
-
 def structure(x):
     """The nesting of tuples and lists, with each leaf's shape."""
     if isinstance(x, (tuple, list)):
         return (type(x).__name__, tuple(structure(e) for e in x))
     return np.shape(x)
-
-
-def identical(a, b):
-    """Bit-for-bit the same tree (types, shapes, dtypes, values)."""
-    if isinstance(a, (tuple, list)) or isinstance(b, (tuple, list)):
-        return (type(a) is type(b) and len(a) == len(b)
-                and all(identical(x, y) for x, y in zip(a, b)))
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
-                and a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b))
-    return type(a) is type(b) and a == b
-
-
-def close(got, ref, rtol):
-    """max |got - ref| <= rtol * scale per leaf; scale: the leaf's magnitude, at least 1e-6 of
-    the largest leaf (for leaves that are ~0 by cancellation)."""
-    g, r = [as_float(x) for x in leaves(got)], [as_float(x) for x in leaves(ref)]
-    assert len(g) == len(r), (len(g), len(r))
-    big = max([float(np.max(np.abs(x), initial=0.0)) for x in g + r] + [0.0])
-    worst = 0.0
-    for k, (a, b) in enumerate(zip(g, r)):
-        assert a.shape == b.shape, f"output {k}: shape {a.shape} != {b.shape}"
-        err = float(np.max(np.abs(a - b), initial=0.0))
-        scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)),
-                    1e-6 * big)
-        if err > 0:
-            worst = max(worst, err / scale)
-    return worst <= rtol, worst
-
-
-def dot(a, b):
-    return sum(float(np.sum(as_float(x) * as_float(y))) for x, y in zip(leaves(a), leaves(b)))
 
 
 def one_line(exc):

@@ -101,9 +101,6 @@ class Emitter:
             if isinstance(st, While):
                 pass
         lines = [f"def {name}({', '.join(fn.params)}):"]
-        doc = getattr(fn, "docline", None)
-        if doc:
-            lines.append(INDENT + repr(doc))
         lines += self.block(fn.body, 1)
         return lines
 

@@ -251,6 +251,13 @@ class Function:
     user_names: set = field(default_factory=set)
     defaults: dict = field(default_factory=dict)
     list_copies: dict = field(default_factory=dict)  # copy of a strided view put in a list -> view
+    temps: set = field(default_factory=set)  # the compiler's temporaries (the emitter folds them)
+    namer: object = None  # the Namer that made every name (frontend/namer.py)
+    captured: tuple = ()  # module-level values compiled in: (globals, name, value) (api.py)
+    # made by the R-transform
+    rnames: dict = field(default_factory=dict)  # x -> the name of R{x}
+    rparams: list = field(default_factory=list)  # the directions' parameters, in wrt order
+    relax_loops: list = field(default_factory=list)  # transforms/relaxation.RelaxLoop
 
 
 def blocks_of(stmt) -> list:

@@ -122,7 +122,7 @@ def dataflow_graph(fn: Function) -> "nx.DiGraph":
         return nid
 
     for p in fn.params:
-        g.add_node(p, label=p, kind="R" if p in getattr(fn, "rparams", ()) else "param",
+        g.add_node(p, label=p, kind="R" if p in fn.rparams else "param",
                    line=fn.loc.lineno, source=fn.loc.text, stmt=None)
         last_def[p] = p
 

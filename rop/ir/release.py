@@ -41,7 +41,7 @@ def release_dead_slots(fn: Function, types: dict) -> Function:
     ``lst`` is dead after the iteration (see the module doc).  ``types``: the rank-types of
     :mod:`rop.ir.shapes`; only lists of arrays are released."""
     private = _private_lists(fn, types)
-    rnames = set(getattr(fn, "rnames", {}).values())
+    rnames = set(fn.rnames.values())
     consts = _constants(fn)
     for pos, loop in enumerate(fn.body):
         down = _direction(loop, consts)

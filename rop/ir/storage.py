@@ -111,7 +111,7 @@ class Storage:
         self.contents: dict[str, str] = {}  # class root -> the node of its elements
         self.array_writes: list = []
         self.slot_writes: list = []
-        self.list_copies: dict = dict(getattr(fn, "list_copies", {}))  # target -> source
+        self.list_copies: dict = dict(fn.list_copies)  # target -> source
         self.copy_defs: dict = {}  # definition made by such a copy -> its statement
         self.params = {f"{p}@in" for p in fn.params}
         self.defs_of: dict[str, set] = {}  # name -> its definitions
@@ -169,33 +169,34 @@ class Storage:
             return _join(self._block(st.body, dict(state)), self._block(st.orelse, dict(state)))
         if isinstance(st, For):
             self._note(st, state)
-            head = dict(state)
-            for _ in range(100):
-                self._loops.append(([], []))
-                inner = dict(head)
-                inner[st.var] = {self._def(st, st.var)}
-                end = self._block(st.body, inner)
-                breaks, conts = self._loops.pop()
-                new = _join(head, end, *conts)
-                if new == head:
-                    break
-                head = new
-            return _join(head, *breaks)
-        if isinstance(st, While):
-            head = dict(state)
-            for _ in range(100):
-                self._loops.append(([], []))
+
+            def trip(head):
+                return head, self._block(st.body, {**head, st.var: {self._def(st, st.var)}})
+        elif isinstance(st, While):
+            def trip(head):
                 after = self._block(st.cond, dict(head))
                 self._note(st, after)
-                end = self._block(st.body, dict(after))
-                breaks, conts = self._loops.pop()
-                new = _join(head, end, *conts)
-                if new == head:
-                    break
-                head = new
-            return _join(after, *breaks)
+                return after, self._block(st.body, dict(after))
+        if isinstance(st, (For, While)):
+            return self._loop(state, trip)
         self._note(st, state)  # SetItem, Append, Effect: no new binding
         return state
+
+    def _loop(self, state, trip):
+        """A loop to a fixed point: ``trip(head)`` runs one test and body from the state at the
+        head and returns (the state after the test, the state at the body's end); the head
+        joins the entry, the body's end and every ``continue`` until nothing changes.  The
+        loop is left after the test or by a ``break``."""
+        head = dict(state)
+        for _ in range(100):
+            self._loops.append(([], []))
+            after, end = trip(head)
+            breaks, conts = self._loops.pop()
+            new = _join(head, end, *conts)
+            if new == head:
+                break
+            head = new
+        return _join(after, *breaks)
 
     def at(self, st, name) -> set:
         """The definitions of ``name`` a read by ``st`` may see."""

@@ -33,7 +33,7 @@ def _reads(st) -> set:
 
 def verify(fn, after: str):
     """Raise RopInternalError if a statement of ``fn`` reads a name not bound on any path."""
-    external = set(getattr(fn, "helpers", {}) or {})
+    external = set(fn.helpers)
     for st in walk(fn.body):  # functions the generated module provides (registered rules)
         if isinstance(st, Assign) and st.expr is not None:
             external |= {n.id for c in ast.walk(st.expr) if isinstance(c, ast.Call)

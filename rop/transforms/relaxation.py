@@ -377,7 +377,7 @@ def _measure_copies(tr, picked, change, active):
     leaves = {v for s in picked for v in operand_vars_of(s)} - targets
     to_r = {v: Var(R[v]) for v in leaves if v in active and v in R}
     ren_c, ren_s = dict(to_r), dict(to_r)
-    temps = getattr(tr.fn, "temps", ())
+    temps = tr.fn.temps
     changes, sizes = [], []
     for s in picked:
         reads = set(operand_vars_of(s))
@@ -415,7 +415,7 @@ def _renamed(s, target, ren):
 def _fresh_temps(tr, stmts):
     """Fresh names for the R-values of temporaries in the R-loop, so that each is defined once
     in the function and the emitter writes it into its reader, as in the loop it comes from."""
-    temps = {r for v, r in tr.rnames.items() if v in getattr(tr.fn, "temps", ())} | tr.fn_temps
+    temps = {r for v, r in tr.rnames.items() if v in tr.fn.temps} | tr.fn_temps
     back = {r: v for v, r in tr.rnames.items()}
     ren = {}
     for s in walk(stmts):
@@ -432,7 +432,7 @@ def _views_again(tr, body, r_body):
     does not change (``W.T``, ``Ws[k]``) are written again, under fresh names, so the emitter
     folds them into their readers in both loops (instead of one line ``t = W.T`` each)."""
     from ..backend.emit import _trivial
-    temps = set(getattr(tr.fn, "temps", ())) - set(tr.rnames.values())
+    temps = set(tr.fn.temps) - set(tr.rnames.values())
     defs = {}
     for s in walk(body):
         for n in defined_names(s):

@@ -119,13 +119,10 @@ class RTransform:
         self._unread_zero_slots(body)
         rparams = [self.rname(w) for w in self.wrt]
         extra = [self._status] if self._status else []
-        out = Function(self.fn.name, params + rparams + extra, body, self.fn.loc, self.fn.filename,
-                       helpers=self.fn.helpers, user_names=self.fn.user_names)
-        out.rparams = rparams
-        out.relax_loops = list(self.relax_loops)
-        out.temps = set(self.fn_temps)
-        out.rnames = dict(self.rnames)
-        return out
+        return Function(self.fn.name, params + rparams + extra, body, self.fn.loc,
+                        self.fn.filename, helpers=self.fn.helpers, user_names=self.fn.user_names,
+                        temps=set(self.fn_temps), rparams=rparams, rnames=dict(self.rnames),
+                        relax_loops=list(self.relax_loops))
 
     def block(self, stmts, active):
         """Transform a statement list; returns (new list, active set at its end or None if it
@@ -249,7 +246,7 @@ class RTransform:
     def _split_temps(self, branch, later):
         """Fresh names for the temporaries a branch defines (and nothing after it reads), so
         that each is defined once in the function and the emitter folds it into its reader."""
-        temps = {r for v, r in self.rnames.items() if v in getattr(self.fn, "temps", ())}
+        temps = {r for v, r in self.rnames.items() if v in self.fn.temps}
         for k, s in enumerate(branch):
             inside = {n for t in branch[k + 1:] for n in t.reads()}
             if isinstance(s, Assign) and s.target in temps and s.target in inside \

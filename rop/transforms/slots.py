@@ -71,7 +71,7 @@ class SlotFacts:
 
     def __init__(self, fn, storage=None):
         self.universe = tracked_lists(fn, storage)
-        self.temps = set(getattr(fn, "temps", ()))
+        self.temps = set(fn.temps)
         self.lb: dict[str, int] = {}       # integer lower bounds
         self.defs: dict[str, Assign] = {}  # temporaries' definitions, for branch tests
         self.czero: dict[str, tuple] = {}  # temp -> (index name, k): R{temp} = 0 when index == k
