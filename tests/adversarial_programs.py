@@ -1913,3 +1913,55 @@ def misc_return_array_and_view(W):
     v = a[1:]
     a[2] = W[0] * W[1]
     return a, v
+
+
+# a relaxation whose state is updated in place (x[:] = x_new): the R-state follows the write
+def misc_relaxation_in_place(W):
+    x = np.zeros(3)
+    change = 1.0
+    it = 0
+    while change > 1e-12 and it < 200:
+        x_new = 0.5 * np.tanh(W * x + 1.0)
+        change = np.max(np.abs(x_new - x))
+        x[:] = x_new
+        it += 1
+    return x * W
+
+
+# a view of each list element, scaled in place in a loop: the list sees both writes
+def cont_view_of_element_aug_loop(W):
+    hs = [W * 1.0, W * 2.0]
+    for k in range(2):
+        v = hs[k][1:]
+        v *= W[0]
+    return hs[0] + hs[1]
+
+
+# a row written through the transpose of a fresh matrix is a column of the matrix
+def alias_T_row_write_matmul_base(W):
+    A = np.outer(W, W)
+    B = A.T
+    B[0, :] = W
+    return A @ W
+
+
+# `b = a` on one path only: the write through b reaches a on that path
+def alias_branch_one_path_then_write(W):
+    a = W * 2.0
+    if W[0] > -10.0:
+        b = a
+    else:
+        b = W * 3.0
+    b[1] = W[2] ** 2
+    return a * W
+
+
+# the same array appended each iteration and updated in place: every slot is that array
+def cont_same_object_appended_aug(W):
+    h = np.zeros(3)
+    hs = []
+    for i in range(3):
+        h += W * (i + 1.0)
+        hs.append(h)
+    return hs[0] * W
+

@@ -351,6 +351,11 @@ PROGRAMS = [
     C("misc_helper_aug_arg", "W", n3),
     C("cont_last_element_aug_loop", "W", n3),
     C("misc_return_array_and_view", "W", n3),
+    C("misc_relaxation_in_place", "W", lambda r: (0.5 * N(r, 3),)),
+    C("cont_view_of_element_aug_loop", "W", n3),
+    C("alias_T_row_write_matmul_base", "W", n3),
+    C("alias_branch_one_path_then_write", "W", n3),
+    C("cont_same_object_appended_aug", "W", n3),
 ]
 HELPERS = {"set_first", "scale_in_place"}
 PROG = {p.name: p for p in PROGRAMS}
@@ -419,7 +424,8 @@ JAX_SKIP: dict[str, str] = {n: _INPLACE for n in [
     "misc_prev_with_copy", "misc_view_of_copy_write",
     "alias_reshape_of_T_is_copy", "alias_fancy_read_is_copy", "alias_row_view_vs_element",
     "misc_self_referential_slice_assign", "misc_mask_write", "misc_helper_writes_arg",
-    "misc_return_array_and_view",
+    "misc_return_array_and_view", "misc_relaxation_in_place", "alias_T_row_write_matmul_base",
+    "alias_branch_one_path_then_write",
 ]}
 JAX_SKIP.update({n: _AUG_ALIAS for n in [
     "alias_col_aug_reduce_base", "aug_list_holds", "aug_tuple_holds", "aug_name_alias",
@@ -427,7 +433,7 @@ JAX_SKIP.update({n: _AUG_ALIAS for n in [
     "aug_self_other_name", "aug_list_element", "aug_list_elements_loop",
     "aug_accumulate_alias_loop", "aug_branch_alias", "misc_quad_grad_alias",
     "alias_aug_view_of_view", "misc_ellipsis_aug_alias", "cont_last_element_aug_loop",
-    "misc_helper_aug_arg",
+    "misc_helper_aug_arg", "cont_view_of_element_aug_loop", "cont_same_object_appended_aug",
 ]})
 JAX_NAMES = [n for n in OK if n not in JAX_SKIP]
 
