@@ -226,6 +226,7 @@ _PASS_NOTES = {
     "rtransform": "After each primal statement comes its R-statement (marked `[R]`), built "
                   "from the rule table (`docs/rules.md`).  R{d} = R{e} is one array too, and "
                   "the write into `d` has its R-write into R{d}.",
+    "co_converge": "This function has no relaxation, so nothing changes.",
     "dce": "Nothing is dead here.  The write `d[...] = t5` is kept although `d` is never "
            "read again: `e`, which shares its storage, is.",
     "release": "This function has no list, so nothing changes.",
@@ -241,7 +242,7 @@ def _pass_sections(dump) -> list:
         doc = " ".join((p.__doc__ or "").split())
         out.append(f"#### `{p.__name__}`\n")
         out.append(f"{doc}  {_PASS_NOTES.get(p.__name__, '')}\n")
-        if p.__name__ not in ("infer_ranks", "memory", "release"):  # no IR change
+        if p.__name__ not in ("infer_ranks", "memory", "co_converge", "release"):  # no change
             out.append(_fence(dump.get(p.__name__, ""), "text"))
     return out
 

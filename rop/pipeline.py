@@ -1,7 +1,7 @@
 """The compiler, as one list of passes over a compilation unit.
 
     parse + validate (grammar/, frontend/parse.py) → lower to IR (frontend/lower.py)
-    → PASSES: infer_ranks → inplace → memory → rtransform → dce → release → emit
+    → PASSES: infer_ranks → inplace → memory → rtransform → co_converge → dce → release → emit
     → write to the cache → jit (or plain Python)
 
 Each pass is a function of a :class:`Unit`, listed in ``PASSES``; :func:`run_passes` runs
@@ -27,6 +27,7 @@ from .ir.storage import Storage, check_writes
 from .ir.nodes import Assign, Function
 from .ir.verify import verify
 from .rules.table import RULES
+from .transforms.relaxation import co_converge_loops
 from .transforms.rtransform import r_transform
 
 
@@ -151,12 +152,19 @@ def memory(u: Unit):
 
 
 def rtransform(u: Unit):
-    """R{·} statement by statement; list-slot activity and co-convergence of relaxations run
-    inside it (transforms/)."""
+    """R{·} statement by statement, list-slot activity inside it (transforms/)."""
     u.rfn = r_transform(copy.deepcopy(u.ir), u.wrt, u.types, u.prims, u.namer, u.relaxation,
                         storage=u.storage)
     for v, r in u.rfn.rnames.items():
         u.types.setdefault(r, u.types.get(v))
+
+
+def co_converge(u: Unit):
+    """Relaxations (``while change > tol ...``): after the loop, the R-update alone iterates
+    with the primal state fixed until R{state} converges too (transforms/relaxation.py).
+    ``relaxation="off"`` leaves every loop a path."""
+    if u.relaxation == "auto":
+        co_converge_loops(u.rfn, u.ir, u.types, u.prims, u.namer)
 
 
 def dce(u: Unit):
@@ -181,7 +189,7 @@ def emit(u: Unit):
                            u.param_types if u.check_finite else None)
 
 
-PASSES = (infer_ranks, inplace, memory, rtransform, dce, release, emit)
+PASSES = (infer_ranks, inplace, memory, rtransform, co_converge, dce, release, emit)
 PASS_NAMES = tuple(p.__name__ for p in PASSES)
 
 

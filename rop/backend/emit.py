@@ -15,9 +15,8 @@ from collections import Counter
 
 from ..errors import RopInternalError
 from ..ir.nodes import (Append, Assign, Break, Continue, Effect, For, If, Return, SetItem, While,
-                        defined_names, walk)
+                        defined_names, operand_ast, walk)
 from ..ir.storage import Storage
-from ..transforms.rtransform import operand_ast
 from .gemm import matmul_to_gemm, rank_of_expr
 
 INDENT = "    "

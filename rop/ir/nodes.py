@@ -77,6 +77,20 @@ def expr_names(expr) -> Iterator[str]:
             yield node.id
 
 
+def operand_ast(op):
+    """An operand as the ``ast`` expression that spells it (R-formulas are ``ast``)."""
+    import ast
+    if isinstance(op, Var):
+        return ast.Name(op.name, ast.Load())
+    if isinstance(op, Const):
+        return ast.Constant(op.value)
+    if isinstance(op, TupleOp):
+        return ast.Tuple(elts=[operand_ast(i) for i in op.items], ctx=ast.Load())
+    if isinstance(op, SliceOp):
+        return ast.Slice(*(None if p is None else operand_ast(p) for p in (op.lo, op.hi, op.step)))
+    raise TypeError(op)
+
+
 def rename_operand(op, mapping: dict):
     if isinstance(op, Var):
         new = mapping.get(op.name)

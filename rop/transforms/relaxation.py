@@ -35,10 +35,10 @@ import copy
 from dataclasses import dataclass, replace
 
 from ..ir.nodes import (Append, Assign, Break, Const, Continue, Effect, For, If, Return, SetItem,
-                        Var, While, defined_names, operand_vars, rename_operand, walk)
+                        Var, While, blocks_of, defined_names, operand_ast, operand_vars,
+                        rename_operand, walk)
 from ..rules.table import MEASURE  # operations a measure of change is made of
 from ..rules.templates import name as aname
-from .rtransform import operand_ast
 
 
 @dataclass
@@ -118,6 +118,60 @@ def _defs(s):
         if isinstance(t, SetItem):
             out.add(t.obj)
     return out
+
+
+class _Compilation:
+    """What co-convergence reads and extends of the compilation: the R-names, the types, the
+    namer, the primal's temporaries (``fn.temps``) and the R-function's (``fn_temps``), and
+    the status array reported to the wrapper (a parameter of the R-function, made on first
+    use)."""
+
+    def __init__(self, rfn, primal, types, prims, namer):
+        self.rnames, self.types, self.prims, self.namer = rfn.rnames, types, prims, namer
+        self.fn, self.fn_temps = primal, rfn.temps
+        self.status = None
+
+    def status_name(self) -> str:
+        if self.status is None:
+            self.status = self.namer.fresh("rop_status")
+        return self.status
+
+
+def co_converge_loops(rfn, primal, types, prims, namer):
+    """The ``co_converge`` pass: every relaxation of the R-transformed ``rfn`` (inner loops
+    first, so that each loop's index in the status array is that of its position among
+    them) gets the R-loop that follows it (see the module docstring); ``rfn.relax_loops``
+    lists them for the wrapper, and the status array becomes the last parameter."""
+    comp = _Compilation(rfn, primal, types, prims, namer)
+    found = []
+
+    def block(stmts):
+        out = []
+        for st in stmts:
+            for b in blocks_of(st):
+                b[:] = block(b)
+            relax = co_converge(comp, st, st.cond, st.body, st.loc, len(found)) \
+                if isinstance(st, While) else None
+            if relax is None:
+                out.append(st)
+                continue
+            before, after, info = relax
+            found.append(info)
+            out += [*before, st, *after]
+        return out
+
+    rfn.body = block(rfn.body)
+    rfn.relax_loops = found
+    if comp.status is not None:
+        rfn.params.append(comp.status)
+    return rfn
+
+
+def may_relax(fn) -> bool:
+    """Whether ``fn`` has a ``while`` whose test compares a change its body computes: a
+    relaxation the ``co_converge`` pass may rewrite (the R-transform's slot placeholders
+    then keep real zeros, which the R-loop may read)."""
+    return any(isinstance(s, While) and find_change_tests(s.cond, s.body) for s in walk(fn.body))
 
 
 class _NotSeparable(Exception):

@@ -18,25 +18,14 @@ from dataclasses import dataclass, field, replace
 
 from ..errors import RopSyntaxError
 from ..ir.nodes import (Append, Assign, Break, Const, Continue, For, Function, If, Return,
-                        SetItem, SliceOp, TupleOp, Var, While, defined_names, walk)
+                        SetItem, TupleOp, Var, While, defined_names, operand_ast, walk)
 from ..ir.storage import ALIAS_PRIMS, Storage, expr_sources
 from ..rules.table import COSTLY, apply_rule
 from ..rules.templates import T, name as aname
+from .relaxation import may_relax
 from .slots import SlotFacts, is_token, token
 
 _TERMINATORS = (Return, Break, Continue)
-
-
-def operand_ast(op) -> ast.expr:
-    if isinstance(op, Var):
-        return aname(op.name)
-    if isinstance(op, Const):
-        return ast.Constant(op.value)
-    if isinstance(op, TupleOp):
-        return ast.Tuple(elts=[operand_ast(i) for i in op.items], ctx=ast.Load())
-    if isinstance(op, SliceOp):
-        return ast.Slice(*(None if p is None else operand_ast(p) for p in (op.lo, op.hi, op.step)))
-    raise TypeError(op)
 
 
 @dataclass
@@ -59,9 +48,7 @@ class RTransform:
         self.rnames: dict[str, str] = {}
         self.loops: list[_Loop] = []
         self.relax_mode = "auto"
-        self.relax_loops: list = []
         self.fn_temps: set = set()
-        self._status = None
         self.defined: set = set(fn.params)  # names that may be bound at this point
         self.slots = SlotFacts(fn, self.storage)
         self.versions: dict = {}  # id of each ``if i == k`` made by _versioned -> (i, k)
@@ -69,12 +56,6 @@ class RTransform:
         self.guarded_reads: dict = {}  # tracked list -> [(x = lst[i] statement, guard)]
         if not slot_activity:
             self.slots.universe = {}
-
-    def status_name(self) -> str:
-        """The array the generated code reports unconverged relaxations in."""
-        if self._status is None:
-            self._status = self.namer.fresh("rop_status")
-        return self._status
 
     def rname(self, v: str) -> str:
         if v not in self.rnames:
@@ -118,11 +99,9 @@ class RTransform:
         body, _ = self.block(self.fn.body, active)
         self._unread_zero_slots(body)
         rparams = [self.rname(w) for w in self.wrt]
-        extra = [self._status] if self._status else []
-        return Function(self.fn.name, params + rparams + extra, body, self.fn.loc,
+        return Function(self.fn.name, params + rparams, body, self.fn.loc,
                         self.fn.filename, helpers=self.fn.helpers, user_names=self.fn.user_names,
-                        temps=set(self.fn_temps), rparams=rparams, rnames=dict(self.rnames),
-                        relax_loops=list(self.relax_loops))
+                        temps=set(self.fn_temps), rparams=rparams, rnames=dict(self.rnames))
 
     def block(self, stmts, active):
         """Transform a statement list; returns (new list, active set at its end or None if it
@@ -178,7 +157,7 @@ class RTransform:
         such a read; any other use (stored, returned, passed on, or read unguarded) keeps the
         real zero."""
         sl = self.slots
-        if not self.slot_zeros or self.relax_loops:
+        if not self.slot_zeros or (self.relax_mode == "auto" and may_relax(self.fn)):
             return
         tainted = {self.rnames[t]: info for t, info in sl.taint.items() if t in self.rnames}
         rlists = {self.rnames[v]: v for v in self.slot_zeros if v in self.rnames}
@@ -564,19 +543,7 @@ class RTransform:
             return self.block(st.body, after)
         body, head = self._loop(st, active, out, run)
         self.slots.forget_compound(st.cond + st.body)
-        cond = cond_holder["cond"]
-        relax = None
-        if self.relax_mode == "auto":
-            from .relaxation import co_converge
-            relax = co_converge(self, st, cond, body, st.loc, len(self.relax_loops))
-        if relax is None:
-            out.append(While(cond, st.test, body, st.loc))
-            return head
-        before, after, info = relax
-        self.relax_loops.append(info)
-        out.extend(before)
-        out.append(While(cond, st.test, body, st.loc))
-        out.extend(after)
+        out.append(While(cond_holder["cond"], st.test, body, st.loc))
         return head
 
     def s_Effect(self, st, active, out):
