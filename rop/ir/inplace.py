@@ -21,13 +21,11 @@ _SYM = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**", "floordiv":
         "mod": "%", "matmul": "@"}
 
 
-def inplace_updates(fn, types: dict, store, namer) -> bool:
-    """Rewrite the marked statements whose target may be seen through another name; True if
-    any was rewritten (the storage facts then change)."""
-    changed = False
+def inplace_updates(fn, types: dict, store, namer):
+    """Rewrite the marked statements whose target may be seen through another name (or is,
+    or views, an argument); the storage facts must be computed again after this."""
 
     def block(stmts):
-        nonlocal changed
         out = []
         for st in stmts:
             for b in blocks_of(st):
@@ -55,8 +53,6 @@ def inplace_updates(fn, types: dict, store, namer) -> bool:
             types[tmp] = rank
             out.append(Assign(tmp, st.prim, st.args, st.loc, kwargs=st.kwargs))
             out.append(SetItem(st.target, Const(Ellipsis), Var(tmp), st.loc))
-            changed = True
         return out
 
     fn.body = block(fn.body)
-    return changed
