@@ -286,17 +286,9 @@ class Storage:
             elif t in self.list_copies:
                 self._with(st, self.list_copies[t], d)  # NumPy would store the view itself
                 self.copy_defs[d] = st
-        elif isinstance(st, SetItem):
-            if self._is_container(st.obj):
-                self.slot_writes.append(st)
-                for o in self.at(st, st.obj):
-                    if st.expr is not None:
-                        self._sources(st, self.elem(o), st.expr)
-                    else:
-                        self._put(st, o, st.value)
-            else:
-                self.array_writes.append((st, st.obj))
-        elif isinstance(st, Append):
+        elif isinstance(st, SetItem) and not self._is_container(st.obj):
+            self.array_writes.append((st, st.obj))
+        elif isinstance(st, (SetItem, Append)):  # a store into a list slot
             self.slot_writes.append(st)
             for o in self.at(st, st.obj):
                 if st.expr is not None:
