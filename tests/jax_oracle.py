@@ -107,3 +107,11 @@ def identical(a, b):
         return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
                 and a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b))
     return type(a) is type(b) and a == b
+
+
+def wrt_index(fn, wrt) -> list:
+    """Positions of the ``wrt`` parameters among ``fn``'s parameters."""
+    import inspect
+    names = list(inspect.signature(fn).parameters)
+    return [names.index(w) for w in wrt]
+

@@ -49,7 +49,7 @@ import pytest
 
 import adversarial_programs as P
 import jax_oracle
-from jax_oracle import (as_float, axpy, close, direction_like, identical, inner as dot, leaves,
+from jax_oracle import (as_float, wrt_index as positions, axpy, close, direction_like, identical, inner as dot, leaves,
                         same_structure)
 from rop import rop
 from rop.errors import RopSyntaxError
@@ -455,8 +455,7 @@ def one_line(exc):
 # ----------------------------------------------------------------------------- running, once
 
 def wrt_index(prog):
-    names = list(inspect.signature(prog.fn).parameters)
-    return [names.index(w) for w in prog.wrt]
+    return positions(prog.fn, prog.wrt)
 
 
 @functools.lru_cache(maxsize=None)

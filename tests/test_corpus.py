@@ -26,7 +26,6 @@ import ast
 import collections
 import copy
 import functools
-import inspect
 import types
 from typing import Callable, NamedTuple
 
@@ -34,7 +33,7 @@ import jax
 import numpy as np
 
 import jax_oracle
-from jax_oracle import (as_float, axpy, close, direction_like, identical, inner, leaves,
+from jax_oracle import (as_float, wrt_index as positions, axpy, close, direction_like, identical, inner, leaves,
                         same_structure)
 import pytest
 
@@ -374,8 +373,7 @@ def compiled(case, mode):
 
 
 def wrt_index(case):
-    names = list(inspect.signature(case.fn).parameters)
-    return [names.index(w) for w in case.wrt]
+    return positions(case.fn, case.wrt)
 
 
 @functools.lru_cache(maxsize=None)
