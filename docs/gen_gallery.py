@@ -47,6 +47,7 @@ SHAPES = {
     "recurrent_backprop.py:rbp_gradient_fixed": "W=8x8*0.3,I=8,target=8,mask=8",
     "boltzmann.py:bm_exact_gradient": "W=4x4*0.3,b=4*0.3,S=16x4,q=pos:4,n_hidden_states=int:4,T=float:1.0",
     "boltzmann.py:bm_sampled_gradient": "W=4x4,b=4,S=50x4,p_data=4x4,m_data=4,T=float:1.0",
+    "course_style.py:loss": "params={W1=5x6,b1=6,W2=6x3,b2=3},X=8x5,y=labels:8:3",
 }
 
 # functions whose registered R-rule is a statistical estimate, not the derivative of the

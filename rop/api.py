@@ -10,11 +10,12 @@ import functools
 import inspect
 import os
 import re
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .errors import (BadDirection, NonFinite, RopCallError, RopConvergenceError,
-                     RopConvergenceWarning, RopError, RopInternalError)
+                     RopConvergenceWarning, RopError, RopInternalError, RopSyntaxError)
 from .ir.shapes import type_of_value
 
 _NO_V = object()  # .hvp called without v
@@ -22,8 +23,9 @@ _NO_V = object()  # .hvp called without v
 MODES = ("numba", "python")
 
 
-def rop(fn=None, *, wrt, mode: str = "numba", check_finite: bool = True,
-        relaxation: str = "auto", on_divergence: str = "raise"):
+def rop(fn: Callable | None = None, *, wrt: str | Sequence[str], mode: str = "numba",
+        check_finite: bool = True, relaxation: str = "auto",
+        on_divergence: str = "raise") -> RopFunction | Callable[[Callable], RopFunction]:
     """Make ``fn`` differentiable by the R{·} operator with respect to the parameters ``wrt``.
 
     ``f.hvp(*args, v=(v1, ...))`` returns ``(outputs, R{outputs})``: the function's own
@@ -72,8 +74,8 @@ class RopFunction:
             dup = sorted({w for w in wrt if wrt.count(w) > 1})
             raise RopCallError(f"wrt names {', '.join(f'`{d}`' for d in dup)} more than once: "
                                "give each parameter once")
-        for w in wrt:
-            if w not in self.signature.parameters:
+        for w in wrt:  # a parameter, or an attribute of one: "self.weights"
+            if w.split(".")[0] not in self.signature.parameters:
                 raise RopCallError(f"wrt names `{w}`, which is not a parameter of {fn.__name__}"
                                    f"({', '.join(self.signature.parameters)})")
         self.hvp = HVP(self, mode, check_finite)
@@ -84,6 +86,11 @@ class RopFunction:
             # definition, and module-level numbers are read now (a later decoration reads them
             # again, and so does a call after one of them changed: see HVP.__call__)
             self.hvp._globals = ir.captured
+        except RopSyntaxError as exc:
+            # a function that may take dicts, None or strings is lowered for what its call
+            # passes (frontend/statics.py): errors that depend on them surface at that call
+            if not (getattr(exc, "needs_statics", False) or _may_take_statics(fn)):
+                raise
         except RopError:
             raise
         except Exception as exc:
@@ -93,6 +100,13 @@ class RopFunction:
     def __call__(self, *args, **kwargs):
         return self.fn(*args, **kwargs)
 
+    def __get__(self, obj, objtype=None):
+        """``@rop`` on a method: ``net.backprop(x, y)`` and ``net.backprop.hvp(x, y, v=...)``
+        pass ``net`` as ``self``."""
+        if obj is None:
+            return self
+        return BoundRopFunction(self, obj)
+
     @property
     def source(self):
         return self.hvp.source
@@ -100,6 +114,32 @@ class RopFunction:
     @property
     def graph(self):
         return self.hvp.graph
+
+
+class BoundRopFunction:
+    """A decorated method, bound to its object."""
+
+    def __init__(self, owner: RopFunction, obj):
+        self.owner, self.obj = owner, obj
+        self.hvp = _BoundHVP(owner.hvp, obj)
+        self.__doc__ = owner.__doc__
+
+    def __call__(self, *args, **kwargs):
+        return self.owner.fn(self.obj, *args, **kwargs)
+
+
+class _BoundHVP:
+    def __init__(self, hvp, obj):
+        self._hvp, self._obj = hvp, obj
+
+    def __call__(self, *args, **kwargs):
+        return self._hvp(self._obj, *args, **kwargs)
+
+    def compile(self, *args, **kwargs):
+        return self._hvp.compile(self._obj, *args, **kwargs)
+
+    def __getattr__(self, name):  # .source, .path, .graph, .inspect()
+        return getattr(self._hvp, name)
 
 
 class HVP:
@@ -157,7 +197,7 @@ class HVP:
         return self._last
 
     # ------------------------------------------------------------------ calling
-    def compile(self, *args, **kwargs):
+    def compile(self, *args: Any, **kwargs: Any):
         """Compile for these arguments without running (returns the compiled record)."""
         self._check_globals()
         bound = self._bind(args, kwargs)
@@ -173,15 +213,54 @@ class HVP:
         ba.apply_defaults()
         return ba.arguments
 
-    def _get(self, bound):
-        key = tuple((name, _rank(val)) for name, val in bound.items())
+    def _flat(self, bound):
+        """The call for the generated function: (statics, IR signature, IR names, values).
+        Static arguments (None, strings, bools, the keys of dicts) are compiled in, a dict's
+        values passed one by one (frontend/statics.py)."""
+        from .frontend.statics import flatten, statics_of
+        statics = statics_of(bound)
+        if not statics:
+            return None, None, list(bound), list(bound.values())
+        ir = self._current_ir(statics)
+        names, values = flatten(ir.signature, bound)
+        return statics, dict(ir.signature), names, values
+
+    def _ir_wrt(self, sig):
+        """The IR parameters the directions go to: a dict's values, key by key."""
+        if sig is None:
+            return self.owner.wrt
+        from .frontend.statics import entry_at, leaves
+        out = []
+        for w in self.owner.wrt:
+            e = entry_at(sig, w)
+            if e is None:
+                raise RopCallError(f"{self.owner.fn.__name__}.hvp: wrt names `{w}`, which this "
+                                   "call does not pass as an array, a number, a list or a dict")
+            got = leaves(e)
+            if not got:
+                kind = e[0]
+                raise RopCallError(
+                    f"{self.owner.fn.__name__}.hvp: wrt names `{w}`, which is "
+                    + (f"{e[1]!r} in this call" if kind == "static" else
+                       "a dict without array values") + "; rop differentiates with respect to "
+                    "arrays and numbers")
+            out += got
+        return tuple(out)
+
+    def _get(self, bound, flat=None):
+        from .frontend.statics import statics_key
+        statics, sig, names, values = flat or self._flat(bound)
+        key = tuple((n, _rank(x)) for n, x in zip(names, values))
+        if statics:
+            key += (("#statics", statics_key(statics)),)
         c = self._compiled.get(key)
         if c is None:
             from .pipeline import compile_hvp
-            self._current_ir()
+            self._current_ir(statics)
             try:
-                c = compile_hvp(self.owner.fn, self.owner.wrt, dict(key), self.mode,
-                                self.relaxation, self.check_finite)
+                c = compile_hvp(self.owner.fn, self._ir_wrt(sig),
+                                {n: r for n, r in key if n != "#statics"}, self.mode,
+                                self.relaxation, self.check_finite, statics=statics)
             except RopError:
                 raise
             except Exception as exc:  # a bug in rop: say so, never a bare traceback
@@ -192,7 +271,11 @@ class HVP:
         self._last = c
         return c
 
-    def __call__(self, *args, v=_NO_V, **kwargs):
+    def __call__(self, *args: Any, v: Any = _NO_V, **kwargs: Any) -> tuple:
+        """``(outputs, R{outputs})`` at these arguments along ``v``: one direction per ``wrt``
+        name, shaped like it (a list for a per-layer list, a dict with the same keys for a
+        dict).  ``outputs`` equal the function's own; R{outputs} is Hv when they are the
+        gradient."""
         if v is _NO_V:
             wrt = self.owner.wrt
             raise RopCallError(
@@ -208,9 +291,11 @@ class HVP:
         bound = self._bind(args, kwargs)
         name = self.owner.fn.__name__
         wrt = self.owner.wrt
+        flat = self._flat(bound)
+        statics, sig, names, values = flat
         if not isinstance(v, (tuple, list)) or len(v) != len(wrt):
             if len(wrt) == 1 and not isinstance(v, (tuple, list)) or \
-                    len(wrt) == 1 and isinstance(bound[wrt[0]], (list, tuple)) and \
+                    len(wrt) == 1 and wrt[0] in bound and isinstance(bound[wrt[0]], (list, tuple)) and \
                     isinstance(v, (tuple, list)) and len(v) == len(bound[wrt[0]]) and \
                     not isinstance(v[0], (tuple, list)) and len(v) != 1:
                 v = (v,)
@@ -218,9 +303,16 @@ class HVP:
                 got = len(v) if isinstance(v, (tuple, list)) else type(v).__name__
                 raise RopCallError(f"{name}.hvp: v must hold one direction per wrt parameter "
                                    f"{wrt}, in that order; got {got}")
-        call_args = [_as_arg(bound[p], p, name, is_param=p in wrt) for p in bound]
-        directions = [_check_direction(bound[w], d, w, name) for w, d in zip(wrt, v)]
-        c = self._get(bound)
+        ir_wrt = self._ir_wrt(sig)
+        call_args = [_as_arg(x, p, name, is_param=p in ir_wrt) for p, x in zip(names, values)]
+        if sig is None:
+            directions = [_check_direction(bound[w], d, w, name) for w, d in zip(wrt, v)]
+        else:
+            from .frontend.statics import entry_at, flat_direction, value_at
+            directions = [_check_direction(p, dd, pname, name) for w, d in zip(wrt, v)
+                          for _, pname, p, dd in flat_direction(entry_at(sig, w), d, w, name,
+                                                                value_at(bound, w))]
+        c = self._get(bound, flat)
         relax = getattr(c.module, "__rop_relaxations__", [])
         status = (np.zeros((len(relax), 4)),) if relax else ()
         try:
@@ -228,9 +320,13 @@ class HVP:
         except RopError:
             raise
         except Exception as exc:
-            raise _runtime_error(exc, name, c, wrt, dict(zip(bound, call_args))) from None
+            raise _runtime_error(exc, name, c, wrt, dict(zip(names, call_args)),
+                                 (*call_args, *directions, *status)) from None
         if relax and status[0][:, 0].any():
             self._report_divergence(status[0], relax)
+        if c.out_struct is not None:
+            from .frontend.statics import rebuild
+            out, r_out = rebuild(c.out_struct, out), rebuild(c.out_struct, r_out)
         return out, r_out
 
     def _check_globals(self):
@@ -262,15 +358,16 @@ class HVP:
         self._ready = self._last = None
         self._skip = self._backoff = 0
 
-    def _current_ir(self):
+    def _current_ir(self, statics=None):
         """Before compiling: the lowered IR the pipeline will read (cached on the function,
         shared with other decorations of it) must hold the current module-level values."""
         from .frontend.lower import lower
-        ir = lower(self.owner.fn)
+        ir = lower(self.owner.fn, statics=statics)
         captured = ir.captured
         if captured is not self._globals and _changed_global(captured) is not None:
-            ir = lower(self.owner.fn, fresh=True)
+            ir = lower(self.owner.fn, fresh=True, statics=statics)
         self._globals = ir.captured
+        return ir
 
     def _dispatch(self, args, v):
         """The common call, checked without Python-level loops: Numba's dispatcher matches the
@@ -285,8 +382,9 @@ class HVP:
         if self._skip:
             self._skip -= 1
             return None
+        call = [tuple(x) if type(x) is list else x for x in (*args, *v)]
         try:
-            out = c.hvp(*[tuple(x) if type(x) is list else x for x in (*args, *v)])
+            out = c.hvp(*call)
             if self._backoff:
                 self._backoff = 0
             return out
@@ -302,7 +400,8 @@ class HVP:
                 self._backoff = min(2 * self._backoff or 1, 1024)
                 self._skip = self._backoff
                 return None
-            raise _runtime_error(exc, self.owner.fn.__name__, c, self.owner.wrt) from None
+            raise _runtime_error(exc, self.owner.fn.__name__, c, self.owner.wrt, None,
+                                 call) from None
 
     def _call_compiled(self, c, call_args):
         """The checked path's call: it may need a new specialisation (another list length), so
@@ -316,7 +415,7 @@ class HVP:
         finally:
             if d.signatures:
                 d.disable_compile(True)
-        if not getattr(c.module, "__rop_relaxations__", None):
+        if not getattr(c.module, "__rop_relaxations__", None) and c.plain:
             self._ready = c  # compiled, compiling off: _dispatch may call it directly
         return out
 
@@ -348,7 +447,8 @@ class HVP:
         except RopError:
             raise
         except Exception as exc:
-            raise _runtime_error(exc, self.owner.fn.__name__, c, self.owner.wrt) from None
+            raise _runtime_error(exc, self.owner.fn.__name__, c, self.owner.wrt, None,
+                                 call) from None
 
     def _report_divergence(self, status, relax):
         """A relaxation whose primal converged but whose R-state did not (a loop stopped at
@@ -370,6 +470,35 @@ class HVP:
                     raise RopConvergenceError(msg)
                 import warnings
                 warnings.warn(msg, RopConvergenceWarning, stacklevel=3)
+
+
+def _may_take_statics(fn) -> bool:
+    """The function reads a parameter as a dict (``p['W1']``, ``p.items()``), compares one with
+    None, or has a parameter whose default is None, a string or a bool."""
+    import ast
+    from .frontend.parse import parse_function
+    try:
+        tree = parse_function(fn)[0]
+    except Exception:
+        return False
+    params = {a.arg for a in tree.args.args}
+    if any(isinstance(d, ast.Constant) and isinstance(d.value, (str, bool, type(None)))
+           for d in tree.args.defaults):
+        return True
+    from .frontend import names as N
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and \
+                n.value.id in params and n.attr not in N.ATTRIBUTES and n.attr not in N.METHODS:
+            return True  # self.weights, dense1.forward(...), bn_param.get(...): an object
+        if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and \
+                n.value.id in params and not isinstance(n.slice, (ast.Slice, ast.Tuple)):
+            if isinstance(n.slice, (ast.JoinedStr, ast.BinOp)) or \
+                    isinstance(n.slice, ast.Constant) and isinstance(n.slice.value, str):
+                return True
+        if isinstance(n, ast.Compare) and any(isinstance(o, (ast.Is, ast.IsNot)) for o in n.ops) \
+                and any(isinstance(c, ast.Constant) and c.value is None for c in n.comparators):
+            return True
+    return False
 
 
 def _rank(x):
@@ -450,6 +579,15 @@ def _short(x) -> str:
 def _as_arg(x, pname, fname, is_param):
     if type(x) is np.ndarray and x.flags.c_contiguous and x.dtype == np.float64:
         return x
+    if not isinstance(x, np.ndarray) and hasattr(x, "__array__") and not isinstance(x, (list, tuple)):
+        try:  # an array of another library (JAX, PyTorch on the CPU, ...): as NumPy's
+            x = np.asarray(x)
+        except Exception:
+            raise RopCallError(f"{fname}.hvp: `{pname}` is a {type(x).__module__}."
+                               f"{type(x).__name__} that NumPy cannot read; pass "
+                               f"np.asarray({pname}) (on the CPU)") from None
+    if isinstance(x, np.ndarray) and x.ndim == 0 and x.dtype.kind in "fiub":
+        x = x.item() if x.dtype.kind != "f" else float(x)  # a 0-d array is its number
     if isinstance(x, list):
         return tuple(_as_arg(e, pname, fname, is_param) for e in x)
     if isinstance(x, tuple):
@@ -476,6 +614,12 @@ def _check_direction(p, d, pname, fname):
     fast = _fast_direction(p, d)
     if fast is not None:
         return fast
+    if not isinstance(d, (np.ndarray, list, tuple)) and hasattr(d, "__array__"):
+        d = np.asarray(d)  # a direction from another library
+    if not isinstance(p, (np.ndarray, list, tuple)) and hasattr(p, "__array__"):
+        p = np.asarray(p)
+    if isinstance(p, np.ndarray) and p.ndim == 0:
+        p = float(p)
     if isinstance(p, (list, tuple)):
         if not isinstance(d, (list, tuple)) or len(d) != len(p):
             raise RopCallError(f"{fname}.hvp: the direction for `{pname}` must be a list of "
@@ -503,7 +647,47 @@ def _check_direction(p, d, pname, fname):
 _NO_MATCH = "No matching definition for argument type(s)"  # Numba's dispatcher, compiling off
 
 
-def _runtime_error(exc, name, c, wrt=(), args=None):
+def _source_line(exc, c):
+    """`` at file.py:LINE (`source line`)`` for the generated line an exception came from,
+    read off the provenance comment above it; '' if the traceback does not reach it."""
+    gen = os.path.basename(c.path)
+    tb, lineno = exc.__traceback__, None
+    while tb is not None:
+        if os.path.basename(tb.tb_frame.f_code.co_filename) == gen:
+            lineno = tb.tb_lineno
+        tb = tb.tb_next
+    if lineno is None:
+        return ""
+    src = c.source.splitlines()
+    for k in range(min(lineno, len(src)) - 1, -1, -1):
+        m = re.match(r"\s*# (\S+:\d+): (.*)$", src[k])
+        if m:
+            return f" at {m.group(1)} (`{m.group(2)}`)"
+    return ""
+
+
+def _locate(exc, c, call):
+    """(message, where) of a failure in the generated code, at the user's source line.  Numba
+    reports neither the line nor NumPy's message: the same generated code runs again as
+    Python (the dispatcher's ``py_func``) on the same arguments to find them."""
+    where = _source_line(exc, c)
+    if where or call is None:
+        return None, where
+    py = getattr(c.hvp, "py_func", None)
+    if py is None:
+        return None, ""
+    try:
+        py(*call)
+    except Exception as again:  # the same failure, now with NumPy's words and a traceback
+        text = str(again).strip().splitlines()
+        return (text[0] if text else type(again).__name__), _source_line(again, c)
+    return None, ""
+
+
+def _runtime_error(exc, name, c, wrt=(), args=None, call=None):
+    from .runtime.checks import UserCheck
+    if isinstance(exc, (UserCheck, MemoryError)):  # the user's own assert / raise; and a
+        return exc                                  # MemoryError stays one
     msg = str(exc).strip().splitlines()
     head = msg[0] if msg else type(exc).__name__
     if isinstance(exc, NonFinite):
@@ -516,9 +700,15 @@ def _runtime_error(exc, name, c, wrt=(), args=None):
     except ImportError:  # pragma: no cover
         pass
     if isinstance(exc, ValueError) and ("shape" in str(exc) or "align" in str(exc)
-                                         or "broadcast" in str(exc)):
-        return RopCallError(f"{name}.hvp: incompatible shapes in the generated code: {head}. "
+                                         or "broadcast" in str(exc) or "dimension" in str(exc)):
+        numpy_msg, where = _locate(exc, c, call)
+        return RopCallError(f"{name}.hvp: incompatible shapes{where}: {numpy_msg or head}. "
                             f"Generated file: {c.path}")
+    if isinstance(exc, (IndexError, ZeroDivisionError, KeyError, TypeError, ValueError)):
+        numpy_msg, where = _locate(exc, c, call)
+        if where:
+            return RopCallError(f"{name}.hvp: {type(exc).__name__}{where}: {numpy_msg or head}. "
+                                f"Generated file: {c.path}")
     return RopCallError(f"{name}.hvp failed inside the generated code ({type(exc).__name__}: "
                         f"{head}). Generated file: {c.path}")
 

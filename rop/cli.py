@@ -52,6 +52,8 @@ shapes (--shapes NAME=SPEC,...; rop specializes on the ranks, --check also uses 
   [S1,S2]    a list of the above (per-layer lists)
   SPEC*S     the random draw of SPEC scaled by S (e.g. W=8x8*0.3 for a contraction)
   pos:SPEC   a positive draw of SPEC, |x| + 0.1 (e.g. probabilities, variances)
+  {K=S,...}  a dict of the above with string keys (a dict of parameters)
+  labels:N:C N random integer class labels in [0, C) (an integer array)
 Parameters with a default value may be left out; they take their default.
 
 output:
@@ -80,19 +82,19 @@ def _split_top(text: str, sep: str = ",") -> list[str]:
     """Split at ``sep`` outside brackets."""
     out, depth, cur = [], 0, []
     for ch in text:
-        if ch == "[":
+        if ch in "[{":
             depth += 1
-        elif ch == "]":
+        elif ch in "]}":
             depth -= 1
             if depth < 0:
-                raise ValueError("unbalanced `]`")
+                raise ValueError(f"unbalanced `{ch}`")
         if ch == sep and depth == 0:
             out.append("".join(cur))
             cur = []
         else:
             cur.append(ch)
     if depth != 0:
-        raise ValueError("unbalanced `[`")
+        raise ValueError("unbalanced `[` or `{`")
     out.append("".join(cur))
     return out
 
@@ -125,6 +127,23 @@ def parse_spec(spec: str):
         if not inner:
             raise ValueError("an empty list has no element type; give at least one element")
         return ("list", [parse_spec(p) for p in _split_top(inner)])
+    if s.startswith("{"):
+        if not s.endswith("}"):
+            raise ValueError(f"`{s}`: a dict is written {{K1=S1,K2=S2,...}}")
+        items = {}
+        for part in _split_top(s[1:-1]):
+            k, eq, sub = part.strip().partition("=")
+            if not eq or not k.strip():
+                raise ValueError(f"`{part}` in `{s}` is not KEY=SPEC")
+            items[k.strip()] = parse_spec(sub)
+        return ("dict", items)
+    if s.startswith("labels:"):
+        try:
+            n, c = (int(t) for t in s[7:].split(":"))
+        except ValueError:
+            raise ValueError(f"`{s}`: labels:N:C needs integers N (how many) and C (classes)") \
+                from None
+        return ("labels", n, c)
     if s == "scalar":
         return ("scalar",)
     if s.startswith("int:"):
@@ -182,6 +201,10 @@ def draw(spec, rng):
     if kind == "pos":
         x = draw(spec[1], rng)
         return [abs(e) + 0.1 for e in x] if isinstance(x, list) else abs(x) + 0.1
+    if kind == "dict":
+        return {k: draw(s, rng) for k, s in spec[1].items()}
+    if kind == "labels":
+        return rng.integers(0, spec[2], size=spec[1])
     return [draw(s, rng) for s in spec[1]]
 
 
@@ -195,6 +218,8 @@ def _like(x, rng):
     """A random direction shaped like the parameter value ``x``."""
     if isinstance(x, (list, tuple)):
         return [_like(e, rng) for e in x]
+    if isinstance(x, dict):
+        return {k: _like(e, rng) for k, e in x.items()}
     if isinstance(x, np.ndarray):
         return rng.standard_normal(x.shape)
     return float(rng.standard_normal())
@@ -203,6 +228,8 @@ def _like(x, rng):
 def _axpy(x, a, d):
     if isinstance(x, (list, tuple)):
         return [_axpy(e, a, f) for e, f in zip(x, d)]
+    if isinstance(x, dict):
+        return {k: _axpy(e, a, d[k]) for k, e in x.items()}
     return x + a * d
 
 
@@ -210,6 +237,8 @@ def flatten(x) -> list:
     """The leaves of nested tuples/lists (Numba typed lists included) as float arrays."""
     if isinstance(x, np.ndarray) or np.isscalar(x):
         return [np.asarray(x, dtype=float)]
+    if isinstance(x, dict):  # by key: the compiled code's dicts and the function's agree
+        return [leaf for k in sorted(x) for leaf in flatten(x[k])]
     if hasattr(x, "__len__") and hasattr(x, "__getitem__"):
         out = []
         for e in x:

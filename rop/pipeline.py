@@ -1,7 +1,8 @@
 """The compiler, as one list of passes over a compilation unit.
 
     parse + validate (grammar/, frontend/parse.py) → lower to IR (frontend/lower.py)
-    → PASSES: infer_ranks → inplace → memory → rtransform → co_converge → dce → release → emit
+    → PASSES: infer_ranks → fold_ranks → inplace → memory → rtransform → co_converge → dce
+              → release → emit
     → write to the cache → jit (or plain Python)
 
 Each pass is a function of a :class:`Unit`, listed in ``PASSES``; :func:`run_passes` runs
@@ -20,7 +21,7 @@ from .errors import RopCallError
 from .backend.emit import Emitter
 from .backend.loader import index_lookup, index_store, load_module, write_module
 from .frontend.lower import lower
-from .ir import passes, shapes
+from .ir import fold, passes, shapes
 from .ir.inplace import inplace_updates
 from .ir.release import release_dead_slots
 from .ir.storage import Storage, check_writes
@@ -40,6 +41,8 @@ class Compiled:
     hvp: object      # (args..., R_args...) -> (outputs, R{outputs})
     ir: object       # the R-transformed IR
     graph_fn: object  # builds the networkx dataflow graph on demand
+    out_struct: object = None  # how the results hold dicts (frontend/statics.py)
+    plain: bool = True  # no static arguments: the generated function takes the user's
 
 
 def _dump(name, what):
@@ -88,24 +91,28 @@ def _index_key(ir, wrt, param_types) -> str:
 
 
 def compile_hvp(fn, wrt, param_types: dict, mode: str = "numba", relaxation: str = "auto",
-                check_finite: bool = True) -> Compiled:
-    ir = lower(fn)
+                check_finite: bool = True, statics=None) -> Compiled:
+    """Compile R{fn} for these ranks (``param_types``, by IR parameter) and static arguments
+    (frontend/statics.py); ``wrt`` names IR parameters (a dict's values, one by one)."""
+    ir = lower(fn, statics=statics)
     _dump("lower", ir)
     key = _index_key(ir, wrt, param_types) + relaxation[0] + "fc"[check_finite]
     hit = index_lookup(key)
     if hit is not None and not os.environ.get("ROP_DUMP"):
         path, source = hit
         mod = load_module(path, mode, externs_for(ir))
-        return Compiled(source, path, mod, getattr(mod, fn.__name__),
-                        getattr(mod, fn.__name__ + "_hvp"), None,
-                        lambda: _rebuild(fn, wrt, param_types).graph_fn())
-    c = _compile(fn, ir, wrt, param_types, mode, relaxation, check_finite)
-    index_store(key, c.path)
+        c = Compiled(source, path, mod, getattr(mod, fn.__name__),
+                     getattr(mod, fn.__name__ + "_hvp"), None,
+                     lambda: _rebuild(fn, wrt, param_types, statics=statics).graph_fn())
+    else:
+        c = _compile(fn, ir, wrt, param_types, mode, relaxation, check_finite)
+        index_store(key, c.path)
+    c.out_struct, c.plain = ir.out_struct, not statics
     return c
 
 
-def _rebuild(fn, wrt, param_types, relaxation="auto"):
-    return _compile(fn, lower(fn), wrt, param_types, "python", relaxation)  # graph only
+def _rebuild(fn, wrt, param_types, relaxation="auto", statics=None):
+    return _compile(fn, lower(fn, statics=statics), wrt, param_types, "python", relaxation)  # graph only
 
 
 @dataclass
@@ -135,6 +142,13 @@ def infer_ranks(u: Unit):
     """The rank of every value, for this call signature (ir/shapes.py)."""
     u.prims = prims_for(u.ir)
     u.types = shapes.infer(u.ir, u.param_types, u.prims)
+
+
+def fold_ranks(u: Unit):
+    """``x.ndim``, ``len(x.shape)`` and the tests made of them are constants of this
+    specialisation: only the ``if`` branch they choose is kept (ir/fold.py)."""
+    if fold.fold_ranks(u.ir, u.types):
+        u.types = shapes.infer(u.ir, u.param_types, u.prims)
 
 
 def inplace(u: Unit):
@@ -189,7 +203,7 @@ def emit(u: Unit):
                            u.param_types if u.check_finite else None)
 
 
-PASSES = (infer_ranks, inplace, memory, rtransform, co_converge, dce, release, emit)
+PASSES = (infer_ranks, fold_ranks, inplace, memory, rtransform, co_converge, dce, release, emit)
 PASS_NAMES = tuple(p.__name__ for p in PASSES)
 
 

@@ -226,3 +226,33 @@ def oscillating_relaxation(a, x, tol=1e-10, max_it=40):
         y = y_new
         it += 1
     return y
+
+
+# ----------------------------------------------------------------------------- issue 18: messages
+
+def is_compared_to_an_array(W, x):
+    if x is W:                                       # <- x is W
+        return W
+    return W * x
+
+
+def library_python_function(W, x):
+    return np.polyval(W, x)                          # <- np.polyval
+
+
+def helper_with_default(x, slope=0.5):
+    return slope * x
+
+
+def helper_without_its_argument(W, x):
+    return helper_with_default(slope=2.0) * W        # <- helper_with_default(
+
+
+def shape_mismatch(W, x):
+    h = np.tanh(W @ x)
+    return W.T @ h
+
+
+def allocates_too_much(W, n):
+    big = np.zeros(n)
+    return W * big[0]

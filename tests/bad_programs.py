@@ -71,17 +71,6 @@ def with_statement(W, x):
     return y
 
 
-def uses_assert(W, x):
-    assert W.shape[0] == 3                           # <- assert
-    return W * x
-
-
-def uses_raise(W, x):
-    if W.shape[0] != 3:
-        raise ValueError("bad shape")                # <- raise
-    return W * x
-
-
 def uses_del(W, x):
     y = W * x
     del y                                            # <- del
@@ -92,10 +81,6 @@ def uses_fstring(W, x):
     label = f"layer {x}"                             # <- f
     return W, label
 
-
-def dict_literal(W, x):
-    d = {"W": W, "x": x}                             # <- {
-    return W * x
 
 
 def star_args(W, *args):                             # <- *

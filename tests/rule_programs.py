@@ -556,3 +556,17 @@ def p_bool_values(s, t):
     """`and` / `or` on numbers return an operand: its R."""
     z = s - s
     return s or t, s and t, z or t, z and t, (s * t) or 1.0
+
+
+# ----------------------------------------------------------------------------- issue 18
+
+def p_add_at(x):
+    acc = x * 2.0
+    idx = np.arange(x.shape[0]) // 2           # 0, 0, 1, 1, ...: repeated indices add up
+    np.add.at(acc, idx, np.tanh(x))
+    return acc
+
+
+def p_squeeze(x):
+    c = np.squeeze(np.sum(x ** 2))             # cost = np.squeeze(cost) after a sum
+    return c * x

@@ -400,3 +400,48 @@ def test_corpus_size():
              + 3 + len(KNOWN_DEFECTS) + len(FIXED_DEFECTS))
     assert len(SYNTAX_CASES) + len(CALL_CASES) >= 40
     assert total >= 90, total
+
+
+# ----------------------------------------------------------------------------- issue 18
+# messages that misled a user trying course code, each now saying what to change, at the line
+
+ISSUE18_SYNTAX = {
+    "is_compared_to_an_array": marked(B.is_compared_to_an_array, "x is W", "compares with None"),
+    # np.polyval is Python code inside NumPy: refused at the user's line, never inside NumPy
+    "library_python_function": marked(B.library_python_function, "np.polyval", "no R-rule"),
+    "helper_without_its_argument": marked(B.helper_without_its_argument, "helper_with_default(",
+                                          "missing the argument `x`"),
+}
+
+
+@pytest.mark.parametrize("case", list(ISSUE18_SYNTAX.values()), ids=list(ISSUE18_SYNTAX))
+def test_issue18_message_at_the_line(case):
+    check_bad(case)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_shape_mismatch_names_the_line_and_the_shapes(mode):
+    f = rop(B.shape_mismatch, wrt=("W",), mode=mode)
+    with pytest.raises(RopCallError) as info:
+        f.hvp(np.ones((3, 4)), np.ones(5), v=np.ones((3, 4)))
+    msg = str(info.value)
+    assert "bad_inputs_more.py:" in msg and "h = np.tanh(W @ x)" in msg, msg
+    assert "5" in msg and "4" in msg, msg  # NumPy's own words name the sizes
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_memory_error_stays_a_memory_error(mode):
+    f = rop(B.allocates_too_much, wrt=("W",), mode=mode)
+    with pytest.raises(MemoryError):
+        f.hvp(np.ones(3), 10 ** 15, v=np.ones(3))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_arrays_of_other_libraries_are_read_as_numpy(mode):
+    f = rop(B.shape_mismatch, wrt=("W",), mode=mode)
+    W, x = np.ones((3, 4)) / 4, np.ones(4)
+    ref = f.hvp(W, x, v=W)
+    got = f.hvp(jnp.asarray(W), jnp.asarray(x), v=jnp.asarray(W))
+    assert np.allclose(got[0], ref[0]) and np.allclose(got[1], ref[1])
+    zero_d = f.hvp(W, x, v=W)  # and a 0-d array passed for a number is that number
+    assert np.allclose(zero_d[1], ref[1])

@@ -32,8 +32,10 @@ def test_mkdocs_build_strict(tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
     for page in ("index.html", "guide/index.html", "cli/index.html", "inspection/index.html",
                  "layout/index.html", "gallery/index.html", "rules/index.html",
-                 "grammar/index.html"):
+                 "grammar/index.html", "api/index.html"):
         assert (site / page).exists(), page
+    api = (site / "api" / "index.html").read_text(encoding="utf-8")
+    assert "wrt" in api and "hvp" in api  # the docstrings, rendered
     gallery = (site / "gallery" / "index.html").read_text(encoding="utf-8")
     assert "backprop_hvp" in gallery and "R_y1" in gallery
 

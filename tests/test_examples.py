@@ -15,6 +15,7 @@ EXAMPLES = {
     "deep_mlp.py": ["32"],
     "recurrent_backprop.py": [],
     "boltzmann.py": ["--quick"],
+    "course_style.py": [],
 }
 
 

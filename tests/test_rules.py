@@ -198,6 +198,8 @@ CASES = [
     C("arange", P.p_arange, ("x",), (A("n"),), "arange", (1,)),
     C("argmax", P.p_argmax, ("x",), (A("n", "distinct"),), "argmax", (1,)),
     C("argmin", P.p_argmin, ("x",), (A("n", "distinct"),), "argmin", (1,)),
+    C("add_at", P.p_add_at, ("x",), (A("n"),), "add_at"),
+    C("squeeze", P.p_squeeze, ("x",), (A("n"),), "squeeze"),
     C("compare", P.p_compare, ("a", "b"), (A("nm", "real"), A("nm", "apart:0")), "lt", (6,)),
     C("bool_ops", P.p_bool_ops, ("s", "t"), (S("nonzero"), S("nonzero")), "and"),
     C("list_repeat", P.p_list_repeat, ("x",), (A("nm"),), "list_repeat"),
@@ -276,6 +278,7 @@ COVERAGE = {
     "eq": ("compare",), "ne": ("compare",),
     "and": ("bool_ops", "bool_values"), "or": ("bool_ops", "bool_values"), "not": ("bool_ops",),
     "list_repeat": ("list_repeat",),
+    "add_at": ("add_at",), "squeeze": ("squeeze",),
 }
 
 

@@ -14,7 +14,7 @@ import copy
 from collections import Counter
 
 from ..errors import RopInternalError
-from ..ir.nodes import (Append, Assign, Break, Continue, Effect, For, If, Return, SetItem, While,
+from ..ir.nodes import (Append, Assign, Break, Continue, Effect, For, If, Return, SetItem, Var, While,
                         defined_names, operand_ast, walk)
 from ..ir.storage import Storage
 from .gemm import matmul_to_gemm, rank_of_expr
@@ -165,7 +165,10 @@ class Emitter:
                 elif isinstance(st, SetItem):
                     idx = fold(operand_ast(st.index))
                     guard(self.store.holders(st.obj))  # `b = a; a[:] = f(b)`: R reads old b
-                    put(f"{st.obj}[{_unparse_index(idx)}] = {self.value(rhs)}", st)
+                    if self.is_mask(st.index):  # dx[x <= 0] = 0: Numba masks in 1-d only
+                        put(f"rt.setitem_mask({st.obj}, {ast.unparse(idx)}, {self.value(rhs)})", st)
+                    else:
+                        put(f"{st.obj}[{_unparse_index(idx)}] = {self.value(rhs)}", st)
                 else:
                     guard(self.store.holders(st.obj))
                     code, comment = self.value_parts(rhs)
@@ -301,9 +304,35 @@ class Emitter:
             args = [start, stop, step]
         return f"for {st.var} in range({', '.join(ast.unparse(a) for a in args)}):"
 
+    def is_mask(self, index) -> bool:
+        """An index that is one array of rank >= 2: a boolean mask (or NumPy's fancy index),
+        emitted through rt.setitem_mask / rt.getitem_mask (runtime/masks.py)."""
+        if isinstance(index, ast.Name):
+            t = self.types.get(index.id)
+        elif isinstance(index, Var):
+            t = self.types.get(index.name)
+        else:
+            return False
+        return isinstance(t, int) and not isinstance(t, bool) and t >= 2
+
+    def masked_reads(self, expr):
+        """``R_x[mask]`` in an R-formula, for a mask of rank >= 2: rt.getitem_mask."""
+        is_mask = self.is_mask
+
+        class Masks(ast.NodeTransformer):
+            def visit_Subscript(self, node):
+                self.generic_visit(node)
+                if is_mask(node.slice):
+                    return ast.Call(func=ast.Attribute(value=ast.Name("rt", ast.Load()),
+                                                       attr="getitem_mask", ctx=ast.Load()),
+                                    args=[node.value, node.slice], keywords=[])
+                return node
+        return Masks().visit(copy.deepcopy(expr))
+
     def rhs(self, st) -> ast.expr:
         if getattr(st, "expr", None) is not None:
-            return self.placeholders(st.expr, getattr(st, "target", getattr(st, "obj", None)))
+            return self.masked_reads(
+                self.placeholders(st.expr, getattr(st, "target", getattr(st, "obj", None))))
         if isinstance(st, (SetItem, Append)):
             return operand_ast(st.value)
         if st.prim == "list":
@@ -321,6 +350,10 @@ class Emitter:
                              right=operand_ast(st.args[1]))
         prim = self.prims[st.prim]
         env = {p: operand_ast(a) for p, a in zip(prim.params, st.args)}
+        if st.prim == "getitem" and self.is_mask(st.args[1]):
+            return ast.Call(func=ast.Attribute(value=ast.Name("rt", ast.Load()), attr="getitem_mask",
+                                               ctx=ast.Load()), args=[env["x"], env["index"]],
+                            keywords=[])
         return prim.emit(env)
 
     def placeholders(self, expr, target):

@@ -131,8 +131,13 @@ def elementwise_helper(fn, fn_ast, globs):
     if found is not None:
         names, srcs, formula = found
         params = tuple(f"a{i}" for i in range(len(names)))
-        call = T(f"{fn.__name__}({', '.join(params)})")
-        d_tmpls = [T(src) for src in srcs]
+        # a static method is emitted as Class_method: its bare name may be a local of the
+        # caller's (`delta = Cost.delta(z, a, y)`)
+        ename = fn.__qualname__.replace("<locals>.", "").replace(".", "_")
+        call = T(f"{ename}({', '.join(params)})")
+        # a parameter the formula does not depend on (`delta(z, a, y) = a - y` in z) has
+        # derivative 0: no term at all, never `0.0 * R_z`
+        d_tmpls = [None if _is_zero(src) else T(src) for src in srcs]
 
         def emit(env, call=call):
             return call(**env)
@@ -140,13 +145,20 @@ def elementwise_helper(fn, fn_ast, globs):
         def rule(env, renv, y, d_tmpls=d_tmpls, params=params):
             out = None
             for p, dt in zip(params, d_tmpls):
-                if renv.get(p) is not None:
+                if dt is not None and renv.get(p) is not None:
                     out = add(out, mul(dt(y=y, **env), renv[p]))
             return out
-        prim = Prim("helper:" + fn.__name__, params, emit, rule, nd_broadcast, kind="helper",
+        prim = Prim("helper:" + ename, params, emit, rule, nd_broadcast, kind="helper",
                     formula=formula)
     _CACHE[fn] = (key, prim)
     return prim
+
+
+def _is_zero(src: str) -> bool:
+    try:
+        return float(src) == 0.0
+    except ValueError:
+        return False
 
 
 def _looks_elementwise(fn_ast) -> bool:

@@ -94,19 +94,10 @@ REFUSED: dict[str, tuple[str, str]] = {
                   "decorators must be `@name`, `@module.name` or `@name(args)`"),
     "del": ("`del` is not supported",
             "just stop using the name, or rebind it"),
-    "assert": ("`assert` is not supported",
-               "check inputs before calling the compiled function"),
-    "raise": ("`raise` is not supported",
-              "check inputs before calling the compiled function"),
     "match": ("`match` statements are not supported",
               "use `if`/`elif`/`else`"),
-    "dict": ("dict literals are not supported",
-             "use separate variables, a tuple or a list"),
     "set": ("set literals are not supported",
             "use a tuple or a list"),
-    "fstring": ("f-strings are not supported",
-                "compiled code does no I/O: return the value and format it "
-                "outside the function"),
     "bytes": ("bytes literals are not supported",
               "use a plain string"),
     "complex": ("complex (imaginary) literals are not supported",
@@ -153,7 +144,7 @@ _KEYWORD_KIND = {
     "lambda": "lambda", "class": "class", "try": "try", "except": "try",
     "finally": "try", "with": "with", "yield": "yield", "global": "global",
     "nonlocal": "nonlocal", "import": "import", "from": "import",
-    "del": "del", "assert": "assert", "raise": "raise", "async": "async",
+    "del": "del", "async": "async",
     "await": "await", "def": "nested_def",
 }
 
@@ -166,10 +157,10 @@ _SIMPLE = {
     ast.Lambda: "lambda", ast.DictComp: "dictcomp",
     ast.SetComp: "setcomp", ast.Await: "await",
     ast.Yield: "yield", ast.YieldFrom: "yield", ast.Starred: "starred",
-    ast.Dict: "dict", ast.Set: "set", ast.Try: "try", ast.With: "with",
+    ast.Set: "set", ast.Try: "try", ast.With: "with",
     ast.AsyncWith: "async", ast.AsyncFor: "async", ast.Global: "global",
     ast.Nonlocal: "nonlocal", ast.Import: "import", ast.ImportFrom: "import",
-    ast.Delete: "del", ast.Assert: "assert", ast.Raise: "raise",
+    ast.Delete: "del",
 }
 if hasattr(ast, "TryStar"):
     _SIMPLE[ast.TryStar] = "try"
@@ -443,9 +434,6 @@ class _Finder:
         if kind is not None:
             self.add(self.pos(n), kind)
             return None
-        if isinstance(n, ast.JoinedStr):
-            self.add(self.pos(n), "fstring")
-            return False
         if isinstance(n, ast.Constant):
             if isinstance(n.value, bytes):
                 self.add(self.pos(n), "bytes")

@@ -13,13 +13,59 @@ from __future__ import annotations
 import ast
 import types
 
-from ..ir.nodes import Assign, Const, Var
+from ..ir.nodes import Assign, Const, TupleOp, Var
+from .compiletime import DictVal, contains_dict
 from .names import MISSING
 from .namer import Namer, all_names
 from .parse import indent_of
 
 
-class HelperInlining:
+class HelperArguments:
+    """Binding a helper call's arguments to its parameters, as Python does."""
+
+    def helper_arguments(self, fn, h_ast, node):
+        """The operands for a helper's parameters, in order: positional arguments, then
+        keyword arguments by name, then the parameters' defaults."""
+        a = h_ast.args
+        if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs:
+            self.error(node, f"helper `{fn.__name__}` has *args, **kwargs or keyword-only "
+                             "parameters, which rop does not inline",
+                       f"declare every parameter of `{fn.__name__}` by name")
+        names = [p.arg for p in a.args]
+        if len(node.args) > len(names):
+            self.error(node, f"{fn.__name__}() takes {len(names)} positional arguments but "
+                             f"{len(node.args)} were given")
+        given = dict(zip(names, node.args))
+        for k in node.keywords:
+            if k.arg not in names:
+                self.error(k.value, f"{fn.__name__}() got an unexpected keyword argument `{k.arg}`",
+                           f"its parameters are: {', '.join(names)}")
+            if k.arg in given:
+                self.error(k.value, f"{fn.__name__}() got multiple values for argument `{k.arg}`")
+            given[k.arg] = k.value
+        defaults = dict(zip(names[len(names) - len(a.defaults):], a.defaults))
+        missing = [p for p in names if p not in given and p not in defaults]
+        if missing:
+            self.error(node, f"{fn.__name__}() is missing the argument"
+                             f"{'s' if len(missing) > 1 else ''} "
+                             f"{', '.join(f'`{m}`' for m in missing)}",
+                       f"pass {', '.join(missing)} (the parameters without a default value)")
+        out = []
+        for p in names:
+            if p in given:
+                out.append(self.expr(given[p]))
+            else:
+                out.append(_const_operand(ast.literal_eval(defaults[p])))
+        return out
+
+
+def _const_operand(v):
+    if isinstance(v, tuple):
+        return TupleOp(tuple(_const_operand(x) for x in v))
+    return Const(v)
+
+
+class HelperInlining(HelperArguments):
     """The helper-call methods of :class:`rop.frontend.lower.Lowerer`."""
 
     def capture(self, node, obj):
@@ -39,19 +85,16 @@ class HelperInlining:
     def call_helper(self, fn, node, target, statement=False):
         """Inline a helper of the user's (or make it an elementwise primitive).  As a
         ``statement`` it is called for its writes into its arguments and may return nothing."""
-        if node.keywords:
-            self.error(node, "keyword arguments to helper functions are not supported")
         if self.depth > 8:
             self.error(node, f"helper `{fn.__name__}` calls itself (recursion is not supported)",
                        "write the recursion as a loop")
         from .parse import parse_function
         h_ast, h_file, h_first, h_lines = parse_function(fn)
-        if len(node.args) != len(h_ast.args.args):
-            self.error(node, f"{fn.__name__} takes {len(h_ast.args.args)} arguments, "
-                             f"{len(node.args)} given")
-        args = [self.expr(a) for a in node.args]
+        args = self.helper_arguments(fn, h_ast, node)
         from .elementwise import elementwise_helper
-        prim = elementwise_helper(fn, h_ast, fn.__globals__)
+        plain = all(isinstance(a, Var) or (isinstance(a, Const) and isinstance(a.value, (int, float))
+                                           and not isinstance(a.value, bool)) for a in args)
+        prim = elementwise_helper(fn, h_ast, fn.__globals__) if plain else None
         if prim is not None:
             if prim.name not in self.helpers:
                 h_namer = Namer(all_names(h_ast))
@@ -59,6 +102,7 @@ class HelperInlining:
                                 col0=indent_of(fn))
                 child.captured = self.captured
                 h_ir = child.lower_function()
+                h_ir.name = prim.name.split(":", 1)[1]  # Class_method for a static method
                 h_ir.temps = set(h_namer.temp_names)
                 self.helpers[prim.name] = (prim, h_ir)
             return self.assign(prim.name, args, node, target)
@@ -70,14 +114,37 @@ class HelperInlining:
         child.captured = self.captured
         child.lists, child.strided = self.lists, self.strided
         child.list_copies = self.list_copies
+        for shared in ("consts", "static_ints", "dictvals", "maybe_none", "list_lens"):
+            setattr(child, shared, getattr(self, shared))  # keyed by IR names: one namespace
+        child.dynamic = self.dynamic
         child.params = set()
         for p, a in zip(h_ast.args.args, args):
             if isinstance(a, Var):
                 scope[p.arg] = a.name
+            elif isinstance(a, DictVal):  # the caller's dict itself, as in Python
+                scope[p.arg] = self.namer.fresh(p.arg)
+                self.dictvals[scope[p.arg]] = a
+            elif isinstance(a, Const) and isinstance(a.value, (str, bool, type(None))):
+                scope[p.arg] = self.namer.fresh(p.arg)  # activation="relu": known now
+                self.consts[scope[p.arg]] = a
             else:
+                if isinstance(a, TupleOp) and contains_dict(a):
+                    self.error(node, "a tuple holding a dict cannot be passed to a helper",
+                               "pass the dict itself")
                 scope[p.arg] = self.namer.fresh(p.arg)
                 self.emit(Assign(scope[p.arg], "copy", (a,), self.loc(node)))
         child.params = {p.arg for p in h_ast.args.args}
+        # a parameter the helper binds anew (`x = x - x.max()`, perhaps on one side of an `if`
+        # only) is a local of the helper from its first line, holding the caller's value: the
+        # caller's variable keeps its own, on every path
+        stores = {n.id for n in ast.walk(ast.Module(h_ast.body, [])) if isinstance(n, ast.Name)
+                  and isinstance(n.ctx, ast.Store)}
+        for p, a in zip(h_ast.args.args, args):
+            if p.arg in stores and isinstance(a, Var) and scope.get(p.arg) == a.name:
+                caller = a.name
+                scope[p.arg] = self.namer.fresh(p.arg)
+                self.emit(Assign(scope[p.arg], "copy", (Var(caller),), self.loc(node)))
+                child.rebound.add(p.arg)
         body = h_ast.body
         returns = sorted((s for s in ast.walk(ast.Module(body, [])) if isinstance(s, ast.Return)),
                          key=lambda s: (s.lineno, s.col_offset))

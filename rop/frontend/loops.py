@@ -25,14 +25,28 @@ class LoopLowering:
         (after the iterable is evaluated in the enclosing scope, as in Python 3)."""
         if st.orelse:
             self.error(st, "`for ... else` is not supported")
+        if lower_body is None and self.unrolled_dict_loop(st):
+            return
         it = st.iter
         backward = False
+        if isinstance(it, ast.Subscript) and is_call_to(it.value, "list", self.globs) and \
+                len(it.value.args) == 1 and isinstance(it.slice, ast.Slice) and \
+                it.slice.lower is None and it.slice.upper is None and \
+                isinstance(it.slice.step, ast.UnaryOp) and isinstance(it.slice.step.op, ast.USub) \
+                and isinstance(it.slice.step.operand, ast.Constant) and it.slice.step.operand.value == 1:
+            # `for t in list(range(T))[::-1]`: reversed(range(T))
+            it = ast.copy_location(ast.Call(func=ast.Name("reversed", ast.Load()),
+                                            args=[it.value.args[0]], keywords=[]), it)
+        elif is_call_to(it, "list", self.globs) and len(it.args) == 1 and not it.keywords:
+            it = it.args[0]  # `for t in list(range(T))`, `list(reversed(range(T)))`
         if is_call_to(it, "reversed", self.globs):
             if len(it.args) != 1 or it.keywords:
                 self.error(it, "reversed takes one argument")
             backward, it = True, it.args[0]
         if not is_call_to(it, "range", self.globs):
             return self.for_each(st, lower_body, before_bind)
+        if lower_body is None and self.unrolled_range(st, it, backward):
+            return
         if it.keywords or not 1 <= len(it.args) <= 3:
             self.error(it, "range takes one to three positional arguments")
         if not isinstance(st.target, ast.Name):
@@ -58,12 +72,15 @@ class LoopLowering:
         self.emit(For(var, start, stop, step, body, self.loc(st)))
 
     def sub_lowered(self, lower):
+        """Lower into a new statement list: the body of a run-time loop or branch."""
         saved, self.out = self.out, []
+        self.dynamic += 1
         try:
             lower()
             return self.out
         finally:
             self.out = saved
+            self.dynamic -= 1
 
     def for_each(self, st, lower_body=None, before_bind=None):
         """``for x in xs``, ``for i, x in enumerate(xs)``, ``for W, b in zip(Ws, bs)`` and

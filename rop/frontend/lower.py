@@ -19,10 +19,13 @@ from ..ir.nodes import (Append, Assign, Const, Function, If, Loc, Return, SetIte
 from ..ir.storage import ALIAS_PRIMS, Storage, check_writes
 from ..rules.table import RULES
 from . import names as N
+from .compiletime import CompileTime, DictVal, ObjVal, Operand, assignment_sites, contains_dict
 from .inline import Captured, HelperInlining
 from .loops import LoopLowering
 from .namer import Namer, all_names
 from .parse import indent_of
+
+MISSING_VALUE = N.MISSING
 
 SUPPORTED_HINT = ("rop compiles a subset of Python/NumPy: see grammar/README.md and the rule "
                   "table in docs/rules.md")
@@ -32,11 +35,12 @@ _FRESH = {"zeros", "ones", "empty", "full", "zeros_like", "ones_like", "eye", "a
           "list_repeat", "list", "arange"}
 
 
-class Lowerer(LoopLowering, HelperInlining):
+class Lowerer(CompileTime, LoopLowering, HelperInlining):
     """Lowers one function body; helpers are inlined through a child Lowerer sharing the output."""
 
     def __init__(self, fn_ast: ast.FunctionDef, globs: dict, filename: str, first_line: int,
-                 src_lines: list[str], namer: Namer, helpers: dict, scope=None, depth=0, col0=0):
+                 src_lines: list[str], namer: Namer, helpers: dict, scope=None, depth=0, col0=0,
+                 statics=None):
         self.fn_ast = fn_ast
         self.globs = globs
         self.filename = filename
@@ -61,6 +65,17 @@ class Lowerer(LoopLowering, HelperInlining):
         # module-level values compiled in as constants (helpers' included: one dict shared
         # with child Lowerers): (id(globals), name) -> (globals, name, value); see capture
         self.captured: dict = {}
+        # what is known at compile time (frontend/compiletime.py); child Lowerers share these
+        self.statics = statics or {}  # the call's static arguments (frontend/statics.py)
+        self.sites = assignment_sites(fn_ast)
+        self.consts: dict = {}       # IR name -> Const: None, strings, bools known now
+        self.static_ints: dict = {}  # IR name -> int known now (range bounds, keys)
+        self.dictvals: dict = {}     # IR name -> DictVal
+        self.maybe_none: set = set()  # IR names bound to None at one of several places
+        self.list_lens: dict = {}    # IR name of a list -> its length, while known
+        self.dynamic = 0             # > 0 inside a run-time loop or branch
+        self.out_struct = None       # how results hold dicts (statics.rebuild)
+        self.returned = False
 
     # ------------------------------------------------------------------ diagnostics
     def loc(self, node) -> Loc:
@@ -69,19 +84,41 @@ class Lowerer(LoopLowering, HelperInlining):
         return Loc(self.filename, ln + self.line0, getattr(node, "col_offset", 0) + 1 + self.col0,
                    text.strip())
 
-    def error(self, node, msg, hint=SUPPORTED_HINT):
+    def error(self, node, msg, hint=SUPPORTED_HINT, needs_statics=False):
+        """Refuse at ``node``.  ``needs_statics``: the refusal depends on values a call fixes
+        (a dict's keys, None-ness), so when the function is lowered at decoration, before any
+        call, it waits for the first call (api.py)."""
         loc = self.loc(node)
         ln = getattr(node, "lineno", 1)
         line = self.src_lines[ln - 1] if 0 < ln <= len(self.src_lines) else ""
         line = " " * self.col0 + line if line.strip() else line
-        raise RopSyntaxError(msg, self.filename, loc.lineno, loc.col, line, hint)
+        err = RopSyntaxError(msg, self.filename, loc.lineno, loc.col, line, hint)
+        err.needs_statics = needs_statics
+        raise err
 
     # ------------------------------------------------------------------ emission helpers
     def emit(self, stmt):
         self.out.append(stmt)
         if isinstance(stmt, Assign):
             self._note_layout(stmt.target, stmt.prim, stmt.args)
+            self._note_length(stmt)
+        elif isinstance(stmt, Append):
+            n = self.list_lens.pop(stmt.obj, None)
+            if n is not None and not self.dynamic:
+                self.list_lens[stmt.obj] = n + 1
         return stmt
+
+    def _note_length(self, st):
+        """Follow the lengths of lists known now (``caches = []`` and appends outside run-time
+        loops and branches): ``len(caches)`` then bounds an unrolled loop."""
+        self.list_lens.pop(st.target, None)
+        if st.prim == "list":
+            self.list_lens[st.target] = len(st.args)
+        elif st.prim == "list_repeat" and isinstance(st.args[1], Const) and \
+                isinstance(st.args[1].value, int):
+            self.list_lens[st.target] = st.args[1].value
+        elif st.prim == "copy" and isinstance(st.args[0], Var) and st.args[0].name in self.list_lens:
+            self.list_lens[st.target] = self.list_lens[st.args[0].name]
 
     def _note_layout(self, name, prim, args):
         """Follow which names hold lists and which may hold strided views (``X[:, 0]``,
@@ -106,6 +143,9 @@ class Lowerer(LoopLowering, HelperInlining):
         return val
 
     def assign(self, prim, args, node, target=None):
+        if any(contains_dict(a) for a in args):
+            self.error(node, "a dict cannot be used as a value here",
+                       "read its values by key: `d['W1']`")
         target = target or self.namer.temp()
         self.emit(Assign(target, prim, tuple(args), self.loc(node)))
         return Var(target)
@@ -123,6 +163,7 @@ class Lowerer(LoopLowering, HelperInlining):
         if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs:
             self.error(fn, "*args, **kwargs and keyword-only parameters are not supported",
                        "list every parameter by name")
+        from .statics import StaticDict, StaticObject
         params = [p.arg for p in a.args]
         for p in params:
             self.scope[p] = p
@@ -130,9 +171,29 @@ class Lowerer(LoopLowering, HelperInlining):
         defaults = {}
         for p, d in zip(params[len(params) - len(a.defaults):], a.defaults):
             defaults[p] = self.static_value(d)
+        ir_params, signature = [], []
+        for p in params:  # static arguments are constants; a dict's values are parameters
+            s = self.statics.get(p)
+            if isinstance(s, StaticDict):
+                items: list = []
+                self.dictvals[p] = self.param_dict(p, s, ir_params, items)
+                signature.append((p, ("dict", tuple(items))))
+            elif isinstance(s, StaticObject):
+                items = []
+                self.dictvals[p] = self.param_dict(p, s, ir_params, items, obj=s.cls)
+                signature.append((p, ("object", s.cls, tuple(items))))
+            elif s is not None:
+                self.consts[p] = Const(s.value)
+                signature.append((p, ("static", s.value)))
+            else:
+                ir_params.append(p)
+                signature.append((p, ("arg", p)))
         self.block(fn.body)
-        return Function(fn.name, params, self.out, self.loc(fn), self.filename,
-                        helpers=self.helpers, defaults=defaults, list_copies=self.list_copies)
+        f = Function(fn.name, ir_params, self.out, self.loc(fn), self.filename,
+                     helpers=self.helpers, defaults=defaults, list_copies=self.list_copies)
+        f.signature = tuple(signature)
+        f.out_struct = self.out_struct
+        return f
 
     def static_value(self, node):
         try:
@@ -147,6 +208,14 @@ class Lowerer(LoopLowering, HelperInlining):
                     and isinstance(st.value.value, str):
                 continue  # docstring
             self.stmt(st)
+            if self.terminated():
+                break  # after a return or a raise: dead code, never lowered
+
+    def block_nodoc(self, body):
+        for st in body:
+            self.stmt(st)
+            if self.terminated():
+                break
 
     def stmt(self, st):
         meth = getattr(self, "stmt_" + type(st).__name__, None)
@@ -179,6 +248,19 @@ class Lowerer(LoopLowering, HelperInlining):
             self.error(v.func, f"list method `.{v.func.attr}()` is not supported (lists grow only "
                                "by `append`)", _LIST_METHODS[v.func.attr].replace(
                                "xs", ast.unparse(v.func.value)))
+        if isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and v.func.attr == "at" \
+                and self.resolve_static(v.func.value) is np.add:
+            return self.add_at(v, st)
+        if isinstance(v, ast.Call) and any(k.arg == "out" for k in v.keywords):
+            self.expr(v)  # np.clip(dparam, -5, 5, out=dparam): called for what it writes
+            return
+        if isinstance(v, ast.Call):
+            method, this = self.callee(v.func)
+            if method is not None:  # layer.forward(x): called for what it stores
+                call = v if this is None else ast.copy_location(ast.Call(
+                    func=v.func, args=[Operand(this, v)] + list(v.args), keywords=v.keywords), v)
+                self.call_helper(method, call, None, statement=True)
+                return
         helper = self.resolve_static(v.func) if isinstance(v, ast.Call) else N.MISSING
         if isinstance(helper, types.FunctionType) and N.primitive_of(helper) is None:
             self.capture(v.func, helper)
@@ -192,6 +274,20 @@ class Lowerer(LoopLowering, HelperInlining):
                    "only `list.append(x)` and calls of your own helper functions may stand "
                    "alone; assign other results to a variable")
 
+    def add_at(self, call, st):
+        """``np.add.at(a, i, b)``: the scatter-add as a value (rt.add_at), written back into
+        ``a``'s memory, so that every alias of ``a`` sees it as in NumPy."""
+        if len(call.args) != 3 or call.keywords:
+            self.error(call, "np.add.at takes three arguments: np.add.at(a, indices, b)")
+        target = call.args[0]
+        if not isinstance(target, ast.Name):
+            self.error(target, "np.add.at writes into an array held in a local variable",
+                       "name the array first: `dW = np.zeros(...)`, then `np.add.at(dW, ...)`")
+        self.check_writable(target)
+        a = self.name_operand(target)
+        new = self.assign("add_at", (a, self.index(call.args[1]), self.expr(call.args[2])), call)
+        self.emit(SetItem(a.name, Const(Ellipsis), new, self.loc(st)))
+
     def stmt_Assign(self, st):
         value_node = st.value
         if len(st.targets) > 1:  # a = b = expr: the first name holds it, the others copy it
@@ -204,6 +300,17 @@ class Lowerer(LoopLowering, HelperInlining):
         target = st.targets[0]
         if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value_node, (ast.Tuple, ast.List)) \
                 and len(target.elts) == len(value_node.elts):
+            names = {t.id for t in target.elts if isinstance(t, ast.Name)}
+            if all(isinstance(t, ast.Name) for t in target.elts) and len(names) == len(target.elts) \
+                    and not any(isinstance(n, ast.Name) and n.id in names
+                                for e in value_node.elts for n in ast.walk(e)):
+                # `dWs, dbs = [None] * L, [None] * L`: no value reads a name bound here, so
+                # each is computed into its name directly
+                for t, e in zip(target.elts, value_node.elts):
+                    self._assignable(t)
+                    self.bind(t, self.expr(e, target=self.local(t.id)), st)
+                    self.note_static_binding(t.id, self.local(t.id), e)
+                return
             vals = [self.expr(e) for e in value_node.elts]  # evaluate all before binding (swap)
             bound = {self.local(t.id) for t in target.elts if isinstance(t, ast.Name)}
             # `a, b = b, a`: a name read on the right and bound on the left is held in a
@@ -214,8 +321,12 @@ class Lowerer(LoopLowering, HelperInlining):
                 self.bind(t, v, st)
             return
         if isinstance(target, ast.Name):
-            val = self.expr(value_node, target=self.local(target.id) if self._assignable(target) else None)
+            # a helper rebinding its parameter (`Y = Y.reshape(AL.shape)`) reads the caller's
+            # value on the right and binds a new local on the left: evaluate first
+            fresh = target.id in self.params and self.depth > 0 and target.id not in self.rebound
+            val = self.expr(value_node, target=None if fresh else self.local(target.id))
             self.bind(target, val, st)
+            self.note_static_binding(target.id, self.local(target.id), value_node)
             return
         self.bind(target, self.expr(value_node), st)
 
@@ -233,27 +344,54 @@ class Lowerer(LoopLowering, HelperInlining):
         self.stmt_Assign(ast.Assign(targets=[st.target], value=st.value, lineno=st.lineno,
                                     col_offset=st.col_offset))
 
+    def _assignable_name(self, user_name):
+        return self._assignable(ast.Name(id=user_name, ctx=ast.Store()))
+
     def bind(self, target, val, st):
         """Bind an operand to an assignment target (name, tuple pattern or subscript)."""
         if isinstance(target, ast.Name):
             self._assignable(target)
             name = self.local(target.id)
-            if isinstance(val, Var) and val.name == name:
-                last = next((s for s in reversed(self.out) if isinstance(s, Assign)
-                             and s.target == name), None)
-                if last is not None:
-                    self._track_view(name, last.prim, last.args)
-                return
-            if self.out and isinstance(val, Var) and isinstance(self.out[-1], Assign) \
-                    and self.out[-1].target == val.name and val.name.startswith("t") \
-                    and val.name not in self.scope.values():
-                self.out[-1].target = name  # `t1 = a + b; x = t1` becomes `x = a + b`
-                self._note_layout(name, self.out[-1].prim, self.out[-1].args)
-                self._track_view(name, self.out[-1].prim, self.out[-1].args)
-                return
-            self.emit(Assign(name, "copy", (val,), self.loc(st)))
-            self._track_view(name, "copy", (val,))
+            self.bind_ir(name, val, st)
+            if isinstance(val, Const) and val.value is None and name not in self.consts:
+                self.maybe_none.add(name)
             return
+        self._bind_pattern(target, val, st)
+
+    def bind_ir(self, name, val, st):
+        """Bind an operand (or a dict held at compile time) to the IR name ``name``."""
+        self.consts.pop(name, None)
+        self.static_ints.pop(name, None)
+        self.dictvals.pop(name, None)
+        self.maybe_none.discard(name)
+        if isinstance(val, DictVal):
+            self.dictvals[name] = val
+            if val.name is None:
+                val.name = self.user_name_of(name)
+            return
+        if isinstance(val, TupleOp) and contains_dict(val):
+            self.error(st, "a tuple holding a dict can only be returned or unpacked",
+                       "unpack it: `loss, grads = ...`")
+        if isinstance(val, Var) and val.name == name:
+            last = next((s for s in reversed(self.out) if isinstance(s, Assign)
+                         and s.target == name), None)
+            if last is not None:
+                self._track_view(name, last.prim, last.args)
+            return
+        if self.out and isinstance(val, Var) and isinstance(self.out[-1], Assign) \
+                and self.out[-1].target == val.name and val.name.startswith("t") \
+                and val.name not in self.scope.values():
+            self.out[-1].target = name  # `t1 = a + b; x = t1` becomes `x = a + b`
+            self._note_layout(name, self.out[-1].prim, self.out[-1].args)
+            self._track_view(name, self.out[-1].prim, self.out[-1].args)
+            if val.name in self.list_lens:
+                self.list_lens[name] = self.list_lens.pop(val.name)
+            return
+        self.emit(Assign(name, "copy", (val,), self.loc(st)))
+        self._track_view(name, "copy", (val,))
+        return
+
+    def _bind_pattern(self, target, val, st):
         if isinstance(target, (ast.Tuple, ast.List)):
             if isinstance(val, TupleOp):
                 if len(val.items) != len(target.elts):
@@ -269,6 +407,30 @@ class Lowerer(LoopLowering, HelperInlining):
             return
         if isinstance(target, ast.Subscript):
             obj = target.value
+            d = self.dict_of(obj)
+            if d is not None:  # grads['W1'] = ...: the key's variable
+                self.dict_set(d, target.slice, val, st)
+                return
+            if isinstance(obj, ast.Attribute) and isinstance(self.dict_of(obj.value), ObjVal):
+                holder = self.dict_of(obj.value)  # self.dinputs[self.inputs <= 0] = 0
+                entry = self.object_attribute(holder, obj)
+                if holder.param:
+                    self.error(obj, f"in-place change to `{ast.unparse(obj)}`, an array of an "
+                                    "argument, is not supported",
+                               "rop never changes its arguments: work on a copy")
+                if not isinstance(entry, Var):
+                    self.error(obj, "this attribute cannot be written into")
+                self.emit(SetItem(entry.name, self.index(target.slice), val, self.loc(st)))
+                return
+            if isinstance(obj, ast.Subscript) and self.dict_of(obj.value) is not None:
+                entry = self.dict_get(self.dict_of(obj.value), obj.slice, obj)  # d['W'][0] = x
+                if self.dict_of(obj.value).param:
+                    self.error(obj, "in-place change to a value of a dict argument is not supported",
+                               "rop never changes its arguments: work on a copy")
+                if not isinstance(entry, Var):
+                    self.error(obj, "this dict value cannot be written into")
+                self.emit(SetItem(entry.name, self.index(target.slice), val, self.loc(st)))
+                return
             root = obj
             while isinstance(root, (ast.Subscript, ast.Attribute)):
                 root = root.value
@@ -285,7 +447,14 @@ class Lowerer(LoopLowering, HelperInlining):
             self.emit(SetItem(self.local(obj.id), idx, val, self.loc(st)))
             return
         if isinstance(target, ast.Attribute):
-            self.error(target, "assigning to an attribute is not supported")
+            obj = self.dict_of(target.value)
+            if isinstance(obj, ObjVal):  # self.inputs = x: the attribute's variable
+                key = ast.copy_location(ast.Constant(target.attr), target)
+                self.dict_set(obj, key, val, st)
+                return
+            self.error(target, "assigning to an attribute is not supported here",
+                       "attributes are set only on objects of your own classes that the function "
+                       "creates (`layer = Dense(W, b)`, then `layer.inputs = x` in its methods)")
         self.error(target, "unsupported assignment target")
 
     def _track_view(self, name, prim, args):
@@ -320,6 +489,20 @@ class Lowerer(LoopLowering, HelperInlining):
             self.emit(Assign(self.local(t.id), opname, (cur, rhs), self.loc(st), inplace=True))
             self.views.discard(self.local(t.id))
             return
+        if isinstance(t, ast.Attribute) and isinstance(self.dict_of(t.value), ObjVal):
+            t = ast.copy_location(ast.Subscript(value=t.value, slice=ast.Constant(t.attr),
+                                                ctx=ast.Store()), t)  # self.dW += x
+        if isinstance(t, ast.Subscript) and self.dict_of(t.value) is not None:
+            d = self.dict_of(t.value)  # grads['W1'] += x: in place on the key's array
+            entry = self.dict_get(d, t.slice, t)
+            if d.param:
+                self.error(t, f"cannot change `{d.name}`: it is a dict argument and rop never "
+                              "changes its arguments", "compute the new value into a new name")
+            if not isinstance(entry, Var):
+                self.error(t, "augmented assignment to a dict value that is not an array")
+            rhs = self.expr(st.value)
+            self.emit(Assign(entry.name, opname, (entry, rhs), self.loc(st), inplace=True))
+            return
         if isinstance(t, ast.Subscript):
             if not isinstance(t.value, ast.Name):
                 self.error(t, "augmented assignment into a subscript of a local variable only")
@@ -339,6 +522,12 @@ class Lowerer(LoopLowering, HelperInlining):
 
     def stmt_Return(self, st):
         val = None if st.value is None else self.expr(st.value)
+        if self.depth == 0 and val is not None:
+            val, struct = self.flatten_result(val, st)
+            if self.returned and struct != self.out_struct:
+                self.error(st, "the function returns dicts in a different structure here than "
+                               "at its other return", "return the same structure everywhere")
+            self.out_struct, self.returned = struct, True
         if self.depth > 0:
             val = val if val is not None else Const(None)
             if self.result_var is None:
@@ -351,8 +540,10 @@ class Lowerer(LoopLowering, HelperInlining):
 
     def stmt_If(self, st):
         test = self.expr(st.test)
-        body = self.sub_block(st.body)
-        orelse = self.sub_block(st.orelse)
+        if self.static_if(st, test):
+            return
+        body, orelse = self.checked_branches(st, lambda: self.sub_block(st.body),
+                                             lambda: self.sub_block(st.orelse))
         self.emit(If(test, body, orelse, self.loc(st)))
 
     def sub_block(self, stmts):
@@ -375,7 +566,12 @@ class Lowerer(LoopLowering, HelperInlining):
 
     def name_operand(self, node):
         if node.id in self.scope:
-            return Var(self.scope[node.id])
+            n = self.scope[node.id]
+            if n in self.consts:
+                return self.consts[n]
+            if n in self.dictvals:
+                return self.dictvals[n]
+            return Var(n)
         if node.id in self.globs or hasattr(__builtins__ if isinstance(__builtins__, dict) else
                                             __builtins__, node.id):
             obj = self.globs.get(node.id, N.builtin(node.id))
@@ -411,11 +607,26 @@ class Lowerer(LoopLowering, HelperInlining):
         if op == "neg" and isinstance(node.operand, ast.Constant) and \
                 isinstance(node.operand.value, (int, float)):
             return Const(-node.operand.value)
-        return self.assign(op, (self.expr(node.operand),), node, target)
+        x = self.expr(node.operand)
+        if op == "not" and isinstance(x, Const):
+            return Const(not x.value)
+        return self.assign(op, (x,), node, target)
 
     def expr_BoolOp(self, node, target=None):
         op = "and" if isinstance(node.op, ast.And) else "or"
-        vals = [self.expr(v) for v in node.values]
+        vals = []
+        for v in node.values:  # a constant operand decides, or drops out, now
+            x = self.expr(v)
+            if isinstance(x, Const) and isinstance(x.value, (bool, type(None), str)):
+                if bool(x.value) == (op == "or"):
+                    if not vals:
+                        return x
+                    vals.append(x)
+                    break
+                continue
+            vals.append(x)
+        if not vals:
+            return Const(op == "and")
         acc = vals[0]
         for i, v in enumerate(vals[1:]):
             acc = self.assign(op, (acc, v), node, target if i == len(vals) - 2 else None)
@@ -424,11 +635,28 @@ class Lowerer(LoopLowering, HelperInlining):
     def expr_Compare(self, node, target=None):
         parts = []
         left = self.expr(node.left)
+        if len(node.ops) == 1 and isinstance(node.ops[0], (ast.Is, ast.IsNot)):
+            return self.fold_is(node, left, self.expr(node.comparators[0]),
+                                isinstance(node.ops[0], ast.IsNot))
+        if len(node.ops) == 1 and isinstance(node.ops[0], (ast.In, ast.NotIn)):
+            v = self.static_eval(node)
+            if v is MISSING_VALUE:
+                self.error(node, "`in` tests whether a key is in a dict only here",
+                           "write `'W1' in params` with a dict `params`")
+            return Const(v)
+        if len(node.ops) == 1 and isinstance(left, Const) and type(node.ops[0]) in _CMPOPS:
+            right = self.expr(node.comparators[0])
+            if isinstance(right, Const):  # 'relu' == 'relu', None == None: known now
+                v = self.static_eval(ast.Compare(left=ast.Constant(left.value), ops=node.ops,
+                                                 comparators=[ast.Constant(right.value)]))
+                if v is not MISSING_VALUE:
+                    return Const(v)
+            return self.assign(_CMPOPS[type(node.ops[0])], (left, right), node, target)
         for op, comp in zip(node.ops, node.comparators):
             name = _CMPOPS.get(type(op))
             if name is None:
-                self.error(node, f"comparison {type(op).__name__} is not supported",
-                           "use <, <=, >, >=, ==, !=")
+                self.error(node, f"comparison {type(op).__name__} is not supported in a chain",
+                           "write each comparison on its own, joined by `and`")
             right = self.expr(comp)
             parts.append((name, left, right))
             left = right
@@ -456,6 +684,13 @@ class Lowerer(LoopLowering, HelperInlining):
         return Var(target)
 
     def bind_temp(self, target, val, node):
+        if isinstance(val, DictVal) or isinstance(val, Const) and \
+                isinstance(val.value, (str, bool, type(None))):
+            if isinstance(val, DictVal):
+                self.bind_ir(target, val, node)
+            else:
+                self.consts[target] = val
+            return
         if self.out and isinstance(self.out[-1], Assign) and isinstance(val, Var) \
                 and self.out[-1].target == val.name:
             self.out[-1].target = target
@@ -466,11 +701,35 @@ class Lowerer(LoopLowering, HelperInlining):
     def expr_Tuple(self, node):
         return TupleOp(tuple(self.expr(e) for e in node.elts))
 
+    def expr_JoinedStr(self, node):
+        v = self.static_eval(node)
+        if v is MISSING_VALUE:
+            self.error(node, "an f-string is compiled only where its value is known at compile "
+                             "time (a dict key, a message)",
+                       "build keys from constants and the variable of a `for` loop over `range` "
+                       "with constant bounds; format other values outside the function")
+        return Const(v)
+
     def expr_List(self, node, target=None):
         items = tuple(self.contiguous(self.expr(e), node) for e in node.elts)
         return self.assign("list", items, node, target)  # [] takes its type from its appends
 
+    def expr_Operand(self, node):
+        return node.value
+
     def expr_Attribute(self, node, target=None):
+        base = self.dict_of(node.value) if isinstance(node.value, (ast.Name, ast.Subscript)) \
+            else None
+        if base is None and isinstance(node.value, ast.Attribute):
+            b = self.expr(node.value)
+            base = b if isinstance(b, DictVal) else None
+        if isinstance(base, ObjVal):
+            return self.object_attribute(base, node)
+        if isinstance(node.value, ast.Name) and node.value.id in self.params and \
+                self.depth == 0 and node.attr not in N.ATTRIBUTES:
+            self.error(node, f"`{node.value.id}.{node.attr}`: `{node.value.id}` is read as an object",
+                       "pass an object whose attributes are arrays, numbers, lists, dicts, None, "
+                       "strings or bools", needs_statics=True)
         obj = self.resolve_static(node)
         if obj is not N.MISSING:
             if isinstance(obj, (int, float)) or obj is None:
@@ -486,6 +745,8 @@ class Lowerer(LoopLowering, HelperInlining):
 
     def expr_Subscript(self, node, target=None):
         x = self.expr(node.value)
+        if isinstance(x, DictVal):
+            return self.dict_get(x, node.slice, node)
         return self.assign("getitem", (x, self.index(node.slice)), node, target)
 
     def index(self, sl):
@@ -533,13 +794,39 @@ class Lowerer(LoopLowering, HelperInlining):
         obj = self.resolve_static(f)
         if obj is sum and len(node.args) == 1 and not node.keywords:
             return self.sum_of(node, target)
+        if obj is str or obj is repr:
+            v = self.static_eval(node)
+            if v is MISSING_VALUE:
+                self.error(node, f"`{obj.__name__}(...)` is compiled only where its value is known "
+                                 "at compile time (to build a dict key)",
+                           "use it on constants and on the variable of a `for` loop over `range` "
+                           "with constant bounds (that loop is unrolled)", needs_statics=True)
+            return Const(v)
+        method, this = self.callee(f)
+        if method is not None:  # self.feedforward(a), self.cost.delta(...), Cost.delta(...)
+            call = node if this is None else ast.Call(
+                func=f, args=[Operand(this, node)] + list(node.args), keywords=node.keywords)
+            if this is not None:
+                ast.copy_location(call, node)
+            return self.call_helper(method, call, target)
+        if isinstance(f, ast.Attribute) and isinstance(self.dict_of(f.value), ObjVal):
+            self.error(f, f"`{ast.unparse(f)}` is not a method of "
+                          f"{self.dict_of(f.value).cls.__qualname__} rop can call")
+        if isinstance(f, ast.Attribute) and self.dict_of(f.value) is not None:
+            return self.dict_method(self.dict_of(f.value), f.attr, node)
+        if obj is not N.MISSING and self.user_class(obj):
+            return self.construct(obj, node)  # an object of the user's class, made here
         if obj is not N.MISSING:
             prim = N.primitive_of(obj)
             if prim is not None:
                 return self.call_prim(prim, node.args, node.keywords, node, target)
-            if isinstance(obj, types.FunctionType):
+            lib = (getattr(obj, "__module__", "") or "").partition(".")[0]
+            if isinstance(obj, types.FunctionType) and lib not in _LIBRARIES:
                 self.capture(f, obj)
                 return self.call_helper(obj, node, target)
+            if obj is range and 1 <= len(node.args) <= 3 and not node.keywords:
+                # `scores[range(N), y]`: range as an index array is np.arange
+                return self.call_prim("arange", node.args, [], node, target)
             if obj is range or obj is reversed:
                 self.error(node, f"`{obj.__name__}` is only supported as the iterable of a for loop")
             if not callable(obj):
@@ -562,7 +849,41 @@ class Lowerer(LoopLowering, HelperInlining):
         self.error(f, f"cannot call `{ast.unparse(f)}`",
                    "call NumPy functions, math functions, or functions defined at module level")
 
+    def dict_method(self, d, meth, node):
+        if meth == "get" and 1 <= len(node.args) <= 2 and not node.keywords:
+            key = self.static_key(node.args[0], d, node)
+            if key in d.entries:
+                return d.entries[key]
+            return self.expr(node.args[1]) if len(node.args) == 2 else Const(None)
+        if meth == "copy" and not node.args:
+            new = DictVal()
+            new.entries = dict(d.entries)
+            new.names = {}
+            for k, e in d.entries.items():  # a new dict: its keys are new variables
+                if isinstance(e, Var):
+                    new.entries.pop(k)
+            new._pending = [(k, e) for k, e in d.entries.items() if isinstance(e, Var)]
+            for k, e in new._pending:
+                self.dict_set(new, ast.Constant(k), e, node)
+            return new
+        self.error(node.func, f"dict method `.{meth}()` is not supported here",
+                   "read values by key (`d['W1']`, `d.get('W1', default)`), loop over `d.items()`, "
+                   "or copy with `d.copy()`")
+
     def call_prim(self, prim_name, arg_nodes, kw_nodes, node, target):
+        if prim_name == "len" and len(arg_nodes) == 1 and self.dict_of(arg_nodes[0]) is not None:
+            return Const(len(self.dict_of(arg_nodes[0]).entries))
+        out = [k for k in kw_nodes if k.arg == "out"]
+        if out:  # np.clip(g, -5, 5, out=g): the result written into `out`, which is returned
+            dest = out[0].value
+            if not isinstance(dest, ast.Name):
+                self.error(dest, "`out=` must name an array held in a local variable")
+            self.check_writable(dest)
+            val = self.call_prim(prim_name, arg_nodes, [k for k in kw_nodes if k.arg != "out"],
+                                 node, None)
+            holder = self.name_operand(dest)
+            self.emit(SetItem(holder.name, Const(Ellipsis), val, self.loc(node)))
+            return holder
         prim = RULES[prim_name]
         params = prim.params
         if prim_name in ("maximum", "minimum") and len(arg_nodes) != 2:
@@ -573,6 +894,8 @@ class Lowerer(LoopLowering, HelperInlining):
         if prim_name == "arange" and len(arg_nodes) == 1:
             arg_nodes = [ast.Constant(0)] + list(arg_nodes)
         for p, a in zip(params, arg_nodes):
+            if p == "shape" and isinstance(a, ast.List):  # np.zeros([N, T, H]): a shape
+                a = ast.copy_location(ast.Tuple(elts=a.elts, ctx=ast.Load()), a)
             bound[p] = self.expr(a)
         for k in kw_nodes:
             if k.arg not in params or k.arg in bound:
@@ -634,6 +957,10 @@ _LIST_METHODS = {
     "sort": "sorting is not differentiable code rop compiles: sort outside the function",
 }
 
+# functions of these are library functions (np.row_stack is Python code inside NumPy): rop
+# needs their R-rule in the table, never inlines their source
+_LIBRARIES = {"numpy", "scipy", "math", "builtins", "jax", "torch", "numba"}
+
 _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow",
            ast.MatMult: "matmul", ast.FloorDiv: "floordiv", ast.Mod: "mod"}
 _OPSYM = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**", "matmul": "@",
@@ -641,25 +968,32 @@ _OPSYM = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**", "matmul":
 _CMPOPS = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq", ast.NotEq: "ne"}
 
 
-def lower(fn, fresh: bool = False) -> Function:
-    """Parse, check and lower a Python function to IR (cached per function object; ``fresh``
-    lowers again, reading module-level numbers anew)."""
-    cached = getattr(fn, "__rop_ir__", None)
-    if cached is not None and not fresh:
-        return cached
+def lower(fn, fresh: bool = False, statics=None) -> Function:
+    """Parse, check and lower a Python function to IR for a call's static arguments
+    (frontend/statics.py; cached per function object and statics; ``fresh`` lowers again,
+    reading module-level numbers anew)."""
+    from .statics import statics_key
+    key = statics_key(statics or {})
+    cache = getattr(fn, "__rop_ir__", None)
+    if not isinstance(cache, dict) or fresh:
+        cache = {}
+    if key in cache:
+        return cache[key]
     from .parse import parse_function
     fn_ast, filename, first, lines = parse_function(fn)
     user = all_names(fn_ast)
     namer = Namer(user | set(fn.__globals__))
-    low = Lowerer(fn_ast, fn.__globals__, filename, first, lines, namer, {}, col0=indent_of(fn))
+    low = Lowerer(fn_ast, fn.__globals__, filename, first, lines, namer, {}, col0=indent_of(fn),
+                  statics=statics)
     ir = low.lower_function()
     ir.captured = Captured(low.captured.values())
     check_writes(ir, Storage(ir, {}))  # at definition, before ranks are known (conservative)
     ir.user_names = set(namer.taken)
     ir.namer = namer
     ir.temps = set(namer.temp_names)
+    cache[key] = ir
     try:
-        fn.__rop_ir__ = ir
+        fn.__rop_ir__ = cache
     except AttributeError:
         pass
     return ir

@@ -268,6 +268,10 @@ class Function:
     temps: set = field(default_factory=set)  # the compiler's temporaries (the emitter folds them)
     namer: object = None  # the Namer that made every name (frontend/namer.py)
     captured: tuple = ()  # module-level values compiled in: (globals, name, value) (api.py)
+    # what the generated function takes for each of the user's parameters, and how its results
+    # hold dicts (frontend/statics.py): ("arg", name) | ("static", value) | ("dict", items)
+    signature: tuple = ()
+    out_struct: object = None
     # made by the R-transform
     rnames: dict = field(default_factory=dict)  # x -> the name of R{x}
     rparams: list = field(default_factory=list)  # the directions' parameters, in wrt order

@@ -351,6 +351,16 @@ def _full_rule(env, renv, y):
     return T("np.full(shape, rc)")(shape=env["shape"], rc=renv["fill_value"])
 
 
+def _add_at_rule(env, renv, y):
+    """``np.add.at(a, i, b)`` is linear in a and b: R = add.at(R{a}, i, R{b}); with R{b} = 0
+    it is R{a} itself, with R{a} = 0 the scatter of R{b} into zeros."""
+    ra, rb = renv.get("a"), renv.get("b")
+    if rb is None:
+        return ra
+    return T("rt.add_at(ra, i, rb)")(ra=ra if ra is not None else T("np.zeros_like(a)")(a=env["a"]),
+                                     i=env["indices"], rb=rb)
+
+
 def _arange_rule(env, renv, y):
     """Element k of np.arange(start, stop, step) is start + k step, and its length
     ceil((stop - start) / step) is piecewise constant: R = R{start} + k R{step}, no R{stop}."""
@@ -475,6 +485,10 @@ custom("full", ("shape", "fill_value"), "np.full(shape, fill_value)", _full_rule
 custom("arange", ("start", "stop", "step"), "np.arange(start, stop, step)", _arange_rule,
        lambda nd, ops=None: 1, "R{start} + k R{step} for element k (the length is piecewise "
        "constant: no R{stop})", diff=("start", "step"), spelled=("np.arange",))
+# np.add.at(a, i, b) (a statement: frontend/lower.py writes the result back into a)
+custom("add_at", ("a", "indices", "b"), "rt.add_at(a, indices, b)", _add_at_rule, nd_same("a"),
+       "add.at(R{a}, indices, R{b}): repeated indices add up", diff=("a", "b"),
+       test_shapes=((5,), (), (4,)))
 # Python's `a and b` / `a or b` are one of their operands: R of the operand they return
 custom("and", ("a", "b"), "a and b", _boolop_rule("rb if a else ra"), nd_scalar,
        "R{b} if a else R{a}")
@@ -503,6 +517,8 @@ linear("ravel", ("x",), "rt.reshape(x, -1)", lambda nd, ops=None: 1, formula="ra
 linear("flatten", ("x",), "rt.reshape(x, -1).copy()", lambda nd, ops=None: 1,
        formula="flatten(R{x})", spelled=(".flatten",))
 linear("getitem", ("x", "index"), _getitem_emit, None, formula="R{x}[index]", measure=True)
+linear("squeeze", ("x",), "rt.squeeze(x)", lambda nd, ops=None: 0 if nd.get("x") == 0 else None,
+       formula="squeeze(R{x})", spelled=("np.squeeze", ".squeeze"), test_shapes=((),))
 
 # values that do not depend on the parameters: R = 0
 zero("shape", ("x",), "x.shape", lambda nd, ops=None: None)

@@ -35,7 +35,7 @@ __all__ = [
     "sum", "mean", "amax", "amin", "max_tangent", "min_tangent",
     "broadcast_as", "reshape", "transpose", "zeros_of", "clip_tangent",
     "norm", "note_not_converged", "release", "matmul", "check_direction", "check_length", "clip", "gemm",
-    "pow_log",
+    "pow_log", "add_at", "getitem_mask", "setitem_mask", "squeeze", "UserCheck",
 ]
 
 
@@ -457,3 +457,10 @@ def _install_vector_ufuncs():
 
 
 _install_vector_ufuncs()
+
+from .masks import add_at, getitem_mask, setitem_mask, squeeze  # noqa: E402,F401  (runtime/masks.py)
+from .checks import UserCheck, RAISABLE  # noqa: E402,F401  (the user's assert / raise)
+from . import checks as _checks  # noqa: E402
+for _n in RAISABLE:
+    globals()[_n] = getattr(_checks, _n)  # rt.ValueError: raised by the user's own check
+del _n

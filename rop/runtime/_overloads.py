@@ -514,15 +514,35 @@ def _ov_transpose(x, axes=None):
     return lambda x, axes=None: np.transpose(x, axes)
 
 
+def _zeros_elem(x):
+    """The zero of a list's element or a tuple's item: a tuple stays a tuple (a cache
+    ``((A, W, b), Z)``), an array or a number as in zeros_of."""
+    if isinstance(x, tuple):
+        return tuple(_zeros_elem(e) for e in x)
+    return _zeros_of(x)
+
+
+@overload(_zeros_elem)
+def _ov_zeros_elem(x):
+    if isinstance(x, types.BaseTuple):
+        n = len(x)
+        ns = {"f": _zeros_elem}
+        exec("def impl(x):\n    return (" + "".join(f"f(x[{i}]), " for i in range(n)) + ")\n", ns)
+        return ns["impl"]
+    return lambda x: _zeros_of(x)
+
+
 @overload(_zeros_of)
 def _ov_zeros_of(x):
     if isinstance(x, _SCALAR):
         return lambda x: 0.0
+    if isinstance(x, types.Tuple):  # items of several types: a tuple of their zeros
+        return lambda x: _zeros_elem(x)
     if isinstance(x, (types.List, types.UniTuple)):
         def zeros_list(x):
             out = []
             for e in x:
-                out.append(_zeros_of(e))
+                out.append(_zeros_elem(e))
             return out
         return zeros_list
     if not isinstance(x, types.Array):

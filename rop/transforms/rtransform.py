@@ -491,6 +491,7 @@ class RTransform:
     def _loop(self, st, active, out, run_body):
         """Fixed point of the activity at the loop head, then zeros on every edge that lacks one."""
         head = set(active)
+        bound_before = set(self.defined)
         for _ in range(50):
             self.loops.append(_Loop())
             body, end = run_body(set(head))
@@ -503,9 +504,10 @@ class RTransform:
             if new_head == head:
                 break
             head = new_head
-        # zeros on the edges into the head that lack them
-        # (a zero for a value first defined inside the loop is dead, and DCE removes it)
-        out.extend(self.materialize(head - active, st.loc))
+        # zeros on the edges into the head that lack them; not before the loop for a value
+        # first bound inside it (an `if`/`elif` without `else` may leave it unbound in the first
+        # iteration: its R is then unbound too, as the value is in Python)
+        out.extend(self.materialize((head - active) & bound_before, st.loc))
         for kind, lst, i, a in sorted(loop.edges, key=lambda e: -e[2]):
             missing = head - a
             if missing:
