@@ -51,6 +51,10 @@ class Prim:
     #                                    ".sum" (a method); frontend/names.py reads these
     costly: bool = False               # a product: versioned on a zero slot even alone (slots)
     measure: bool = False              # a measure of change may be made of it (relaxation)
+    sequence: tuple = ()               # params whose list literal is a tuple of operands
+    #                                    (np.concatenate([a, b])): each item keeps its own R
+    check: Optional[Callable] = None   # (args: dict[str, Operand]) -> (message, hint) | None:
+    #                                    argument values the entry refuses at the user's line
 
     def derivative_params(self):
         return self.diff if self.diff else tuple(p for p in self.params if p not in self.defaults)
