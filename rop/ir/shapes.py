@@ -136,6 +136,7 @@ def _assign_type(st, env, prims):
         ops[name] = a
         if isinstance(t, tuple) and t[0] == "tuple":
             nd[name + "#len"] = len(t[1])
+            nd[name + "#items"] = t[1]  # the items' types: stacking takes its rank from them
             continue
         nd[name] = t if isinstance(t, int) else None
     if prim.ndim is nd_broadcast_ref():

@@ -35,7 +35,8 @@ __all__ = [
     "sum", "mean", "amax", "amin", "max_tangent", "min_tangent",
     "broadcast_as", "reshape", "transpose", "zeros_of", "clip_tangent",
     "norm", "note_not_converged", "release", "matmul", "check_direction", "check_length", "clip", "gemm",
-    "pow_log",
+    "pow_log", "array", "tile", "repeat", "cumsum", "var", "std", "prod", "var_tangent",
+    "prod_tangent", "einsum",
 ]
 
 
@@ -272,6 +273,10 @@ else:
     from . import _overloads  # noqa: F401,E402
 
 from .blas import gemm  # noqa: E402  (sums of matrix products on BLAS; its own overload)
+# NumPy functions Numba lacks (or lacks the arguments of), each with its own overload
+from .arrays import array, tile, repeat, cumsum  # noqa: E402
+from .moments import var, std, prod, var_tangent, prod_tangent  # noqa: E402
+from .einsum import einsum  # noqa: E402
 
 
 # ---------------------------------------------------------------------------
