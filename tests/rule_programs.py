@@ -650,3 +650,23 @@ def p_bool_masks(x, W, d):
     h = np.tanh(x)
     m = h > 0
     return np.dot((x > 0), W), (h > 0) * d, m @ W, np.dot(m, W) * W[0], np.dot(m, m * x)
+
+
+def p_stack_list(x, W):
+    """States of a recurrent net kept in a list built by append, then stacked (Numba's own
+    stacking functions take tuples only: these run rt.stack, rt.concatenate, ...)."""
+    hs = []
+    h = x
+    for k in range(3):
+        h = np.tanh(W @ h)
+        hs.append(h)
+    return np.stack(hs), np.stack(hs, axis=1), np.concatenate(hs), np.array(hs), \
+        np.vstack(hs), np.hstack(hs), np.column_stack(hs)
+
+
+def p_stack_list2(X, W):
+    Hs = [X]
+    for k in range(2):
+        Hs.append(np.tanh(W @ Hs[-1]))
+    return np.concatenate(Hs, axis=1), np.stack(Hs, axis=-1), np.vstack(Hs), np.hstack(Hs), \
+        np.column_stack(Hs), np.array(Hs)

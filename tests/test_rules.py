@@ -265,6 +265,8 @@ CASES = [
     C("logaddexp_wrt_b", P.p_logaddexp, ("b",), (A("nm"), A("nm")), "logaddexp"),
     C("einsum", P.p_einsum, ("A", "B", "v"), (A("nn"), A("nn"), A("n")), "einsum"),
     C("einsum_wrt_B", P.p_einsum, ("B",), (A("nn"), A("nn"), A("n")), "einsum", (1, 2, 3, 5, 6)),
+    C("stack_list", P.p_stack_list, ("x", "W"), (A("n"), A("nn")), "stack"),
+    C("stack_list2", P.p_stack_list2, ("X", "W"), (A("nm"), A("nn")), "concatenate"),
     C("bool_masks", P.p_bool_masks, ("x", "W", "d"), (A("n"), A("nm"), A("n")), "dot"),
 ]
 CASE = {c.name: c for c in CASES}
@@ -302,10 +304,12 @@ COVERAGE = {
     "eq": ("compare",), "ne": ("compare",),
     "and": ("bool_ops", "bool_values"), "or": ("bool_ops", "bool_values"), "not": ("bool_ops",),
     "list_repeat": ("list_repeat",),
-    "concatenate": ("concatenate", "concatenate_wrt_a"), "vstack": ("vstack_hstack",),
-    "hstack": ("vstack_hstack",), "stack": ("stack", "stack_wrt_b"),
-    "column_stack": ("column_stack",), "tile": ("tile",), "repeat": ("repeat",),
-    "array": ("array", "array_wrt_w"), "asarray": ("asarray_astype",),
+    "concatenate": ("concatenate", "concatenate_wrt_a", "stack_list", "stack_list2"),
+    "vstack": ("vstack_hstack", "stack_list", "stack_list2"),
+    "hstack": ("vstack_hstack", "stack_list", "stack_list2"),
+    "stack": ("stack", "stack_wrt_b", "stack_list", "stack_list2"),
+    "column_stack": ("column_stack", "stack_list", "stack_list2"), "tile": ("tile",), "repeat": ("repeat",),
+    "array": ("array", "array_wrt_w", "stack_list", "stack_list2"), "asarray": ("asarray_astype",),
     "astype": ("asarray_astype", "astype_float"), "empty_like": ("empty_like",),
     "full_like": ("full_like",), "diag": ("diag",), "diagflat": ("diag",),
     "var": ("var",), "std": ("std",), "cumsum": ("cumsum",), "prod": ("prod", "prod_at_zeros"),
@@ -406,7 +410,7 @@ JAX_CASES = ("full", "full_active", "full_active_wrt_W", "arange", "arange_activ
              "column_stack", "tile", "repeat", "array", "array_wrt_w", "asarray_astype",
              "astype_float", "empty_like", "full_like", "diag", "var", "std", "cumsum", "prod",
              "prod_at_zeros", "logaddexp", "logaddexp_wrt_b", "einsum", "einsum_wrt_B",
-             "bool_masks")
+             "stack_list", "stack_list2", "bool_masks")
 
 
 def _jax_arange_active(s, t):

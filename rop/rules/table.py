@@ -29,6 +29,10 @@ from typing import Callable, Optional
 
 from .memo import memo
 from .templates import T, add, mul, neg, is_const
+from .arrays import (  # rule helpers of the entries of issue 18
+    EINSUM_OPS, astype_check, checks, constant, einsum_check, einsum_emit, einsum_rule,
+    full_like_rule, moment_check, nd_array, nd_axis_or_flat, nd_einsum, nd_of_items, nd_tile,
+    prod_rule, stacking, var_rule)
 
 Expr = ast.expr
 
@@ -406,128 +410,6 @@ def _transpose_emit(env):
     return T("np.transpose(x, axes)")(**env)
 
 
-# ----------------------------------------------------------------------------- arrays from arrays
-
-def _item_rank(nd, param="xs"):
-    """The rank shared by the items of a tuple argument (``np.concatenate((a, b))``), or None."""
-    items = nd.get(param + "#items")
-    if items is None:
-        return None
-    ranks = {t for t in items if isinstance(t, int)}
-    return ranks.pop() if len(ranks) == 1 and len(items) else None
-
-
-def _nd_of_items(shift=0, at_least=0):
-    def f(nd, ops=None):
-        r = _item_rank(nd)
-        return None if r is None else max(r + shift, at_least)
-    return f
-
-
-def _nd_array(nd, ops):
-    """np.array of (nested) sequences: one axis per level of nesting, then the items' rank."""
-    from ..ir.nodes import TupleOp
-
-    def depth(t):
-        if isinstance(t, tuple) and t and t[0] == "tuple":
-            inner = {depth(e) for e in t[1]}
-            return None if len(inner) != 1 or None in inner else 1 + inner.pop()
-        return t if isinstance(t, int) else None
-    if isinstance(ops.get("xs"), TupleOp):
-        return depth(("tuple", nd.get("xs#items", ())))
-    return nd.get("xs")
-
-
-def _nd_axis_or_flat(nd, ops):
-    """cumsum / repeat: the rank of x along an axis, 1 (flattened) for axis=None."""
-    from ..ir.nodes import Const
-    axis = ops.get("axis")
-    return 1 if isinstance(axis, Const) and axis.value is None else nd.get("x")
-
-
-def _nd_tile(nd, ops):
-    from ..ir.nodes import TupleOp
-    x, reps = nd.get("x"), ops.get("reps")
-    d = len(reps.items) if isinstance(reps, TupleOp) else nd.get("reps#len", 1)
-    return None if x is None or d is None else max(x, d)
-
-
-def _constant(what, *params, allow_none=True, kind=int):
-    """A check: each of ``params`` is a constant ``kind`` (or None) at the user's line --
-    the result's shape depends on it, and Numba compiles one shape per call site."""
-    def check(args):
-        from ..ir.nodes import Const
-        for p in params:
-            a = args.get(p)
-            ok = isinstance(a, Const) and (a.value is None and allow_none or
-                                           isinstance(a.value, kind))
-            if not ok:
-                return (f"`{p}` of {what} must be a constant {kind.__name__}"
-                        f"{' or None' if allow_none else ''} here",
-                        f"write it as a number in the call, e.g. {what}(..., {p}=0); a tuple "
-                        "of axes is not supported for this function")
-        return None
-    return check
-
-
-def _checks(*checks):
-    def check(args):
-        for c in checks:
-            problem = c(args)
-            if problem:
-                return problem
-        return None
-    return check
-
-
-def _none_only(what, *params):
-    def check(args):
-        from ..ir.nodes import Const
-        for p in params:
-            a = args.get(p)
-            if not (isinstance(a, Const) and a.value is None):
-                return (f"`{p}=` of {what} is not supported",
-                        f"leave `{p}` out: rop computes in float64, into a new array")
-        return None
-    return check
-
-
-def _astype_check(args):
-    from ..ir.nodes import Const
-    dt = args.get("dtype")
-    if isinstance(dt, Const) and dt.value == "float64":
-        return None
-    got = dt.value if isinstance(dt, Const) else "a variable"
-    return (f"astype to {got} is not supported (only to float64)",
-            "write x.astype(float) or x.astype(np.float64); an integer cast has no derivative: "
-            "compute it outside the function")
-
-
-def _full_like_rule(env, renv, y):
-    """R{np.full_like(x, c)} = full(x.shape, R{c}): only the fill value moves (x gives the
-    shape; for x of an integer dtype the primal truncates c and this R is not its derivative:
-    rop's parameters are float)."""
-    return T("np.full(x.shape, rc)")(x=env["x"], rc=renv["fill_value"])
-
-
-def _var_rule(std):
-    """R{var(x)} = 2 sum((x - mean(x)) R{x}) / (n - ddof) along the axis (the R of the mean
-    drops out: the deviations sum to zero); R{std} = R{var} / (2 std), undefined (NaN) where
-    std = 0, where std has no derivative."""
-    def rule(env, renv, y):
-        r = T("rt.var_tangent(x, rx, axis, ddof, keepdims)")(
-            x=env["x"], rx=renv["x"], axis=env["axis"], ddof=env["ddof"], keepdims=env["keepdims"])
-        return T("r / (2.0 * y)")(r=r, y=y) if std else r
-    return rule
-
-
-def _prod_rule(env, renv, y):
-    """Sum over the axis of (the product of the other elements) R{x}, the others' product as
-    (product before) * (product after): exact at zeros, where prod / x would be 0 / 0."""
-    return T("rt.prod_tangent(x, rx, axis, keepdims)")(x=env["x"], rx=renv["x"],
-                                                       axis=env["axis"], keepdims=env["keepdims"])
-
-
 def _logaddexp_rule(env, renv, y):
     """y = log(e^a + e^b): dy/da = e^(a - y), dy/db = e^(b - y) (each in (0, 1): no overflow)."""
     ra, rb = renv.get("a"), renv.get("b")
@@ -536,55 +418,6 @@ def _logaddexp_rule(env, renv, y):
     if ra is None:
         return _lone(T("np.exp(b - y) * rb")(b=env["b"], y=y, rb=rb), env["a"], y)
     return T("np.exp(a - y) * ra + np.exp(b - y) * rb")(a=env["a"], b=env["b"], y=y, ra=ra, rb=rb)
-
-
-_EINSUM_OPS = ("a", "b", "c", "d")
-
-
-def _einsum_emit(env):
-    ops = [env[p] for p in _EINSUM_OPS
-           if not (isinstance(env[p], ast.Constant) and env[p].value is None)]
-    return T("rt.einsum(s, ops)")(s=env["subscripts"], ops=ast.Tuple(elts=ops, ctx=ast.Load()))
-
-
-def _einsum_rule(env, renv, y):
-    """Multilinear: R{einsum(s, A, B)} = einsum(s, R{A}, B) + einsum(s, A, R{B})."""
-    out = None
-    for p in _EINSUM_OPS:
-        if renv.get(p) is not None:
-            out = add(out, _einsum_emit({**env, p: renv[p]}))
-    return out
-
-
-def _einsum_parts(args):
-    from ..ir.nodes import Const
-    from ..runtime.einsum import parse
-    s = args.get("subscripts")
-    n = sum(1 for p in _EINSUM_OPS if not (isinstance(args.get(p), Const) and
-                                            args[p].value is None))
-    return parse(s.value, n)
-
-
-def _einsum_check(args):
-    from ..ir.nodes import Const
-    s = args.get("subscripts")
-    if not (isinstance(s, Const) and isinstance(s.value, str)):
-        return ("the subscripts of np.einsum must be a string constant in the call",
-                "write them in the call, e.g. np.einsum('ij,jk->ik', A, B): the compiled loops "
-                "are generated from them")
-    try:
-        _einsum_parts(args)
-    except ValueError as exc:
-        return (str(exc), "write each axis as a letter, e.g. np.einsum('bij,bjk->bik', A, B); "
-                          "up to four operands")
-    return None
-
-
-def _nd_einsum(nd, ops):
-    try:
-        return len(_einsum_parts(ops)[1])
-    except (ValueError, AttributeError):
-        return None
 
 
 # ----------------------------------------------------------------------------- the table
@@ -709,68 +542,67 @@ zero("list_repeat", ("x", "n"), "[x] * n", lambda nd, ops=None: None)
 
 # arrays made from arrays (issue 18): linear in each array; a structurally zero R of one
 # operand is np.zeros_like of it only inside the R-call (RTransform.r_of)
-AXIS0 = dict(defaults={"axis": 0}, check=_constant("np.concatenate", "axis", allow_none=False))
-linear("concatenate", ("xs", "axis"), "np.concatenate(xs, axis)", _nd_of_items(), diff=("xs",),
-       formula="concatenate((R{a}, R{b}, ...), axis)", spelled=("np.concatenate",),
+AXIS0 = dict(defaults={"axis": 0}, check=constant("np.concatenate", "axis", allow_none=False))
+linear("concatenate", ("xs", "axis"), stacking("np.concatenate(xs, axis)"), nd_of_items(),
+       diff=("xs",), formula="concatenate((R{a}, R{b}, ...), axis)", spelled=("np.concatenate",),
        sequence=("xs",), **AXIS0)
-linear("vstack", ("xs",), "np.vstack(xs)", _nd_of_items(at_least=2), diff=("xs",),
+linear("vstack", ("xs",), stacking("np.vstack(xs)"), nd_of_items(at_least=2), diff=("xs",),
        formula="vstack((R{a}, R{b}, ...))", spelled=("np.vstack",), sequence=("xs",))
-linear("hstack", ("xs",), "np.hstack(xs)", _nd_of_items(at_least=1), diff=("xs",),
+linear("hstack", ("xs",), stacking("np.hstack(xs)"), nd_of_items(at_least=1), diff=("xs",),
        formula="hstack((R{a}, R{b}, ...))", spelled=("np.hstack",), sequence=("xs",))
-linear("column_stack", ("xs",), "np.column_stack(xs)", _nd_of_items(at_least=2), diff=("xs",),
-       formula="column_stack((R{a}, R{b}, ...))", spelled=("np.column_stack",), sequence=("xs",))
-linear("stack", ("xs", "axis"), "np.stack(xs, axis)", _nd_of_items(shift=1), diff=("xs",),
-       formula="stack((R{a}, R{b}, ...), axis)", spelled=("np.stack",), sequence=("xs",),
-       defaults={"axis": 0}, check=_constant("np.stack", "axis", allow_none=False))
-linear("array", ("xs",), "rt.array(xs)", _nd_array, diff=("xs",),
+linear("column_stack", ("xs",), stacking("np.column_stack(xs)"), nd_of_items(at_least=2),
+       diff=("xs",), formula="column_stack((R{a}, R{b}, ...))", spelled=("np.column_stack",),
+       sequence=("xs",))
+linear("stack", ("xs", "axis"), stacking("np.stack(xs, axis)"), nd_of_items(shift=1),
+       diff=("xs",), formula="stack((R{a}, R{b}, ...), axis)", spelled=("np.stack",),
+       sequence=("xs",), defaults={"axis": 0}, check=constant("np.stack", "axis", allow_none=False))
+linear("array", ("xs",), "rt.array(xs)", nd_array, diff=("xs",),
        formula="array([R{a}, R{b}, ...]) (nested alike; numbers' R is 0.0)",
        spelled=("np.array",), sequence=("xs",))
-linear("tile", ("x", "reps"), "rt.tile(x, reps)", _nd_tile, formula="tile(R{x}, reps)",
+linear("tile", ("x", "reps"), "rt.tile(x, reps)", nd_tile, formula="tile(R{x}, reps)",
        spelled=("np.tile",))
-linear("repeat", ("x", "repeats", "axis"), "rt.repeat(x, repeats, axis)", _nd_axis_or_flat,
+linear("repeat", ("x", "repeats", "axis"), "rt.repeat(x, repeats, axis)", nd_axis_or_flat,
        defaults={"axis": None}, formula="repeat(R{x}, repeats, axis)",
-       spelled=("np.repeat", ".repeat"), check=_constant("np.repeat", "axis"))
+       spelled=("np.repeat", ".repeat"), check=constant("np.repeat", "axis"))
 linear("asarray", ("x",), "np.asarray(x)", nd_same("x"), formula="R{x} (the same object, as x)",
        spelled=("np.asarray",))
 linear("astype", ("x", "dtype"), "x.astype(np.float64)", nd_same("x"),
        formula="R{x}.astype(float64): a copy, as the primal is", spelled=(".astype",),
-       check=_astype_check)
+       check=astype_check)
 zero("empty_like", ("x",), "np.empty_like(x)", nd_same("x"), spelled=("np.empty_like",))
-custom("full_like", ("x", "fill_value"), "np.full_like(x, fill_value)", _full_like_rule,
+custom("full_like", ("x", "fill_value"), "np.full_like(x, fill_value)", full_like_rule,
        nd_same("x"), "full(x.shape, R{fill_value})", diff=("fill_value",),
        spelled=("np.full_like",))
 linear("diag", ("x",), "np.diag(x)", lambda nd, ops=None: None if nd.get("x") not in (1, 2)
        else 3 - nd["x"], formula="diag(R{x})", spelled=("np.diag",))
 linear("diagflat", ("x",), "np.diagflat(x)", lambda nd, ops=None: 2, formula="diagflat(R{x})",
        spelled=("np.diagflat",))
-linear("cumsum", ("x", "axis"), "rt.cumsum(x, axis)", _nd_axis_or_flat, defaults={"axis": None},
+linear("cumsum", ("x", "axis"), "rt.cumsum(x, axis)", nd_axis_or_flat, defaults={"axis": None},
        formula="cumsum(R{x}, axis)", spelled=("np.cumsum", ".cumsum"),
-       check=_constant("np.cumsum", "axis"))
+       check=constant("np.cumsum", "axis"))
 
 # moments and products along an axis
 MOMENT = dict(defaults={"axis": None, "dtype": None, "out": None, "ddof": 0, "keepdims": False},
               diff=("x",))
-_MOMENT_CHECK = _checks(_constant("np.var / np.std", "axis"),
-                        _constant("np.var / np.std", "keepdims", allow_none=False, kind=bool),
-                        _none_only("np.var / np.std", "dtype", "out"))
+
 custom("var", ("x", "axis", "dtype", "out", "ddof", "keepdims"), "rt.var(x, axis, ddof, keepdims)",
-       _var_rule(False), nd_reduce, "2 sum((x - mean(x)) R{x}) / (n - ddof) along the axis",
-       spelled=("np.var", ".var"), check=_MOMENT_CHECK, **MOMENT)
+       var_rule(False), nd_reduce, "2 sum((x - mean(x)) R{x}) / (n - ddof) along the axis",
+       spelled=("np.var", ".var"), check=moment_check("np.var"), **MOMENT)
 custom("std", ("x", "axis", "dtype", "out", "ddof", "keepdims"), "rt.std(x, axis, ddof, keepdims)",
-       _var_rule(True), nd_reduce, "R{var(x)} / (2 y); NaN where y = 0 (no derivative there)",
-       spelled=("np.std", ".std"), check=_MOMENT_CHECK, **MOMENT)
-custom("prod", ("x", "axis", "keepdims"), "rt.prod(x, axis, keepdims)", _prod_rule, nd_reduce,
+       var_rule(True), nd_reduce, "R{var(x)} / (2 y); NaN where y = 0 (no derivative there)",
+       spelled=("np.std", ".std"), check=moment_check("np.std"), **MOMENT)
+custom("prod", ("x", "axis", "keepdims"), "rt.prod(x, axis, keepdims)", prod_rule, nd_reduce,
        "sum over the axis of (product of the other elements) R{x}, the others' product as "
        "(product before) (product after): exact at zeros", diff=("x",),
-       spelled=("np.prod", ".prod"), check=_checks(
-           _constant("np.prod", "axis"),
-           _constant("np.prod", "keepdims", allow_none=False, kind=bool)), **RED)
+       spelled=("np.prod", ".prod"), check=checks(
+           constant("np.prod", "axis"),
+           constant("np.prod", "keepdims", allow_none=False, kind=bool)), **RED)
 custom("logaddexp", ("a", "b"), "np.logaddexp(a, b)", _logaddexp_rule, nd_broadcast,
        "exp(a - y) R{a} + exp(b - y) R{b}", spelled=("np.logaddexp",))
-custom("einsum", ("subscripts",) + _EINSUM_OPS, _einsum_emit, _einsum_rule, _nd_einsum,
+custom("einsum", ("subscripts",) + EINSUM_OPS, einsum_emit, einsum_rule, nd_einsum,
        "einsum(s, R{A}, B, ...) + einsum(s, A, R{B}, ...) + ... (one term per active operand)",
-       defaults={"b": None, "c": None, "d": None}, diff=_EINSUM_OPS, spelled=("np.einsum",),
-       check=_einsum_check, costly=True)
+       defaults={"b": None, "c": None, "d": None}, diff=EINSUM_OPS, spelled=("np.einsum",),
+       check=einsum_check, costly=True)
 
 
 # ----------------------------------------------------------------------------- derived lists

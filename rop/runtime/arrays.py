@@ -43,6 +43,32 @@ def cumsum(x, axis=None):
     return np.cumsum(x, axis=axis)
 
 
+def concatenate(xs, axis=0):
+    """``np.concatenate(xs, axis)``, also of a list of arrays in Numba (a list built by
+    ``append``, as a recurrent network's states are; Numba's own takes tuples only)."""
+    return np.concatenate(xs, axis=axis)
+
+
+def stack(xs, axis=0):
+    """``np.stack(xs, axis)``, also of a list of arrays in Numba."""
+    return np.stack(xs, axis=axis)
+
+
+def vstack(xs):
+    """``np.vstack(xs)``, also of a list of arrays in Numba."""
+    return np.vstack(xs)
+
+
+def hstack(xs):
+    """``np.hstack(xs)``, also of a list of arrays in Numba."""
+    return np.hstack(xs)
+
+
+def column_stack(xs):
+    """``np.column_stack(xs)``, also of a list of arrays in Numba."""
+    return np.column_stack(xs)
+
+
 # ---------------------------------------------------------------------------
 # Numba
 # ---------------------------------------------------------------------------
@@ -101,6 +127,11 @@ def _ov_array(items):
     if not isinstance(items, types.BaseTuple):
         if isinstance(items, types.Array):
             return lambda items: items.copy()
+        if isinstance(items, (types.List, types.ListType)) and isinstance(items.dtype,
+                                                                          types.Array):
+            return lambda items: stack(items, 0)
+        if isinstance(items, (types.List, types.ListType)):
+            return lambda items: np.array(items)
         raise TypingError(f"rop.runtime.array: a tuple of numbers or arrays, got {items}")
     leaves, outer = _leaves(items)
     kinds = {isinstance(t, types.Array) for _, t in leaves}
@@ -238,3 +269,99 @@ def _ov_matmul_bool(a, b):
     if _float_operands(a, b):
         return lambda a, b: np.dot(a.astype(np.float64), b.astype(np.float64))
     return None
+
+
+# ---------------------------------------------------------------------------
+# Stacking a list of arrays (a tuple goes to Numba's own function)
+# ---------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _list_concat_impl(ndim, a, sig):
+    """Items of rank ``ndim`` joined along axis ``a``; every item must have the first's shape
+    off the axis, as NumPy requires."""
+    others = [k for k in range(ndim) if k != a]
+    same = " or ".join(f"e.shape[{k}] != first.shape[{k}]" for k in others) or "False"
+    shape = "".join("total, " if k == a else f"first.shape[{k}], " for k in range(ndim))
+    pre = "".join(":, " for _ in range(a))
+    L = [f"def impl({sig}):",
+         "    if len(xs) == 0:",
+         "        raise ValueError('need at least one array to concatenate')",
+         "    first = xs[0]",
+         "    total = 0",
+         "    for e in xs:",
+         f"        if {same}:",
+         "            raise ValueError('all the input array dimensions except for the "
+         "concatenation axis must match exactly')",
+         f"        total += e.shape[{a}]",
+         f"    out = np.empty(({shape}), first.dtype)",
+         "    at = 0",
+         "    for e in xs:",
+         f"        out[{pre}at:at + e.shape[{a}]] = e",
+         f"        at += e.shape[{a}]",
+         "    return out"]
+    return _compile("\n".join(L) + "\n", "impl")
+
+
+@functools.lru_cache(maxsize=None)
+def _list_stack_impl(ndim, a, sig):
+    """Items of one shape, rank ``ndim``, stacked along a new axis ``a``."""
+    shape = "".join("len(xs), " if k == a else f"first.shape[{k - (k > a)}], "
+                    for k in range(ndim + 1))
+    pre = "".join(":, " for _ in range(a))
+    L = [f"def impl({sig}):",
+         "    if len(xs) == 0:",
+         "        raise ValueError('need at least one array to stack')",
+         "    first = xs[0]",
+         f"    out = np.empty(({shape}), first.dtype)",
+         "    for k in range(len(xs)):",
+         "        if xs[k].shape != first.shape:",
+         "            raise ValueError('all input arrays must have the same shape')",
+         f"        out[{pre}k] = xs[k]",
+         "    return out"]
+    return _compile("\n".join(L) + "\n", "impl")
+
+
+def _list_items(xs, fname):
+    if isinstance(xs, (types.List, types.ListType)) and isinstance(xs.dtype, types.Array):
+        return xs.dtype.ndim
+    raise TypingError(f"rop.runtime.{fname}: a tuple or a list of arrays, got {xs}")
+
+
+@overload(concatenate, prefer_literal=True)
+def _ov_concatenate(xs, axis=0):
+    if isinstance(xs, types.BaseTuple):
+        return lambda xs, axis=0: np.concatenate(xs, axis)
+    nd = _list_items(xs, "concatenate")
+    return _list_concat_impl(nd, _axis(axis, nd, "concatenate"), "xs, axis=0")
+
+
+@overload(stack, prefer_literal=True)
+def _ov_stack(xs, axis=0):
+    if isinstance(xs, types.BaseTuple):
+        return lambda xs, axis=0: np.stack(xs, axis)
+    nd = _list_items(xs, "stack")
+    return _list_stack_impl(nd, _axis(axis, nd + 1, "stack"), "xs, axis=0")
+
+
+@overload(vstack)
+def _ov_vstack(xs):
+    if isinstance(xs, types.BaseTuple):
+        return lambda xs: np.vstack(xs)
+    nd = _list_items(xs, "vstack")
+    return _list_stack_impl(1, 0, "xs") if nd == 1 else _list_concat_impl(nd, 0, "xs")
+
+
+@overload(hstack)
+def _ov_hstack(xs):
+    if isinstance(xs, types.BaseTuple):
+        return lambda xs: np.hstack(xs)
+    nd = _list_items(xs, "hstack")
+    return _list_concat_impl(nd, 0 if nd == 1 else 1, "xs")
+
+
+@overload(column_stack)
+def _ov_column_stack(xs):
+    if isinstance(xs, types.BaseTuple):
+        return lambda xs: np.column_stack(xs)
+    nd = _list_items(xs, "column_stack")
+    return _list_stack_impl(1, 1, "xs") if nd == 1 else _list_concat_impl(nd, 1, "xs")
