@@ -257,18 +257,22 @@ def _float_operands(a, b):
     return True
 
 
+def _bool_product(a, b):
+    if not _float_operands(a, b):
+        return None
+    if _bool_array(a) and _bool_array(b):  # NumPy: a boolean result (or of ands)
+        return lambda a, b: np.dot(a.astype(np.float64), b.astype(np.float64)) > 0.0
+    return lambda a, b: np.dot(a.astype(np.float64), b.astype(np.float64))
+
+
 @overload(np.dot)
 def _ov_dot_bool(a, b):
-    if _float_operands(a, b):
-        return lambda a, b: np.dot(a.astype(np.float64), b.astype(np.float64))
-    return None
+    return _bool_product(a, b)
 
 
 @overload(operator.matmul)
 def _ov_matmul_bool(a, b):
-    if _float_operands(a, b):
-        return lambda a, b: np.dot(a.astype(np.float64), b.astype(np.float64))
-    return None
+    return _bool_product(a, b)
 
 
 # ---------------------------------------------------------------------------

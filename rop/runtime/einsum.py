@@ -8,8 +8,11 @@ the same in both modes (a letter repeated within one operand, ``"ii->"``, is its
 a letter in no output is summed).  ``...`` (broadcast dimensions) is refused by the rule
 table at the user's line, before anything runs (:func:`parse` says why).
 
-The loop nest is not BLAS: a large contraction that is a matrix product runs faster
-written with ``@``.
+A contraction of two float64 arrays in which every letter is in the output or in both
+operands (``ij,jk->ik``, ``bij,bkj->bik``, ``ij,ij->``: batch, free and summed letters) is
+instead a batch of matrix products on BLAS: each operand transposed and reshaped to
+(batch, free, summed) and (batch, summed, free), multiplied, and the result transposed to
+the output's order -- what ``np.einsum(..., optimize=True)`` does with ``tensordot``.
 """
 
 from __future__ import annotations
@@ -54,8 +57,31 @@ def parse(subscripts: str, n_operands: int):
     return ins, out
 
 
+def _as_matmul(ins, out):
+    """(perm of A, perm of B, perm of the product, letter groups) when ``ins`` (two operands)
+    is a batch of matrix products, else None."""
+    if len(ins) != 2:
+        return None
+    a, b = ins
+    if len(set(a)) != len(a) or len(set(b)) != len(b) or not a or not b:
+        return None  # a diagonal, or a scalar operand: the loop nest
+    if any(c not in out and c not in b for c in a) or any(c not in out and c not in a for c in b):
+        return None  # a letter summed within one operand only
+    batch = [c for c in out if c in a and c in b]
+    left = [c for c in a if c in out and c not in b]
+    right = [c for c in b if c in out and c not in a]
+    summed = [c for c in a if c in b and c not in out]
+    prod_order = batch + left + right
+    return ([a.index(c) for c in batch + left + summed], [b.index(c) for c in batch + summed + right],
+            [prod_order.index(c) for c in out], (batch, left, summed, right))
+
+
+def _group(letters):
+    return " * ".join(f"n_{c}" for c in letters) or "1"
+
+
 @functools.lru_cache(maxsize=None)
-def _impl(subscripts, ranks, dtype):
+def _impl(subscripts, ranks, dtype, blas):
     ins, out = parse(subscripts, len(ranks))
     for k, (sub, r) in enumerate(zip(ins, ranks)):
         if len(sub) != r:
@@ -72,6 +98,27 @@ def _impl(subscripts, ranks, dtype):
                 L += [f"    if a{k}.shape[{d}] != n_{c}:",
                       f"        raise ValueError('einsum: operand {k} has the wrong size along "
                       f"`{c}`')"]
+    plan = _as_matmul(ins, out) if blas else None
+    if plan is not None:
+        pa, pb, po, (batch, left, summed, right) = plan
+        nb, nl, nc, nr = (_group(g) for g in (batch, left, summed, right))
+        L += [f"    at = np.ascontiguousarray(np.transpose(a0, {tuple(pa)!r}))"
+              f".reshape(({nb}, {nl}, {nc}))",
+              f"    bt = np.ascontiguousarray(np.transpose(a1, {tuple(pb)!r}))"
+              f".reshape(({nb}, {nc}, {nr}))",
+              f"    res = np.empty(({nb}, {nl}, {nr}), DT)",
+              f"    for q in range({nb}):",
+              "        res[q] = at[q] @ bt[q]"]
+        if not out:
+            L.append("    return res[0, 0, 0]")
+        else:
+            shape = "".join(f"n_{c}, " for c in batch + left + right)
+            L.append(f"    r = res.reshape(({shape}))")
+            L.append("    return r" if po == sorted(po) else
+                     f"    return np.ascontiguousarray(np.transpose(r, {tuple(po)!r}))")
+        ns = {"np": np, "DT": getattr(np, dtype)}
+        exec(compile("\n".join(L) + "\n", f"<rop.runtime.einsum {subscripts!r}>", "exec"), ns)
+        return ns["impl"]
     summed = [c for c in dict.fromkeys("".join(ins)) if c not in out]
     if out:
         L.append("    out = np.empty((" + "".join(f"n_{c}, " for c in out) + "), DT)")
@@ -114,7 +161,8 @@ def _ov_einsum(subscripts, operands):
         else:
             raise TypingError(f"rop.runtime.einsum: unsupported operand {t}")
     dtype = np.result_type(*dts).name
+    blas = all(d == np.float64 for d in dts) and all(r > 0 for r in ranks)
     try:
-        return _impl(subscripts.literal_value, tuple(ranks), dtype)
+        return _impl(subscripts.literal_value, tuple(ranks), dtype, blas)
     except ValueError as exc:
         raise TypingError(f"rop.runtime.einsum: {exc}") from None
