@@ -670,3 +670,10 @@ def p_stack_list2(X, W):
         Hs.append(np.tanh(W @ Hs[-1]))
     return np.concatenate(Hs, axis=1), np.stack(Hs, axis=-1), np.vstack(Hs), np.hstack(Hs), \
         np.column_stack(Hs), np.array(Hs)
+
+
+def p_bool_masks2(X, W, D):
+    """ReLU backprop with matrix masks: `@` of a boolean matrix goes through rt.gemm."""
+    H = W @ X
+    M = H > 0
+    return (M * D) @ X.T, M @ X.T, np.dot(M, X.T) + W

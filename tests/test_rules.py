@@ -268,6 +268,7 @@ CASES = [
     C("stack_list", P.p_stack_list, ("x", "W"), (A("n"), A("nn")), "stack"),
     C("stack_list2", P.p_stack_list2, ("X", "W"), (A("nm"), A("nn")), "concatenate"),
     C("bool_masks", P.p_bool_masks, ("x", "W", "d"), (A("n"), A("nm"), A("n")), "dot"),
+    C("bool_masks2", P.p_bool_masks2, ("X", "W", "D"), (A("nm"), A("nn"), A("nm")), "dot"),
 ]
 CASE = {c.name: c for c in CASES}
 
@@ -410,7 +411,7 @@ JAX_CASES = ("full", "full_active", "full_active_wrt_W", "arange", "arange_activ
              "column_stack", "tile", "repeat", "array", "array_wrt_w", "asarray_astype",
              "astype_float", "empty_like", "full_like", "diag", "var", "std", "cumsum", "prod",
              "prod_at_zeros", "logaddexp", "logaddexp_wrt_b", "einsum", "einsum_wrt_B",
-             "stack_list", "stack_list2", "bool_masks")
+             "stack_list", "stack_list2", "bool_masks", "bool_masks2")
 
 
 def _jax_arange_active(s, t):
