@@ -37,6 +37,8 @@ def stacking(np_call):
 
 
 def nd_of_items(shift=0, at_least=0):
+    """Rank of a stacking: the items' rank, plus ``shift`` new axes (np.stack), at least
+    ``at_least`` (np.vstack of vectors is a matrix)."""
     def f(nd, ops=None):
         r = _item_rank(nd)
         return None if r is None else max(r + shift, at_least)
@@ -66,6 +68,7 @@ def nd_axis_or_flat(nd, ops):
 
 
 def nd_tile(nd, ops):
+    """np.tile(x, reps): the larger of x's rank and the number of repetitions given."""
     from ..ir.nodes import TupleOp
     x, reps = nd.get("x"), ops.get("reps")
     d = len(reps.items) if isinstance(reps, TupleOp) else nd.get("reps#len", 1)
@@ -82,15 +85,17 @@ def constant(what, *params, allow_none=True, kind=int):
             ok = isinstance(a, Const) and (a.value is None and allow_none or
                                            isinstance(a.value, kind))
             if not ok:
+                hint = (f"write True or False in the call: {what}(..., {p}=True)" if kind is bool
+                        else f"write it as a number in the call, e.g. {what}(..., {p}=0); a "
+                        "tuple of axes is not supported for this function")
                 return (f"`{p}` of {what} must be a constant {kind.__name__}"
-                        f"{' or None' if allow_none else ''} here",
-                        f"write it as a number in the call, e.g. {what}(..., {p}=0); a tuple "
-                        "of axes is not supported for this function")
+                        f"{' or None' if allow_none else ''} here", hint)
         return None
     return check
 
 
 def checks(*checks):
+    """A check made of several: the first problem found."""
     def check(args):
         for c in checks:
             problem = c(args)
@@ -101,6 +106,8 @@ def checks(*checks):
 
 
 def _none_only(what, *params):
+    """A check: ``params`` are left out (``dtype=``, ``out=``: rop's values are new float64
+    arrays, and a write into ``out`` would be an effect the rule does not mirror)."""
     def check(args):
         from ..ir.nodes import Const
         for p in params:
@@ -113,6 +120,8 @@ def _none_only(what, *params):
 
 
 def astype_check(args):
+    """x.astype(float) is x as a float copy; a cast to an integer is piecewise constant and
+    to float32 rounds: neither is the identity R{x} the entry gives."""
     from ..ir.nodes import Const
     dt = args.get("dtype")
     if isinstance(dt, Const) and dt.value == "float64":
@@ -152,6 +161,7 @@ EINSUM_OPS = ("a", "b", "c", "d")
 
 
 def einsum_emit(env):
+    """``rt.einsum(s, (A, B, ...))``: the operands given (unused parameters are None)."""
     ops = [env[p] for p in EINSUM_OPS
            if not (isinstance(env[p], ast.Constant) and env[p].value is None)]
     return T("rt.einsum(s, ops)")(s=env["subscripts"], ops=ast.Tuple(elts=ops, ctx=ast.Load()))
@@ -167,6 +177,7 @@ def einsum_rule(env, renv, y):
 
 
 def _einsum_parts(args):
+    """(input letters, output letters) of the call's constant subscripts."""
     from ..ir.nodes import Const
     from ..runtime.einsum import parse
     s = args.get("subscripts")
@@ -176,6 +187,8 @@ def _einsum_parts(args):
 
 
 def einsum_check(args):
+    """Constant subscripts that the runtime can generate loops for (runtime/einsum.py: parse),
+    naming as many operands as the call passes."""
     from ..ir.nodes import Const
     s = args.get("subscripts")
     if not (isinstance(s, Const) and isinstance(s.value, str)):
@@ -191,6 +204,7 @@ def einsum_check(args):
 
 
 def nd_einsum(nd, ops):
+    """One axis per output letter."""
     try:
         return len(_einsum_parts(ops)[1])
     except (ValueError, AttributeError):

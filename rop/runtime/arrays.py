@@ -160,6 +160,9 @@ def _ov_array(items):
 
 @functools.lru_cache(maxsize=None)
 def _tile_impl(ndim, d, reps_int):
+    """np.tile for x of rank ``ndim`` and ``d`` repetitions: both padded with leading 1s to
+    the larger rank, as NumPy does; each output element reads x at its index modulo x's
+    shape."""
     n = max(ndim, d)
     L = ["def impl(x, reps):"]
     reps = ["reps" if reps_int else f"reps[{k}]" for k in range(d)]
@@ -190,6 +193,8 @@ def _ov_tile(x, reps):
 
 @functools.lru_cache(maxsize=None)
 def _repeat_impl(ndim, a):
+    """np.repeat along axis ``a``: x viewed as (before, along, after), each element written
+    ``repeats`` times in a row."""
     if a is None:
         return lambda x, repeats, axis=None: np.repeat(x, repeats)
     shape = "".join(f"x.shape[{k}] * repeats, " if k == a else f"x.shape[{k}], "
@@ -218,6 +223,8 @@ def _ov_repeat(x, repeats, axis=None):
 
 @functools.lru_cache(maxsize=None)
 def _cumsum_impl(ndim, a, dt):
+    """np.cumsum along axis ``a``, accumulated in ``dt`` (int64 for integers and booleans, as
+    NumPy on 64-bit Linux)."""
     if a is None:
         return lambda x, axis=None: np.cumsum(x)
     L = ["def impl(x, axis=None):", *split_lines(ndim, a),
@@ -246,10 +253,12 @@ def _ov_cumsum(x, axis=None):
 # ---------------------------------------------------------------------------
 
 def _bool_array(t):
+    """A boolean array type (a mask such as ``x > 0``)."""
     return isinstance(t, types.Array) and isinstance(t.dtype, types.Boolean)
 
 
 def _float_operands(a, b):
+    """True where this module must serve the product: arrays, one of them boolean."""
     if not (isinstance(a, types.Array) and isinstance(b, types.Array)):
         return None
     if not (_bool_array(a) or _bool_array(b)):
@@ -258,6 +267,8 @@ def _float_operands(a, b):
 
 
 def _bool_product(a, b):
+    """The product with booleans as 0.0/1.0 (BLAS takes floats); two booleans give NumPy's
+    boolean result, whether any term is true."""
     if not _float_operands(a, b):
         return None
     if _bool_array(a) and _bool_array(b):  # NumPy: a boolean result (or of ands)
@@ -326,6 +337,7 @@ def _list_stack_impl(ndim, a, sig):
 
 
 def _list_items(xs, fname):
+    """The rank of the arrays in a list type, or a typing error naming the helper."""
     if isinstance(xs, (types.List, types.ListType)) and isinstance(xs.dtype, types.Array):
         return xs.dtype.ndim
     raise TypingError(f"rop.runtime.{fname}: a tuple or a list of arrays, got {xs}")
