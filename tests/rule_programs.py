@@ -677,3 +677,10 @@ def p_bool_masks2(X, W, D):
     H = W @ X
     M = H > 0
     return (M * D) @ X.T, M @ X.T, np.dot(M, X.T) + W
+
+
+def p_array_dtype(x, a, w):
+    """np.array / np.asarray of sequences and with dtype=float (integer items cast)."""
+    y = np.asarray(x, dtype=float)
+    return np.array([1, 2, w], dtype=float) * w, np.asarray([a, 2.0 * a]), y * x, \
+        np.array(x) * x, np.asarray((w, 3), dtype=np.float64), np.array([[a, a], [a, a]], float)

@@ -251,6 +251,7 @@ CASES = [
     C("repeat", P.p_repeat, ("x",), (A("nm"),), "repeat"),
     C("array", P.p_array, ("a", "b", "w"), (A("nm"), A("nm"), S()), "array"),
     C("array_wrt_w", P.p_array, ("w",), (A("nm"), A("nm"), S()), "array", (0, 3)),
+    C("array_dtype", P.p_array_dtype, ("x", "a", "w"), (A("nm"), A("n"), S()), "array"),
     C("asarray_astype", P.p_asarray_astype, ("x",), (A("nm"),), "asarray"),
     C("astype_float", P.p_astype_float, ("x",), (A("nm"),), "astype"),
     C("empty_like", P.p_empty_like, ("x",), (A("nm"),), "empty_like", (1,)),
@@ -310,7 +311,8 @@ COVERAGE = {
     "hstack": ("vstack_hstack", "stack_list", "stack_list2"),
     "stack": ("stack", "stack_wrt_b", "stack_list", "stack_list2"),
     "column_stack": ("column_stack", "stack_list", "stack_list2"), "tile": ("tile",), "repeat": ("repeat",),
-    "array": ("array", "array_wrt_w", "stack_list", "stack_list2"), "asarray": ("asarray_astype",),
+    "array": ("array", "array_wrt_w", "array_dtype", "stack_list", "stack_list2"),
+    "asarray": ("asarray_astype", "array_dtype"),
     "astype": ("asarray_astype", "astype_float"), "empty_like": ("empty_like",),
     "full_like": ("full_like",), "diag": ("diag",), "diagflat": ("diag",),
     "var": ("var",), "std": ("std",), "cumsum": ("cumsum",), "prod": ("prod", "prod_at_zeros"),
@@ -411,7 +413,7 @@ JAX_CASES = ("full", "full_active", "full_active_wrt_W", "arange", "arange_activ
              "column_stack", "tile", "repeat", "array", "array_wrt_w", "asarray_astype",
              "astype_float", "empty_like", "full_like", "diag", "var", "std", "cumsum", "prod",
              "prod_at_zeros", "logaddexp", "logaddexp_wrt_b", "einsum", "einsum_wrt_B",
-             "stack_list", "stack_list2", "bool_masks", "bool_masks2")
+             "stack_list", "stack_list2", "bool_masks", "bool_masks2", "array_dtype")
 
 
 def _jax_arange_active(s, t):
@@ -444,9 +446,18 @@ def _jax_empty_like(x):
     return e * x, e
 
 
+def _jax_array_dtype(x, a, w):
+    """p_array_dtype with jnp.float64 for `float` (bound to a cast function by the oracle)."""
+    import jax.numpy as jnp
+    y = jnp.asarray(x, dtype=jnp.float64)
+    return jnp.array([1, 2, w], dtype=jnp.float64) * w, jnp.asarray([a, 2.0 * a]), y * x, \
+        jnp.array(x) * x, jnp.asarray((w, 3), dtype=jnp.float64), \
+        jnp.array([[a, a], [a, a]], jnp.float64)
+
+
 JAX_SPELLING = {"arange_active": _jax_arange_active, "arange_active_wrt_t": _jax_arange_active,
                 "asarray_astype": _jax_asarray_astype, "astype_float": _jax_astype_float,
-                "empty_like": _jax_empty_like}
+                "empty_like": _jax_empty_like, "array_dtype": _jax_array_dtype}
 
 
 @functools.lru_cache(maxsize=None)

@@ -45,7 +45,7 @@ def nd_of_items(shift=0, at_least=0):
     return f
 
 
-def nd_array(nd, ops):
+def nd_array(nd, ops, param="xs"):
     """np.array of (nested) sequences: one axis per level of nesting, then the items' rank."""
     from ..ir.nodes import TupleOp
 
@@ -54,10 +54,41 @@ def nd_array(nd, ops):
             inner = {depth(e) for e in t[1]}
             return None if len(inner) != 1 or None in inner else 1 + inner.pop()
         return t if isinstance(t, int) else None
-    if isinstance(ops.get("xs"), TupleOp):
-        return depth(("tuple", nd.get("xs#items", ())))
-    item = nd.get("xs#item")
-    return 1 + item if isinstance(item, int) else nd.get("xs")
+    if isinstance(ops.get(param), TupleOp):
+        return depth(("tuple", nd.get(param + "#items", ())))
+    item = nd.get(param + "#item")
+    return 1 + item if isinstance(item, int) else nd.get(param)
+
+
+def array_emit(param, plain, plain_float):
+    """``np.array(xs)`` / ``np.asarray(x)``: a sequence display is ``rt.array`` (Numba's
+    np.array takes numbers only), with ``dtype=float`` cast after (its items may be integers);
+    anything else is ``plain``, or ``plain_float`` with ``dtype=float`` (np.asarray(x,
+    np.float64) is x itself when x is float64, in Numba too: the memory NumPy has)."""
+    tmpl, tmpl_float, seq = T(plain), T(plain_float), T(f"rt.array({param})")
+
+    def emit(env):
+        dt = env.get("dtype")
+        to_float = isinstance(dt, ast.Constant) and dt.value == "float64"
+        if isinstance(env[param], ast.Tuple):
+            out = seq(**env)
+            return T("e.astype(np.float64)")(e=out) if to_float else out
+        return (tmpl_float if to_float else tmpl)(**env)
+    return emit
+
+
+def float_dtype_check(what):
+    """A check: ``dtype`` left out or float64 (float, np.float64)."""
+    def check(args):
+        from ..ir.nodes import Const
+        dt = args.get("dtype")
+        if isinstance(dt, Const) and dt.value in (None, "float64"):
+            return None
+        got = dt.value if isinstance(dt, Const) else "a variable"
+        return (f"{what} with dtype {got} is not supported (only float64)",
+                f"write {what}(..., dtype=float) or leave dtype out; an integer array has no "
+                "derivative: make it outside the function")
+    return check
 
 
 def nd_axis_or_flat(nd, ops):

@@ -30,9 +30,9 @@ from typing import Callable, Optional
 from .memo import memo
 from .templates import T, add, mul, neg, is_const
 from .arrays import (  # rule helpers of the entries of issue 18
-    EINSUM_OPS, astype_check, checks, constant, einsum_check, einsum_emit, einsum_rule,
-    full_like_rule, moment_check, nd_array, nd_axis_or_flat, nd_einsum, nd_of_items, nd_tile,
-    prod_rule, stacking, var_rule)
+    EINSUM_OPS, array_emit, astype_check, checks, constant, einsum_check, einsum_emit,
+    einsum_rule, float_dtype_check, full_like_rule, moment_check, nd_array, nd_axis_or_flat,
+    nd_einsum, nd_of_items, nd_tile, prod_rule, stacking, var_rule)
 
 Expr = ast.expr
 
@@ -556,16 +556,20 @@ linear("column_stack", ("xs",), stacking("np.column_stack(xs)"), nd_of_items(at_
 linear("stack", ("xs", "axis"), stacking("np.stack(xs, axis)"), nd_of_items(shift=1),
        diff=("xs",), formula="stack((R{a}, R{b}, ...), axis)", spelled=("np.stack",),
        sequence=("xs",), defaults={"axis": 0}, check=constant("np.stack", "axis", allow_none=False))
-linear("array", ("xs",), "rt.array(xs)", nd_array, diff=("xs",),
+linear("array", ("xs", "dtype"),
+       array_emit("xs", "rt.array(xs)", "rt.array(xs).astype(np.float64)"), nd_array, diff=("xs",),
        formula="array([R{a}, R{b}, ...]) (nested alike; numbers' R is 0.0)",
-       spelled=("np.array",), sequence=("xs",))
+       spelled=("np.array",), sequence=("xs",), defaults={"dtype": None},
+       check=float_dtype_check("np.array"))
 linear("tile", ("x", "reps"), "rt.tile(x, reps)", nd_tile, formula="tile(R{x}, reps)",
        spelled=("np.tile",))
 linear("repeat", ("x", "repeats", "axis"), "rt.repeat(x, repeats, axis)", nd_axis_or_flat,
        defaults={"axis": None}, formula="repeat(R{x}, repeats, axis)",
        spelled=("np.repeat", ".repeat"), check=constant("np.repeat", "axis"))
-linear("asarray", ("x",), "np.asarray(x)", nd_same("x"), formula="R{x} (the same object, as x)",
-       spelled=("np.asarray",))
+linear("asarray", ("x", "dtype"), array_emit("x", "np.asarray(x)", "np.asarray(x, np.float64)"),
+       lambda nd, ops: nd_array(nd, ops, "x"), formula="R{x} (the same object, as x; a "
+       "sequence display as np.array)", spelled=("np.asarray",), sequence=("x",),
+       defaults={"dtype": None}, check=float_dtype_check("np.asarray"))
 linear("astype", ("x", "dtype"), "x.astype(np.float64)", nd_same("x"),
        formula="R{x}.astype(float64): a copy, as the primal is", spelled=(".astype",),
        check=astype_check)
