@@ -80,6 +80,7 @@ def register(prim: Prim, **facets) -> Prim:
 # ----------------------------------------------------------------------------- ndim helpers
 
 def nd_broadcast(nd, ops=None):
+    nd = {k: v for k, v in nd.items() if "#" not in k}  # facts of tuples and lists (#len, #items)
     vals = [v for v in nd.values() if v is not None] if nd else []
     if any(v is None for v in nd.values()):
         return None
