@@ -84,7 +84,7 @@ _BODY = {
     "var_tan": ["m = 0.0", "for j in range(n_):", "    m += x3[i, j, k]", "m /= n_", "q = 0.0",
                 "for j in range(n_):", "    q += (x3[i, j, k] - m) * r3[i, j, k]",
                 "res[i, k] = 2.0 * q / (n_ - ddof)"],
-    "prod": ["p = 1.0", "for j in range(n_):", "    p *= x3[i, j, k]", "res[i, k] = p"],
+    "prod": ["p = RES(1)", "for j in range(n_):", "    p *= x3[i, j, k]", "res[i, k] = p"],
     "prod_tan": ["s = 1.0", "for j in range(n_ - 1, -1, -1):", "    after[j] = s",
                  "    s *= x3[i, j, k]", "p = 1.0", "t = 0.0", "for j in range(n_):",
                  "    t += p * after[j] * r3[i, j, k]", "    p *= x3[i, j, k]", "res[i, k] = t"],
@@ -92,7 +92,7 @@ _BODY = {
 
 
 @functools.lru_cache(maxsize=None)
-def _impl(op, ndim, a, keepdims):
+def _impl(op, ndim, a, keepdims, res_dtype="float64"):
     tangent = op.endswith("_tan")
     args = ("x, rx, " if tangent else "x, ") + \
         ("axis=None, ddof=0, keepdims=False" if op.startswith("var") or op == "std"
@@ -105,7 +105,7 @@ def _impl(op, ndim, a, keepdims):
         L += split_lines(ndim, a)
     if tangent:
         L.append("    r3 = np.ascontiguousarray(rx).reshape(x3.shape)")
-    L.append("    res = np.empty((pre_, post_))")
+    L.append("    res = np.empty((pre_, post_), RES)")
     if op == "prod_tan":
         L.append("    after = np.empty(n_)")
     L += ["    for i in range(pre_):", "        for k in range(post_):"]
@@ -118,7 +118,7 @@ def _impl(op, ndim, a, keepdims):
         shape = "".join("1, " if k == a else f"x.shape[{k}], " for k in range(ndim)
                         if keepdims or k != a)
         L.append(f"    return res.reshape(({shape}))")
-    return _compile("\n".join(L) + "\n", "impl")
+    return _compile("\n".join(L) + "\n", "impl", {"RES": getattr(np, res_dtype)})
 
 
 def _resolve(op, x, axis, keepdims, rx=None):
@@ -127,7 +127,10 @@ def _resolve(op, x, axis, keepdims, rx=None):
     if rx is not None and not (isinstance(rx, types.Array) and rx.ndim == x.ndim):
         raise TypingError(f"rop.runtime.{op}: rx must be an array of the rank of x, got {rx}")
     kd = bool(_const(keepdims, "keepdims", op))
-    return _impl(op, x.ndim, _axis(axis, x.ndim, op), kd)
+    # NumPy's product of integers (or booleans) is an int64; every other result is float64
+    res = "int64" if op == "prod" and isinstance(x.dtype, (types.Integer, types.Boolean)) \
+        else "float64"
+    return _impl(op, x.ndim, _axis(axis, x.ndim, op), kd, res)
 
 
 @overload(var, prefer_literal=True)
