@@ -643,7 +643,7 @@ def p_logaddexp(a, b):
 def p_einsum(A, B, v):
     return np.einsum("ij,jk->ik", A, B), np.einsum("ij,j->i", A, v), np.einsum("ij,ij->", A, A), \
         np.einsum("ij->ji", A), np.einsum("ij,jk", A, B), np.einsum("i,j->ij", v, v), \
-        np.einsum("ii->i", A @ A.T), np.einsum("ij,jk,kl->il", A, B, B.T)
+        np.einsum("ii->i", A @ A.T), np.einsum("ij,jk,kl->il", A, B, B.T, optimize=True)
 
 
 def p_bool_masks(x, W, d):

@@ -192,7 +192,9 @@ EINSUM_OPS = ("a", "b", "c", "d")
 
 
 def einsum_emit(env):
-    """``rt.einsum(s, (A, B, ...))``: the operands given (unused parameters are None)."""
+    """``rt.einsum(s, (A, B, ...))``: the operands given (unused parameters are None).
+    ``optimize=`` only orders the contraction (the same value up to rounding): the runtime
+    picks BLAS or loops itself."""
     ops = [env[p] for p in EINSUM_OPS
            if not (isinstance(env[p], ast.Constant) and env[p].value is None)]
     return T("rt.einsum(s, ops)")(s=env["subscripts"], ops=ast.Tuple(elts=ops, ctx=ast.Load()))

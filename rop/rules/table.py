@@ -604,9 +604,10 @@ custom("prod", ("x", "axis", "keepdims"), "rt.prod(x, axis, keepdims)", prod_rul
            constant("np.prod", "keepdims", allow_none=False, kind=bool)), **RED)
 custom("logaddexp", ("a", "b"), "np.logaddexp(a, b)", _logaddexp_rule, nd_broadcast,
        "exp(a - y) R{a} + exp(b - y) R{b}", spelled=("np.logaddexp",))
-custom("einsum", ("subscripts",) + EINSUM_OPS, einsum_emit, einsum_rule, nd_einsum,
+custom("einsum", ("subscripts",) + EINSUM_OPS + ("optimize",), einsum_emit, einsum_rule, nd_einsum,
        "einsum(s, R{A}, B, ...) + einsum(s, A, R{B}, ...) + ... (one term per active operand)",
-       defaults={"b": None, "c": None, "d": None}, diff=EINSUM_OPS, spelled=("np.einsum",),
+       defaults={"b": None, "c": None, "d": None, "optimize": False}, diff=EINSUM_OPS,
+       spelled=("np.einsum",),
        check=einsum_check, costly=True)
 
 
