@@ -685,3 +685,21 @@ def test_tanh_uses_the_y_form(mode):
     body = ast.unparse(_hvp_body(src, "tanh_y"))
     assert body.count("rt.tanh(") == 1 and "np.tanh" not in body and "cosh" not in body, body
     check_against_fd(P.tanh_y, ("x",), [x], v, out, r, f"tanh_y[{mode}]")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_stacking_zero_operand_is_local(mode):
+    """R{concatenate((a, b))} with only a active: the zero R of b is np.zeros_like(b) inside
+    the R-call alone -- no R_b is made -- and einsum gets one term per active operand."""
+    f = compiled(P.p_concatenate, ("a",), mode)
+    rng = np.random.default_rng(18)
+    a, b = rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
+    f.hvp(a, b, v=(rng.normal(size=a.shape),))
+    body = ast.unparse(_hvp_body(f.hvp.source, "p_concatenate"))
+    assert "np.concatenate((R_a, np.zeros_like(b)), 0)" in body, body
+    assert "R_b" not in body, body
+    g = compiled(P.p_einsum, ("B",), mode)
+    A, B, v = rng.normal(size=(3, 3)), rng.normal(size=(3, 3)), rng.normal(size=3)
+    g.hvp(A, B, v, v=(rng.normal(size=B.shape),))
+    body = ast.unparse(_hvp_body(g.hvp.source, "p_einsum"))
+    assert "rt.einsum('ij,jk->ik', (A, R_B))" in body and "R_A" not in body, body
