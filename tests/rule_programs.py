@@ -570,3 +570,131 @@ def p_add_at(x):
 def p_squeeze(x):
     c = np.squeeze(np.sum(x ** 2))             # cost = np.squeeze(cost) after a sum
     return c * x
+
+
+# ----------------------------------------------------------------------------- issue 18: the NumPy of real backprop code
+
+def p_concatenate(a, b):
+    return np.concatenate((a, b), axis=0), np.concatenate([a, 2.0 * b], axis=1), \
+        np.concatenate((a, np.ones_like(b)), axis=-1)
+
+
+def p_vstack_hstack(a, b):
+    u = a[0]
+    return np.vstack((a, b)), np.hstack([a, b]), np.vstack((u, b[1])), np.hstack((u, b[1]))
+
+
+def p_stack(a, b):
+    return np.stack((a, b)), np.stack([a, b * b], axis=1), np.stack((a, np.zeros_like(b)), axis=-1)
+
+
+def p_column_stack(u, v):
+    return np.column_stack((u, v)), np.column_stack([u, v * v, np.ones_like(u)])
+
+
+def p_tile(x):
+    return np.tile(x, (2, 3)), np.tile(x, 2), np.tile(x[0], (3, 1))
+
+
+def p_repeat(x):
+    return np.repeat(x, 2, axis=0), np.repeat(x, 3, axis=1), np.repeat(x, 2), x.repeat(2, axis=-1)
+
+
+def p_array(a, b, w):
+    return np.array([a, b]), np.array([[1.0, w], [w, 2.0]]) * w, np.array((w, 2.0 * w, 3)), \
+        np.array([[a, b], [b, a]])
+
+
+def p_asarray_astype(x):
+    y = np.asarray(x)
+    z = x.astype(np.float64)
+    z[0] = 2.0 * z[0]
+    return y * y, z, (x * x).astype(np.float64)
+
+
+def p_astype_float(x):
+    return x.astype(float) * x
+
+
+def p_empty_like(x):
+    e = np.empty_like(x)
+    e[:] = 3.0
+    return e * x, e
+
+
+def p_full_like(x, c):
+    f = np.full_like(x, c)
+    g = np.full_like(x, 2.5)
+    return f * x, g * x, f, g
+
+
+def p_diag(v, M):
+    return np.diag(v), np.diag(M @ M.T), np.diag(v) @ M, np.diagflat(v * v), np.diagflat(M)
+
+
+def p_var_std(x):
+    return np.var(x), np.var(x, axis=0), np.var(x, axis=1, ddof=1), \
+        np.var(x, axis=-1, keepdims=True), x.var(axis=0, ddof=1, keepdims=True)
+
+
+def p_std(x):
+    return np.std(x), np.std(x, axis=0), np.std(x, axis=1, ddof=1), x.std(), \
+        x.std(axis=-1, keepdims=True)
+
+
+def p_cumsum(x):
+    return np.cumsum(x, axis=0), np.cumsum(x, axis=1), np.cumsum(x), x.cumsum(axis=-1)
+
+
+def p_prod(x):
+    return np.prod(x), np.prod(x, axis=0), np.prod(x, axis=1, keepdims=True), x.prod(axis=-1)
+
+
+def p_logaddexp(a, b):
+    return np.logaddexp(a, b), np.logaddexp(a, 1.5), np.logaddexp(0.5, b), np.logaddexp(a, b[0])
+
+
+def p_einsum(A, B, v):
+    return np.einsum("ij,jk->ik", A, B), np.einsum("ij,j->i", A, v), np.einsum("ij,ij->", A, A), \
+        np.einsum("ij->ji", A), np.einsum("ij,jk", A, B), np.einsum("i,j->ij", v, v), \
+        np.einsum("ii->i", A @ A.T), np.einsum("ij,jk,kl->il", A, B, B.T, optimize=True)
+
+
+def p_bool_masks(x, W, d):
+    h = np.tanh(x)
+    m = h > 0
+    return np.dot((x > 0), W), (h > 0) * d, m @ W, np.dot(m, W) * W[0], np.dot(m, m * x)
+
+
+def p_stack_list(x, W):
+    """States of a recurrent net kept in a list built by append, then stacked (Numba's own
+    stacking functions take tuples only: these run rt.stack, rt.concatenate, ...)."""
+    hs = []
+    h = x
+    for k in range(3):
+        h = np.tanh(W @ h)
+        hs.append(h)
+    return np.stack(hs), np.stack(hs, axis=1), np.concatenate(hs), np.array(hs), \
+        np.vstack(hs), np.hstack(hs), np.column_stack(hs)
+
+
+def p_stack_list2(X, W):
+    Hs = [X]
+    for k in range(2):
+        Hs.append(np.tanh(W @ Hs[-1]))
+    return np.concatenate(Hs, axis=1), np.stack(Hs, axis=-1), np.vstack(Hs), np.hstack(Hs), \
+        np.column_stack(Hs), np.array(Hs)
+
+
+def p_bool_masks2(X, W, D):
+    """ReLU backprop with matrix masks: `@` of a boolean matrix goes through rt.gemm."""
+    H = W @ X
+    M = H > 0
+    return (M * D) @ X.T, M @ X.T, np.dot(M, X.T) + W
+
+
+def p_array_dtype(x, a, w):
+    """np.array / np.asarray of sequences and with dtype=float (integer items cast)."""
+    y = np.asarray(x, dtype=float)
+    return np.array([1, 2, w], dtype=float) * w, np.asarray([a, 2.0 * a]), y * x, \
+        np.array(x) * x, np.asarray((w, 3), dtype=np.float64), np.array([[a, a], [a, a]], float)

@@ -28,6 +28,7 @@ from typing import Callable, NamedTuple, Optional
 import numpy as np
 import pytest
 
+import bad_prims_programs as BP
 import bad_programs as B
 from rop import rop
 from rop.errors import RopCallError, RopSyntaxError
@@ -102,6 +103,23 @@ SYNTAX_CASES = {
                                 "Ws[0][1]"),
     "call_global_array": Bad(B.call_global_array, ("W",), 1, 9, "ndarray", "A_GLOBAL("),
 }
+
+# -- argument values an entry of the rule table cannot emit (rules/arrays.py: checks) --------
+SYNTAX_CASES.update({
+    "einsum_ellipsis": Bad(BP.einsum_ellipsis, ("A",), 1, 12, "`...`", "np.einsum"),
+    "einsum_variable_subscripts": Bad(BP.einsum_variable_subscripts, ("A",), 1, 18,
+                                      "string constant", "np.einsum"),
+    "einsum_operand_count": Bad(BP.einsum_operand_count, ("A",), 2, 12, "the call passes 1",
+                                "np.einsum"),
+    "var_dtype": Bad(BP.var_dtype, ("x",), 1, 12, "`dtype=` of np.var", "np.var"),
+    "concatenate_variable_axis": Bad(BP.concatenate_variable_axis, ("x",), 1, 12,
+                                     "`axis` of np.concatenate must be a constant",
+                                     "np.concatenate"),
+    "astype_int": Bad(BP.astype_int, ("x",), 1, 12, "astype to int64", "x.astype"),
+    "std_tuple_axes": Bad(BP.std_tuple_axes, ("x",), 1, 12, "`axis` of np.std", "x.std"),
+    "cumsum_variable_axis": Bad(BP.cumsum_variable_axis, ("x",), 1, 12, "`axis` of np.cumsum",
+                                "np.cumsum"),
+})
 
 # What rop *should* report but does not yet: NOT run (empty: every case found so far is fixed).
 KNOWN_FAILING: dict = {

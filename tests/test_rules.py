@@ -242,6 +242,36 @@ CASES = [
       (A("nm", "real"), A("nm", "apart:0"), A("nm", "apart:0")), "clip"),
     C("clip_on_bounds_wrt_hi", P.p_clip_on_bounds, ("hi",), (A("nm", "onbounds"), 0.0, 1.0),
       "clip", (0, 2)),
+    # the NumPy of real backprop code (issue 18)
+    C("concatenate", P.p_concatenate, ("a", "b"), (A("nm"), A("nm")), "concatenate"),
+    C("concatenate_wrt_a", P.p_concatenate, ("a",), (A("nm"), A("nm")), "concatenate"),
+    C("vstack_hstack", P.p_vstack_hstack, ("a", "b"), (A("nm"), A("nm")), "vstack"),
+    C("stack", P.p_stack, ("a", "b"), (A("nm"), A("nm")), "stack"),
+    C("stack_wrt_b", P.p_stack, ("b",), (A("nm"), A("nm")), "stack"),
+    C("column_stack", P.p_column_stack, ("u", "v"), (A("n"), A("n")), "column_stack"),
+    C("tile", P.p_tile, ("x",), (A("nm"),), "tile"),
+    C("repeat", P.p_repeat, ("x",), (A("nm"),), "repeat"),
+    C("array", P.p_array, ("a", "b", "w"), (A("nm"), A("nm"), S()), "array"),
+    C("array_wrt_w", P.p_array, ("w",), (A("nm"), A("nm"), S()), "array", (0, 3)),
+    C("array_dtype", P.p_array_dtype, ("x", "a", "w"), (A("nm"), A("n"), S()), "array"),
+    C("asarray_astype", P.p_asarray_astype, ("x",), (A("nm"),), "asarray"),
+    C("astype_float", P.p_astype_float, ("x",), (A("nm"),), "astype"),
+    C("empty_like", P.p_empty_like, ("x",), (A("nm"),), "empty_like", (1,)),
+    C("full_like", P.p_full_like, ("x", "c"), (A("nm"), S()), "full_like", (3,)),
+    C("diag", P.p_diag, ("v", "M"), (A("n"), A("nn")), "diag"),
+    C("var", P.p_var_std, ("x",), (A("nm"),), "var"),
+    C("std", P.p_std, ("x",), (A("nm"),), "std"),
+    C("cumsum", P.p_cumsum, ("x",), (A("nm"),), "cumsum"),
+    C("prod", P.p_prod, ("x",), (A("nm"),), "prod"),
+    C("prod_at_zeros", P.p_prod, ("x",), (A("nm", "withzeros"),), "prod"),
+    C("logaddexp", P.p_logaddexp, ("a", "b"), (A("nm"), A("nm")), "logaddexp"),
+    C("logaddexp_wrt_b", P.p_logaddexp, ("b",), (A("nm"), A("nm")), "logaddexp"),
+    C("einsum", P.p_einsum, ("A", "B", "v"), (A("nn"), A("nn"), A("n")), "einsum"),
+    C("einsum_wrt_B", P.p_einsum, ("B",), (A("nn"), A("nn"), A("n")), "einsum", (1, 2, 3, 5, 6)),
+    C("stack_list", P.p_stack_list, ("x", "W"), (A("n"), A("nn")), "stack"),
+    C("stack_list2", P.p_stack_list2, ("X", "W"), (A("nm"), A("nn")), "concatenate"),
+    C("bool_masks", P.p_bool_masks, ("x", "W", "d"), (A("n"), A("nm"), A("n")), "dot"),
+    C("bool_masks2", P.p_bool_masks2, ("X", "W", "D"), (A("nm"), A("nn"), A("nm")), "dot"),
 ]
 CASE = {c.name: c for c in CASES}
 
@@ -279,6 +309,17 @@ COVERAGE = {
     "and": ("bool_ops", "bool_values"), "or": ("bool_ops", "bool_values"), "not": ("bool_ops",),
     "list_repeat": ("list_repeat",),
     "add_at": ("add_at",), "squeeze": ("squeeze",),
+    "concatenate": ("concatenate", "concatenate_wrt_a", "stack_list", "stack_list2"),
+    "vstack": ("vstack_hstack", "stack_list", "stack_list2"),
+    "hstack": ("vstack_hstack", "stack_list", "stack_list2"),
+    "stack": ("stack", "stack_wrt_b", "stack_list", "stack_list2"),
+    "column_stack": ("column_stack", "stack_list", "stack_list2"), "tile": ("tile",), "repeat": ("repeat",),
+    "array": ("array", "array_wrt_w", "array_dtype", "stack_list", "stack_list2"),
+    "asarray": ("asarray_astype", "array_dtype"),
+    "astype": ("asarray_astype", "astype_float"), "empty_like": ("empty_like",),
+    "full_like": ("full_like",), "diag": ("diag",), "diagflat": ("diag",),
+    "var": ("var",), "std": ("std",), "cumsum": ("cumsum",), "prod": ("prod", "prod_at_zeros"),
+    "logaddexp": ("logaddexp", "logaddexp_wrt_b"), "einsum": ("einsum", "einsum_wrt_B"),
 }
 
 
@@ -369,7 +410,13 @@ JAX_CASES = ("full", "full_active", "full_active_wrt_W", "arange", "arange_activ
              "clip", "clip_active_bounds", "clip_on_bounds", "clip_on_bounds_active",
              "clip_on_bounds_scalar", "clip_on_bounds_scalar_hi", "clip_wrt_hi",
              "clip_on_bounds_wrt_hi", "bool_values", "norm",
-             "maximum", "where")
+             "maximum", "where",
+             # issue 18
+             "concatenate", "concatenate_wrt_a", "vstack_hstack", "stack", "stack_wrt_b",
+             "column_stack", "tile", "repeat", "array", "array_wrt_w", "asarray_astype",
+             "astype_float", "empty_like", "full_like", "diag", "var", "std", "cumsum", "prod",
+             "prod_at_zeros", "logaddexp", "logaddexp_wrt_b", "einsum", "einsum_wrt_B",
+             "stack_list", "stack_list2", "bool_masks", "bool_masks2", "array_dtype")
 
 
 def _jax_arange_active(s, t):
@@ -380,7 +427,40 @@ def _jax_arange_active(s, t):
     return s + k, (s + k * t) * s, jnp.arange(0.5, 2.5 * t, 1.0), k * t
 
 
-JAX_SPELLING = {"arange_active": _jax_arange_active, "arange_active_wrt_t": _jax_arange_active}
+def _jax_asarray_astype(x):
+    """p_asarray_astype with its write into z as JAX's functional update."""
+    import jax.numpy as jnp
+    y = jnp.asarray(x)
+    z = x.astype(jnp.float64)
+    z = z.at[0].set(2.0 * z[0])
+    return y * y, z, (x * x).astype(jnp.float64)
+
+
+def _jax_astype_float(x):
+    """p_astype_float: the oracle binds `float` to a cast function, not a dtype."""
+    import jax.numpy as jnp
+    return x.astype(jnp.float64) * x
+
+
+def _jax_empty_like(x):
+    """p_empty_like with `e[:] = 3.0` as JAX's functional update."""
+    import jax.numpy as jnp
+    e = jnp.empty_like(x).at[:].set(3.0)
+    return e * x, e
+
+
+def _jax_array_dtype(x, a, w):
+    """p_array_dtype with jnp.float64 for `float` (bound to a cast function by the oracle)."""
+    import jax.numpy as jnp
+    y = jnp.asarray(x, dtype=jnp.float64)
+    return jnp.array([1, 2, w], dtype=jnp.float64) * w, jnp.asarray([a, 2.0 * a]), y * x, \
+        jnp.array(x) * x, jnp.asarray((w, 3), dtype=jnp.float64), \
+        jnp.array([[a, a], [a, a]], jnp.float64)
+
+
+JAX_SPELLING = {"arange_active": _jax_arange_active, "arange_active_wrt_t": _jax_arange_active,
+                "asarray_astype": _jax_asarray_astype, "astype_float": _jax_astype_float,
+                "empty_like": _jax_empty_like, "array_dtype": _jax_array_dtype}
 
 
 @functools.lru_cache(maxsize=None)
@@ -508,6 +588,7 @@ ZERO_BECAUSE = {
     "lt": "a bool", "le": "a bool", "gt": "a bool", "ge": "a bool", "eq": "a bool",
     "ne": "a bool", "not": "a bool",
     "list_repeat": "slots `[None] * n`, filled later with values that carry their own R",
+    "empty_like": "only the shape of x is read (its values are written later, with their own R)",
 }
 
 
@@ -607,3 +688,21 @@ def test_tanh_uses_the_y_form(mode):
     body = ast.unparse(_hvp_body(src, "tanh_y"))
     assert body.count("rt.tanh(") == 1 and "np.tanh" not in body and "cosh" not in body, body
     check_against_fd(P.tanh_y, ("x",), [x], v, out, r, f"tanh_y[{mode}]")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_stacking_zero_operand_is_local(mode):
+    """R{concatenate((a, b))} with only a active: the zero R of b is np.zeros_like(b) inside
+    the R-call alone -- no R_b is made -- and einsum gets one term per active operand."""
+    f = compiled(P.p_concatenate, ("a",), mode)
+    rng = np.random.default_rng(18)
+    a, b = rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
+    f.hvp(a, b, v=(rng.normal(size=a.shape),))
+    body = ast.unparse(_hvp_body(f.hvp.source, "p_concatenate"))
+    assert "np.concatenate((R_a, np.zeros_like(b)), 0)" in body, body
+    assert "R_b" not in body, body
+    g = compiled(P.p_einsum, ("B",), mode)
+    A, B, v = rng.normal(size=(3, 3)), rng.normal(size=(3, 3)), rng.normal(size=3)
+    g.hvp(A, B, v, v=(rng.normal(size=B.shape),))
+    body = ast.unparse(_hvp_body(g.hvp.source, "p_einsum"))
+    assert "rt.einsum('ij,jk->ik', (A, R_B))" in body and "R_A" not in body, body

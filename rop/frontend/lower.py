@@ -896,12 +896,12 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
         for p, a in zip(params, arg_nodes):
             if p == "shape" and isinstance(a, ast.List):  # np.zeros([N, T, H]): a shape
                 a = ast.copy_location(ast.Tuple(elts=a.elts, ctx=ast.Load()), a)
-            bound[p] = self.expr(a)
+            bound[p] = self.prim_arg(prim, p, a)
         for k in kw_nodes:
             if k.arg not in params or k.arg in bound:
                 self.error(k.value, f"unsupported keyword argument `{k.arg}` for {prim_name}",
                            f"{prim_name} takes: {', '.join(params)}")
-            bound[k.arg] = self.expr(k.value)
+            bound[k.arg] = self.prim_arg(prim, k.arg, k.value)
         args = []
         for p in params:
             if p in bound:
@@ -912,9 +912,29 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
                 args.append(Const(0 if p == "start" else 1))
             else:
                 self.error(node, f"missing argument `{p}` for {prim_name}")
+        problem = prim.check(dict(zip(params, args))) if prim.check else None
+        if problem:  # a value the entry cannot emit (rules/table.py says why, and what instead)
+            self.error(node, *problem)
         if prim_name in ("sum", "mean", "max", "min") and isinstance(args[1], TupleOp):
             return self.reduce_axes(prim_name, args, node, target)
         return self.assign(prim_name, args, node, target)
+
+    def prim_arg(self, prim, p, a):
+        """An argument of a primitive call.  Two spellings are lowered here and nowhere else:
+        a list literal given to a sequence parameter (``np.concatenate([a, b])``,
+        ``np.array([[1.0, w], [w, 2.0]])``) is a tuple of operands, as the tuple spelling
+        is, so each item keeps its own R (a list value would be one object); and a
+        ``dtype`` (``float``, ``np.float64``) is the constant naming it (``"float64"``)."""
+        if p in prim.sequence and isinstance(a, (ast.List, ast.Tuple)):
+            return TupleOp(tuple(self.prim_arg(prim, p, e) for e in a.elts))
+        if p == "dtype" and not isinstance(a, ast.Constant):
+            obj = self.resolve_static(a)
+            if obj is not N.MISSING:
+                try:
+                    return Const(np.dtype(obj).name)
+                except TypeError:
+                    self.error(a, f"`{ast.unparse(a)}` is not a dtype")
+        return self.expr(a)
 
     def reduce_axes(self, prim_name, args, node, target):
         """A reduction over several axes is a chain of one-axis reductions (sum of sums, mean

@@ -136,7 +136,10 @@ def _assign_type(st, env, prims):
         ops[name] = a
         if isinstance(t, tuple) and t[0] == "tuple":
             nd[name + "#len"] = len(t[1])
+            nd[name + "#items"] = t[1]  # the items' types: stacking takes its rank from them
             continue
+        if isinstance(t, tuple) and t[0] == "list":
+            nd[name + "#item"] = t[1]   # a list's elements' type (np.stack of a list)
         nd[name] = t if isinstance(t, int) else None
     if prim.ndim is nd_broadcast_ref():
         nd = {k: v for k, v in nd.items() if k in prim.params}

@@ -31,7 +31,7 @@ from .nodes import (Append, Assign, Break, Continue, For, If, Return, SetItem, T
 
 # primitives whose result may share its first argument's storage (NumPy returns a view or
 # the object itself); every other primitive returns a fresh array or a number
-ALIAS_PRIMS = frozenset({"copy", "getitem", "transpose", "reshape", "ravel"})
+ALIAS_PRIMS = frozenset({"copy", "getitem", "transpose", "reshape", "ravel", "asarray"})
 
 # functions an R-formula may call whose result can be (a view of) their first argument
 _VIEW_CALLS = frozenset({"rt.broadcast_as", "rt.reshape", "np.reshape", "np.transpose",

@@ -29,6 +29,10 @@ from typing import Callable, Optional
 
 from .memo import memo
 from .templates import T, add, mul, neg, is_const
+from .arrays import (  # rule helpers of the entries of issue 18
+    EINSUM_OPS, array_emit, astype_check, checks, constant, einsum_check, einsum_emit,
+    einsum_rule, float_dtype_check, full_like_rule, moment_check, nd_array, nd_axis_or_flat,
+    nd_einsum, nd_of_items, nd_tile, prod_rule, stacking, var_rule)
 
 Expr = ast.expr
 
@@ -51,6 +55,10 @@ class Prim:
     #                                    ".sum" (a method); frontend/names.py reads these
     costly: bool = False               # a product: versioned on a zero slot even alone (slots)
     measure: bool = False              # a measure of change may be made of it (relaxation)
+    sequence: tuple = ()               # params whose list literal is a tuple of operands
+    #                                    (np.concatenate([a, b])): each item keeps its own R
+    check: Optional[Callable] = None   # (args: dict[str, Operand]) -> (message, hint) | None:
+    #                                    argument values the entry refuses at the user's line
 
     def derivative_params(self):
         return self.diff if self.diff else tuple(p for p in self.params if p not in self.defaults)
@@ -72,6 +80,7 @@ def register(prim: Prim, **facets) -> Prim:
 # ----------------------------------------------------------------------------- ndim helpers
 
 def nd_broadcast(nd, ops=None):
+    nd = {k: v for k, v in nd.items() if "#" not in k}  # facts of tuples and lists (#len, #items)
     vals = [v for v in nd.values() if v is not None] if nd else []
     if any(v is None for v in nd.values()):
         return None
@@ -412,6 +421,16 @@ def _transpose_emit(env):
     return T("np.transpose(x, axes)")(**env)
 
 
+def _logaddexp_rule(env, renv, y):
+    """y = log(e^a + e^b): dy/da = e^(a - y), dy/db = e^(b - y) (each in (0, 1): no overflow)."""
+    ra, rb = renv.get("a"), renv.get("b")
+    if rb is None:
+        return _lone(T("np.exp(a - y) * ra")(a=env["a"], y=y, ra=ra), env["b"], y)
+    if ra is None:
+        return _lone(T("np.exp(b - y) * rb")(b=env["b"], y=y, rb=rb), env["a"], y)
+    return T("np.exp(a - y) * ra + np.exp(b - y) * rb")(a=env["a"], b=env["b"], y=y, ra=ra, rb=rb)
+
+
 # ----------------------------------------------------------------------------- the table
 RED = dict(defaults={"axis": None, "keepdims": False})
 
@@ -537,6 +556,75 @@ for _cmp, _sym in (("lt", "<"), ("le", "<="), ("gt", ">"), ("ge", ">="), ("eq", 
     zero(_cmp, ("a", "b"), f"a {_sym} b", nd_broadcast)
 zero("not", ("x",), "not x", nd_scalar)
 zero("list_repeat", ("x", "n"), "[x] * n", lambda nd, ops=None: None)
+
+# arrays made from arrays (issue 18): linear in each array; a structurally zero R of one
+# operand is np.zeros_like of it only inside the R-call (RTransform.r_of)
+AXIS0 = dict(defaults={"axis": 0}, check=constant("np.concatenate", "axis", allow_none=False))
+linear("concatenate", ("xs", "axis"), stacking("np.concatenate(xs, axis)"), nd_of_items(),
+       diff=("xs",), formula="concatenate((R{a}, R{b}, ...), axis)", spelled=("np.concatenate",),
+       sequence=("xs",), **AXIS0)
+linear("vstack", ("xs",), stacking("np.vstack(xs)"), nd_of_items(at_least=2), diff=("xs",),
+       formula="vstack((R{a}, R{b}, ...))", spelled=("np.vstack",), sequence=("xs",))
+linear("hstack", ("xs",), stacking("np.hstack(xs)"), nd_of_items(at_least=1), diff=("xs",),
+       formula="hstack((R{a}, R{b}, ...))", spelled=("np.hstack",), sequence=("xs",))
+linear("column_stack", ("xs",), stacking("np.column_stack(xs)"), nd_of_items(at_least=2),
+       diff=("xs",), formula="column_stack((R{a}, R{b}, ...))", spelled=("np.column_stack",),
+       sequence=("xs",))
+linear("stack", ("xs", "axis"), stacking("np.stack(xs, axis)"), nd_of_items(shift=1),
+       diff=("xs",), formula="stack((R{a}, R{b}, ...), axis)", spelled=("np.stack",),
+       sequence=("xs",), defaults={"axis": 0}, check=constant("np.stack", "axis", allow_none=False))
+linear("array", ("xs", "dtype"),
+       array_emit("xs", "rt.array(xs)", "rt.array(xs).astype(np.float64)"), nd_array, diff=("xs",),
+       formula="array([R{a}, R{b}, ...]) (nested alike; numbers' R is 0.0)",
+       spelled=("np.array",), sequence=("xs",), defaults={"dtype": None},
+       check=float_dtype_check("np.array"))
+linear("tile", ("x", "reps"), "rt.tile(x, reps)", nd_tile, formula="tile(R{x}, reps)",
+       spelled=("np.tile",))
+linear("repeat", ("x", "repeats", "axis"), "rt.repeat(x, repeats, axis)", nd_axis_or_flat,
+       defaults={"axis": None}, formula="repeat(R{x}, repeats, axis)",
+       spelled=("np.repeat", ".repeat"), check=constant("np.repeat", "axis"))
+linear("asarray", ("x", "dtype"), array_emit("x", "np.asarray(x)", "np.asarray(x, np.float64)"),
+       lambda nd, ops: nd_array(nd, ops, "x"), formula="R{x} (the same object, as x; a "
+       "sequence display as np.array)", spelled=("np.asarray",), sequence=("x",),
+       defaults={"dtype": None}, check=float_dtype_check("np.asarray"))
+linear("astype", ("x", "dtype"), "x.astype(np.float64)", nd_same("x"),
+       formula="R{x}.astype(float64): a copy, as the primal is", spelled=(".astype",),
+       check=astype_check)
+zero("empty_like", ("x",), "np.empty_like(x)", nd_same("x"), spelled=("np.empty_like",))
+custom("full_like", ("x", "fill_value"), "np.full_like(x, fill_value)", full_like_rule,
+       nd_same("x"), "full(x.shape, R{fill_value})", diff=("fill_value",),
+       spelled=("np.full_like",))
+linear("diag", ("x",), "np.diag(x)", lambda nd, ops=None: None if nd.get("x") not in (1, 2)
+       else 3 - nd["x"], formula="diag(R{x})", spelled=("np.diag",))
+linear("diagflat", ("x",), "np.diagflat(x)", lambda nd, ops=None: 2, formula="diagflat(R{x})",
+       spelled=("np.diagflat",))
+linear("cumsum", ("x", "axis"), "rt.cumsum(x, axis)", nd_axis_or_flat, defaults={"axis": None},
+       formula="cumsum(R{x}, axis)", spelled=("np.cumsum", ".cumsum"),
+       check=constant("np.cumsum", "axis"))
+
+# moments and products along an axis
+MOMENT = dict(defaults={"axis": None, "dtype": None, "out": None, "ddof": 0, "keepdims": False},
+              diff=("x",))
+
+custom("var", ("x", "axis", "dtype", "out", "ddof", "keepdims"), "rt.var(x, axis, ddof, keepdims)",
+       var_rule(False), nd_reduce, "2 sum((x - mean(x)) R{x}) / (n - ddof) along the axis",
+       spelled=("np.var", ".var"), check=moment_check("np.var"), **MOMENT)
+custom("std", ("x", "axis", "dtype", "out", "ddof", "keepdims"), "rt.std(x, axis, ddof, keepdims)",
+       var_rule(True), nd_reduce, "R{var(x)} / (2 y); NaN where y = 0 (no derivative there)",
+       spelled=("np.std", ".std"), check=moment_check("np.std"), **MOMENT)
+custom("prod", ("x", "axis", "keepdims"), "rt.prod(x, axis, keepdims)", prod_rule, nd_reduce,
+       "sum over the axis of (product of the other elements) R{x}, the others' product as "
+       "(product before) (product after): exact at zeros", diff=("x",),
+       spelled=("np.prod", ".prod"), check=checks(
+           constant("np.prod", "axis"),
+           constant("np.prod", "keepdims", allow_none=False, kind=bool)), **RED)
+custom("logaddexp", ("a", "b"), "np.logaddexp(a, b)", _logaddexp_rule, nd_broadcast,
+       "exp(a - y) R{a} + exp(b - y) R{b}", spelled=("np.logaddexp",))
+custom("einsum", ("subscripts",) + EINSUM_OPS + ("optimize",), einsum_emit, einsum_rule, nd_einsum,
+       "einsum(s, R{A}, B, ...) + einsum(s, A, R{B}, ...) + ... (one term per active operand)",
+       defaults={"b": None, "c": None, "d": None, "optimize": False}, diff=EINSUM_OPS,
+       spelled=("np.einsum",),
+       check=einsum_check, costly=True)
 
 
 # ----------------------------------------------------------------------------- derived lists

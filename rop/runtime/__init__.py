@@ -36,6 +36,8 @@ __all__ = [
     "broadcast_as", "reshape", "transpose", "zeros_of", "clip_tangent",
     "norm", "note_not_converged", "release", "matmul", "check_direction", "check_length", "clip", "gemm",
     "pow_log", "add_at", "getitem_mask", "setitem_mask", "squeeze", "UserCheck",
+    "array", "tile", "repeat", "cumsum", "var", "std", "prod", "var_tangent",
+    "prod_tangent", "einsum", "concatenate", "stack", "vstack", "hstack", "column_stack",
 ]
 
 
@@ -272,6 +274,11 @@ else:
     from . import _overloads  # noqa: F401,E402
 
 from .blas import gemm  # noqa: E402  (sums of matrix products on BLAS; its own overload)
+# NumPy functions Numba lacks (or lacks the arguments of), each with its own overload
+from .arrays import (array, tile, repeat, cumsum, concatenate, stack, vstack, hstack,  # noqa: E402
+                     column_stack)
+from .moments import var, std, prod, var_tangent, prod_tangent  # noqa: E402
+from .einsum import einsum  # noqa: E402
 
 
 # ---------------------------------------------------------------------------
