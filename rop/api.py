@@ -488,7 +488,8 @@ def _may_take_statics(fn) -> bool:
     from .frontend import names as N
     for n in ast.walk(tree):
         if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and \
-                n.value.id in params and n.attr not in N.ATTRIBUTES and n.attr not in N.METHODS:
+                n.value.id in params and n.attr not in N.ATTRIBUTES and n.attr not in N.METHODS \
+                and not hasattr(np.ndarray, n.attr) and not hasattr(list, n.attr):
             return True  # self.weights, dense1.forward(...), bn_param.get(...): an object
         if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and \
                 n.value.id in params and not isinstance(n.slice, (ast.Slice, ast.Tuple)):

@@ -97,13 +97,13 @@ def string_global(W, x):
 
 # ----------------------------------------------------------------------------- unknown functions
 
-def unknown_cumsum(W, x):
-    y = np.cumsum(W @ x)                             # <- np.cumsum
+def unknown_sort(W, x):
+    y = np.sort(W @ x)                               # <- np.sort
     return y
 
 
-def unknown_einsum(W, x):
-    y = np.einsum("ij,j->i", W, x)                   # <- np.einsum
+def unknown_median(W, x):
+    y = np.median(W @ x)                             # <- np.median
     return y
 
 

@@ -698,3 +698,12 @@ def p_array_dtype(x, a, w):
     y = np.asarray(x, dtype=float)
     return np.array([1, 2, w], dtype=float) * w, np.asarray([a, 2.0 * a]), y * x, \
         np.array(x) * x, np.asarray((w, 3), dtype=np.float64), np.array([[a, a], [a, a]], float)
+
+
+def p_nan_to_num(x):
+    return np.nan_to_num(np.log(x))            # finite inputs: log's R
+
+
+def p_as_int(x, y):
+    m = np.int64(x > 0.0)                      # a 0/1 mask: R = 0
+    return m * y, m

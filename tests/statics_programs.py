@@ -126,7 +126,7 @@ def compute_cost(AL, Y):
 
 def relu_backward_dl(dA, cache):
     Z = cache
-    dZ = np.copy(dA)
+    dZ = np.array(dA, copy=True)
     dZ[Z <= 0] = 0
     return dZ
 

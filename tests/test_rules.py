@@ -200,6 +200,8 @@ CASES = [
     C("argmin", P.p_argmin, ("x",), (A("n", "distinct"),), "argmin", (1,)),
     C("add_at", P.p_add_at, ("x",), (A("n"),), "add_at"),
     C("squeeze", P.p_squeeze, ("x",), (A("n"),), "squeeze"),
+    C("nan_to_num", P.p_nan_to_num, ("x",), (A("nm", "positive"),), "nan_to_num"),
+    C("as_int", P.p_as_int, ("x", "y"), (A("nm", "nonzero"), A("nm", "real")), "as_int", (1,)),
     C("compare", P.p_compare, ("a", "b"), (A("nm", "real"), A("nm", "apart:0")), "lt", (6,)),
     C("bool_ops", P.p_bool_ops, ("s", "t"), (S("nonzero"), S("nonzero")), "and"),
     C("list_repeat", P.p_list_repeat, ("x",), (A("nm"),), "list_repeat"),
@@ -308,7 +310,8 @@ COVERAGE = {
     "eq": ("compare",), "ne": ("compare",),
     "and": ("bool_ops", "bool_values"), "or": ("bool_ops", "bool_values"), "not": ("bool_ops",),
     "list_repeat": ("list_repeat",),
-    "add_at": ("add_at",), "squeeze": ("squeeze",),
+    "add_at": ("add_at",), "squeeze": ("squeeze",), "nan_to_num": ("nan_to_num",),
+    "as_int": ("as_int",),
     "concatenate": ("concatenate", "concatenate_wrt_a", "stack_list", "stack_list2"),
     "vstack": ("vstack_hstack", "stack_list", "stack_list2"),
     "hstack": ("vstack_hstack", "stack_list", "stack_list2"),
@@ -589,6 +592,7 @@ ZERO_BECAUSE = {
     "ne": "a bool", "not": "a bool",
     "list_repeat": "slots `[None] * n`, filled later with values that carry their own R",
     "empty_like": "only the shape of x is read (its values are written later, with their own R)",
+    "as_int": "integer valued",
 }
 
 

@@ -114,7 +114,7 @@ class HelperInlining(HelperArguments):
         child.captured = self.captured
         child.lists, child.strided = self.lists, self.strided
         child.list_copies = self.list_copies
-        for shared in ("consts", "static_ints", "dictvals", "maybe_none", "list_lens"):
+        for shared in ("consts", "static_ints", "dictvals", "tuples", "maybe_none", "list_lens"):
             setattr(child, shared, getattr(self, shared))  # keyed by IR names: one namespace
         child.dynamic = self.dynamic
         child.params = set()
@@ -127,10 +127,10 @@ class HelperInlining(HelperArguments):
             elif isinstance(a, Const) and isinstance(a.value, (str, bool, type(None))):
                 scope[p.arg] = self.namer.fresh(p.arg)  # activation="relu": known now
                 self.consts[scope[p.arg]] = a
+            elif isinstance(a, TupleOp) and contains_dict(a):  # a cache holding a dict
+                scope[p.arg] = self.namer.fresh(p.arg)
+                self.tuples[scope[p.arg]] = a
             else:
-                if isinstance(a, TupleOp) and contains_dict(a):
-                    self.error(node, "a tuple holding a dict cannot be passed to a helper",
-                               "pass the dict itself")
                 scope[p.arg] = self.namer.fresh(p.arg)
                 self.emit(Assign(scope[p.arg], "copy", (a,), self.loc(node)))
         child.params = {p.arg for p in h_ast.args.args}

@@ -27,6 +27,14 @@ class LoopLowering:
             self.error(st, "`for ... else` is not supported")
         if lower_body is None and self.unrolled_dict_loop(st):
             return
+        if lower_body is None and isinstance(st.iter, (ast.List, ast.Tuple)) and \
+                isinstance(st.target, ast.Name) and st.iter.elts and \
+                not any(isinstance(e, ast.Starred) for e in st.iter.elts):
+            # `for dparam in [dW, db]:` over a literal: one body per item (the items may be
+            # arrays of different ranks, which no Numba list holds)
+            items = [self.expr(e) for e in st.iter.elts]
+            self.unroll(st, [[(st.target.id, it)] for it in items])
+            return
         it = st.iter
         backward = False
         if isinstance(it, ast.Subscript) and is_call_to(it.value, "list", self.globs) and \

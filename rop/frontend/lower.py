@@ -71,6 +71,7 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
         self.consts: dict = {}       # IR name -> Const: None, strings, bools known now
         self.static_ints: dict = {}  # IR name -> int known now (range bounds, keys)
         self.dictvals: dict = {}     # IR name -> DictVal
+        self.tuples: dict = {}       # IR name -> a tuple holding a dict (a cache)
         self.maybe_none: set = set()  # IR names bound to None at one of several places
         self.list_lens: dict = {}    # IR name of a list -> its length, while known
         self.dynamic = 0             # > 0 inside a run-time loop or branch
@@ -363,6 +364,7 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
         self.consts.pop(name, None)
         self.static_ints.pop(name, None)
         self.dictvals.pop(name, None)
+        self.tuples.pop(name, None)
         self.maybe_none.discard(name)
         if isinstance(val, DictVal):
             self.dictvals[name] = val
@@ -370,8 +372,8 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
                 val.name = self.user_name_of(name)
             return
         if isinstance(val, TupleOp) and contains_dict(val):
-            self.error(st, "a tuple holding a dict can only be returned or unpacked",
-                       "unpack it: `loss, grads = ...`")
+            self.tuples[name] = val  # cache = (x, mask, dropout_param): held at compile time
+            return
         if isinstance(val, Var) and val.name == name:
             last = next((s for s in reversed(self.out) if isinstance(s, Assign)
                          and s.target == name), None)
@@ -414,10 +416,8 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
             if isinstance(obj, ast.Attribute) and isinstance(self.dict_of(obj.value), ObjVal):
                 holder = self.dict_of(obj.value)  # self.dinputs[self.inputs <= 0] = 0
                 entry = self.object_attribute(holder, obj)
-                if holder.param:
-                    self.error(obj, f"in-place change to `{ast.unparse(obj)}`, an array of an "
-                                    "argument, is not supported",
-                               "rop never changes its arguments: work on a copy")
+                # an attribute the function set holds its own array; one it did not is the
+                # caller's, and the memory pass (ir/storage.py) refuses the write at this line
                 if not isinstance(entry, Var):
                     self.error(obj, "this attribute cannot be written into")
                 self.emit(SetItem(entry.name, self.index(target.slice), val, self.loc(st)))
@@ -571,6 +571,8 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
                 return self.consts[n]
             if n in self.dictvals:
                 return self.dictvals[n]
+            if n in self.tuples:
+                return self.tuples[n]
             return Var(n)
         if node.id in self.globs or hasattr(__builtins__ if isinstance(__builtins__, dict) else
                                             __builtins__, node.id):
@@ -745,6 +747,11 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
 
     def expr_Subscript(self, node, target=None):
         x = self.expr(node.value)
+        if isinstance(x, TupleOp) and contains_dict(x):  # cache[1] of a cache held here
+            k = self.static_eval(node.slice)
+            if not isinstance(k, int) or not -len(x.items) <= k < len(x.items):
+                self.error(node.slice, "a tuple holding a dict is indexed by a constant here")
+            return x.items[k]
         if isinstance(x, DictVal):
             return self.dict_get(x, node.slice, node)
         return self.assign("getitem", (x, self.index(node.slice)), node, target)
@@ -873,6 +880,12 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
     def call_prim(self, prim_name, arg_nodes, kw_nodes, node, target):
         if prim_name == "len" and len(arg_nodes) == 1 and self.dict_of(arg_nodes[0]) is not None:
             return Const(len(self.dict_of(arg_nodes[0]).entries))
+        if prim_name == "array" and any(k.arg == "copy" for k in kw_nodes):
+            copy_kw = next(k for k in kw_nodes if k.arg == "copy")
+            if not (isinstance(copy_kw.value, ast.Constant) and copy_kw.value.value is True):
+                self.error(copy_kw.value, "np.array(..., copy=...) is compiled with copy=True only",
+                           "drop `copy=`: np.array copies, as `copy=True` says")
+            kw_nodes = [k for k in kw_nodes if k.arg != "copy"]  # np.array(dA, copy=True)
         out = [k for k in kw_nodes if k.arg == "out"]
         if out:  # np.clip(g, -5, 5, out=g): the result written into `out`, which is returned
             dest = out[0].value

@@ -370,6 +370,11 @@ def _add_at_rule(env, renv, y):
                                      i=env["indices"], rb=rb)
 
 
+def _nan_to_num_rule(env, renv, y):
+    """nan_to_num(x) is x where x is finite, constants elsewhere: R = R{x} where finite."""
+    return T("np.where(np.isfinite(x), rx, 0.0)")(x=env["x"], rx=renv["x"])
+
+
 def _arange_rule(env, renv, y):
     """Element k of np.arange(start, stop, step) is start + k step, and its length
     ceil((stop - start) / step) is piecewise constant: R = R{start} + k R{step}, no R{stop}."""
@@ -508,6 +513,8 @@ custom("arange", ("start", "stop", "step"), "np.arange(start, stop, step)", _ara
 custom("add_at", ("a", "indices", "b"), "rt.add_at(a, indices, b)", _add_at_rule, nd_same("a"),
        "add.at(R{a}, indices, R{b}): repeated indices add up", diff=("a", "b"),
        test_shapes=((5,), (), (4,)))
+custom("nan_to_num", ("x",), "np.nan_to_num(x)", _nan_to_num_rule, nd_same("x"),
+       "where(isfinite(x), R{x}, 0)", diff=("x",), spelled=("np.nan_to_num",))
 # Python's `a and b` / `a or b` are one of their operands: R of the operand they return
 custom("and", ("a", "b"), "a and b", _boolop_rule("rb if a else ra"), nd_scalar,
        "R{b} if a else R{a}")
@@ -550,8 +557,21 @@ zero("empty", ("shape",), "np.empty(shape)", nd_shape_arg("shape"), spelled=("np
 zero("zeros_like", ("x",), "np.zeros_like(x)", nd_same("x"), spelled=("np.zeros_like",))
 zero("ones_like", ("x",), "np.ones_like(x)", nd_same("x"), spelled=("np.ones_like",))
 zero("eye", ("n",), "np.eye(n)", lambda nd, ops=None: 2, spelled=("np.eye",))
-zero("argmax", ("x",), "np.argmax(x)", nd_scalar, spelled=("np.argmax", ".argmax"))
-zero("argmin", ("x",), "np.argmin(x)", nd_scalar, spelled=("np.argmin", ".argmin"))
+def _arg_emit(name):
+    def emit(env):
+        axis = env["axis"]
+        if isinstance(axis, ast.Constant) and axis.value is None:
+            return T(f"np.{name}(x)")(x=env["x"])
+        return T(f"np.{name}(x, axis=axis)")(x=env["x"], axis=axis)  # Numba: a keyword
+    return emit
+
+
+zero("argmax", ("x", "axis"), _arg_emit("argmax"), nd_reduce, defaults={"axis": None},
+     spelled=("np.argmax", ".argmax"))
+zero("argmin", ("x", "axis"), _arg_emit("argmin"), nd_reduce, defaults={"axis": None},
+     spelled=("np.argmin", ".argmin"))
+# casts to integers (`np.int64(A > 0)`, a ReLU mask as 0/1): piecewise constant
+zero("as_int", ("x",), "rt.as_int(x)", nd_same("x"), spelled=("np.int64", "np.int32"))
 for _cmp, _sym in (("lt", "<"), ("le", "<="), ("gt", ">"), ("ge", ">="), ("eq", "=="), ("ne", "!=")):
     zero(_cmp, ("a", "b"), f"a {_sym} b", nd_broadcast)
 zero("not", ("x",), "not x", nd_scalar)

@@ -35,7 +35,7 @@ __all__ = [
     "sum", "mean", "amax", "amin", "max_tangent", "min_tangent",
     "broadcast_as", "reshape", "transpose", "zeros_of", "clip_tangent",
     "norm", "note_not_converged", "release", "matmul", "check_direction", "check_length", "clip", "gemm",
-    "pow_log", "add_at", "getitem_mask", "setitem_mask", "squeeze", "UserCheck",
+    "pow_log", "add_at", "as_int", "getitem_mask", "setitem_mask", "squeeze", "UserCheck",
     "array", "tile", "repeat", "cumsum", "var", "std", "prod", "var_tangent",
     "prod_tangent", "einsum", "concatenate", "stack", "vstack", "hstack", "column_stack",
 ]
@@ -465,7 +465,7 @@ def _install_vector_ufuncs():
 
 _install_vector_ufuncs()
 
-from .masks import add_at, getitem_mask, setitem_mask, squeeze  # noqa: E402,F401  (runtime/masks.py)
+from .masks import add_at, as_int, getitem_mask, setitem_mask, squeeze  # noqa: E402,F401  (runtime/masks.py)
 from .checks import UserCheck, RAISABLE  # noqa: E402,F401  (the user's assert / raise)
 from . import checks as _checks  # noqa: E402
 for _n in RAISABLE:

@@ -182,6 +182,8 @@ def _tile_impl(ndim, d, reps_int):
 
 @overload(tile)
 def _ov_tile(x, reps):
+    if isinstance(x, (types.Number, types.Boolean)) and isinstance(reps, types.Integer):
+        return lambda x, reps: np.full(reps, x)  # np.tile(rho, n): a vector of n rho's
     if not isinstance(x, types.Array) or x.ndim == 0:
         raise TypingError(f"rop.runtime.tile: an array of rank >= 1, got {x}")
     if isinstance(reps, types.Integer):
@@ -363,6 +365,13 @@ def _ov_stack(xs, axis=0):
 def _ov_vstack(xs):
     if isinstance(xs, types.BaseTuple):
         return lambda xs: np.vstack(xs)
+    if isinstance(xs, types.List) and isinstance(xs.dtype, (types.Number, types.Boolean)):
+        def column(xs):  # np.vstack of numbers (a list of per-step values): a column
+            out = np.empty((len(xs), 1))
+            for i in range(len(xs)):
+                out[i, 0] = xs[i]
+            return out
+        return column
     nd = _list_items(xs, "vstack")
     return _list_stack_impl(1, 0, "xs") if nd == 1 else _list_concat_impl(nd, 0, "xs")
 

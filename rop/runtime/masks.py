@@ -36,6 +36,11 @@ def add_at(a, indices, b):
     return out
 
 
+def as_int(x):
+    """``np.int64(x)``: of an array (a mask ``A > 0``), the array of integers."""
+    return np.asarray(x).astype(np.int64) if np.ndim(x) else np.int64(x)
+
+
 def _install():
     try:
         from numba import types
@@ -70,6 +75,12 @@ def _install():
         def impl(x, mask, value):
             x[mask] = value
         return impl
+
+    @overload(as_int)
+    def _as_int(x):
+        if isinstance(x, types.Array):
+            return lambda x: x.astype(np.int64)
+        return lambda x: np.int64(x)
 
     @overload(squeeze)
     def _squeeze(x):

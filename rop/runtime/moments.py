@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from numba import types
+from numba import literal_unroll, types
 from numba.core.errors import TypingError
 from numba.extending import overload
 
@@ -145,6 +145,13 @@ def _ov_std(x, axis=None, ddof=0, keepdims=False):
 
 @overload(prod, prefer_literal=True)
 def _ov_prod(x, axis=None, keepdims=False):
+    if isinstance(x, types.BaseTuple):  # np.prod(x.shape[1:]): a product of sizes
+        def prod_tuple(x, axis=None, keepdims=False):
+            p = 1
+            for v in literal_unroll(x):
+                p *= v
+            return p
+        return prod_tuple
     return _resolve("prod", x, axis, keepdims)
 
 
