@@ -1,7 +1,8 @@
 """The emitter: IR to readable Python source, one provenance comment per source line.
 
 No decisions are made here beyond presentation: every statement becomes one line
-via ``ast.unparse``; compiler temporaries that are read exactly once, in the same
+via ``ast.unparse`` of its table entry's emit form; compiler temporaries (the lowering's and
+the R-transform's three-address temporaries alike) that are read exactly once, in the same
 block, are folded back into the expression that reads them, so the generated code
 reads like the user's (``y1 = sigmoid(W1 @ X + b1[:, None])``) and like the paper
 (``R_y1 = y1 * (1.0 - y1) * (R_W1 @ X + R_b1[:, None])``).
@@ -92,6 +93,7 @@ class Emitter:
         self.uses = Counter()
         self.defs = Counter()
         self.left = Counter()  # uses of a pending temporary not yet folded
+        self.rvalues = set(fn.rnames.values())
         for st in walk(fn.body):
             for v in st.reads():
                 self.uses[v] += 1
@@ -173,9 +175,15 @@ class Emitter:
                 continue
             if isinstance(st, Return):
                 val = fold(operand_ast(st.value)) if st.value is not None else ast.Constant(None)
+                rval = None
+                if self.r_mode:  # the R-values on lines of their own, the operations of the
+                    # R-formula (the builder's temporaries) folded into the return
+                    flush([k for k, (_, _, s0) in pending.items()
+                           if not s0.is_r or k in self.rvalues])
+                    rval = fold(operand_ast(st.r_value))
                 flush()
                 if self.r_mode:
-                    put(f"return {self.value(val, fold(st.r_value))}", st)
+                    put(f"return {self.value(val, rval)}", st)
                 else:
                     put(f"return {self.value(val)}", st)
                 continue
@@ -302,8 +310,6 @@ class Emitter:
         return f"for {st.var} in range({', '.join(ast.unparse(a) for a in args)}):"
 
     def rhs(self, st) -> ast.expr:
-        if getattr(st, "expr", None) is not None:
-            return self.placeholders(st.expr, getattr(st, "target", getattr(st, "obj", None)))
         if isinstance(st, (SetItem, Append)):
             return operand_ast(st.value)
         if st.prim == "list":
@@ -319,21 +325,15 @@ class Emitter:
                     "store arrays of one rank in a list made with `[None] * n`")
             return ast.BinOp(left=ast.List(elts=[elem], ctx=ast.Load()), op=ast.Mult(),
                              right=operand_ast(st.args[1]))
-        prim = self.prims[st.prim]
-        env = {p: operand_ast(a) for p, a in zip(prim.params, st.args)}
-        return prim.emit(env)
+        return emit_ast(self.prims[st.prim], st)
 
-    def placeholders(self, expr, target):
-        """``[None] * n`` in an R-statement gets placeholders of the target's element rank."""
-        if isinstance(expr, ast.BinOp) and isinstance(expr.left, ast.List) and \
-                len(expr.left.elts) == 1 and isinstance(expr.left.elts[0], ast.Constant) and \
-                expr.left.elts[0].value is None:
-            t = self.types.get(target)
-            elem = _placeholder(t[1]) if isinstance(t, tuple) else None
-            if elem is not None:
-                expr = copy.deepcopy(expr)
-                expr.left.elts[0] = elem
-        return expr
+
+def emit_ast(prim, st) -> ast.expr:
+    """The expression the table entry ``prim`` emits for the statement ``st``."""
+    if st.prim == "call":  # f(args..., k=v...), f a constant operand
+        return prim.emit({"f": st.args[0], "args": [operand_ast(a) for a in st.args[1:]],
+                          "kwargs": [(k, operand_ast(a)) for k, a in st.kwargs]})
+    return prim.emit({p: operand_ast(a) for p, a in zip(prim.params, st.args)})
 
 
 def _unparse_index(idx: ast.expr) -> str:

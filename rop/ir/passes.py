@@ -153,10 +153,8 @@ def dataflow_graph(fn: Function) -> "nx.DiGraph":
 
 
 def _label(st):
-    import ast
     if isinstance(st, Assign):
-        rhs = ast.unparse(st.expr) if st.expr is not None else f"{st.prim}(...)"
-        return f"{st.target} = {rhs}"
+        return f"{st.target} = {st.prim}(...)"
     if isinstance(st, SetItem):
         return f"{st.obj}[...] = ..."
     return f"{st.obj}.append(...)"
