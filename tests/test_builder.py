@@ -108,9 +108,13 @@ def test_calls_map_to_entries_through_the_table():
     # the emit form: x.T is transpose with its default axes, np.sum(x) a sum over all axes
     assert [(s.prim, s.args) for s in flat("x.T")] == [("transpose", (Var("x"), Const(None)))]
     assert flat("np.sum(x)")[-1].args == (Var("x"), Const(None), Const(False))
-    # a spelling: np.cos is the entry cos; a helper only R-code calls has an entry of its own
-    assert flat("np.cos(x)")[-1].prim == "cos"
+    # a spelling: np.sign is the entry sign; a helper only R-code calls has an entry of its own
+    assert flat("np.sign(x)")[-1].prim == "sign"
     assert flat("rt.broadcast_as(R_x, y)")[-1].prim == "broadcast_as"
+    # np.cos is spelled by cos, which prints rt.cos: the call stays as written, ranked as cos
+    last = flat("np.cos(x)")[-1]
+    assert last.prim == "call" and last.args == (Const("np.cos"), Var("x"))
+    assert types[flat("np.cos(x) * 2.0")[0].target] == 1
     # a call whose arguments bind to no entry: the generic call, the callee a constant
     last = flat("np.arange(len(y))")[-1]
     assert last.prim == "call" and last.args[0] == Const("np.arange")

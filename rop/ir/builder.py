@@ -9,12 +9,13 @@ which flattens it into statements, one per operation, as JAX's rules call ``mul(
                                        R_h = add(t1, t2)            [R]
 
 Each operation is mapped to a table entry through the table's own data, so an entry added
-later flattens with no change here: first the entry whose emit form the operation *is*
-(``a @ b`` is ``matmul``, ``x.T`` is ``transpose`` with ``axes=None``, ``rt.sum(x, axis,
-keepdims)`` is ``sum``), then, for a call, the entry that spells the callee (``np.cos`` is
-``cos``) or whose emit form calls it (``rt.sum(x)`` is ``sum``), when the arguments bind to
-its parameters; any other call (``np.arange(n)``, a registered rule's helper) is the ``call``
-entry, its callee a constant operand.  Operands are variables, constants and static tuples and
+later flattens with no change here: the entry whose emit form the operation *is* (``a @ b``
+is ``matmul``, ``x.T`` is ``transpose`` with ``axes=None``, ``rt.sum(x, axis, keepdims)`` is
+``sum``; for a call, found by the callee it spells or its emit form calls, when the arguments
+bind to its parameters and the entry prints the call as it is written).  Any other call
+(``np.cos(x)``, which the entry ``cos`` prints as ``rt.cos(x)``; ``np.arange(n)``; a
+registered rule's helper) is the ``call`` entry, its callee a constant operand, its rank
+that of the entry the callee names; so the generated code is the formula as written.  Operands are variables, constants and static tuples and
 slices; every other subexpression gets a fresh temporary, recorded in the function's temps,
 which the emitter folds back into its reader, so the generated code reads as the formula does.
 """
@@ -107,6 +108,15 @@ def _dotted(node) -> str | None:
 _MODULES = ("np", "rt", "math")
 
 
+def _same(prim, bound, node) -> bool:
+    """Whether ``prim`` emits ``node`` itself for these arguments (asts, or Const defaults)."""
+    env = {p: ast.Constant(b.value) if isinstance(b, Const) else b for p, b in bound.items()}
+    try:
+        return ast.dump(prim.emit(env)) == ast.dump(node)
+    except Exception:
+        return False
+
+
 class Builder:
     """Flattens formulas into R-statements (see the module docstring).  ``temps`` collects the
     temporaries made (the function's temps); ``types`` gets their ranks where the table's rank
@@ -116,6 +126,7 @@ class Builder:
         self.prims = prims
         self.namer = namer
         self.temps = temps
+        self.made: set = set()  # the temporaries this builder made (a subset of ``temps``)
         self.types = types
         self.by_root: dict = {}
         for e in _patterns(prims):
@@ -141,6 +152,7 @@ class Builder:
                              for p in (expr.lower, expr.upper, expr.step)))
         t = self.namer.temp()
         self.temps.add(t)
+        self.made.add(t)
         st = self._stmt(t, expr, loc, out)
         out.append(st)
         from .shapes import _assign_type
@@ -182,6 +194,8 @@ class Builder:
         else:
             prim = entry_called(callee) if callee is not None else None
         bound = bind_call(prim, args, kwargs) if prim is not None else None
+        if bound is not None and callee is not None and not _same(prim, bound, e):
+            bound = None  # the entry prints the call otherwise (np.cos as rt.cos): keep it
         if bound is not None and prim.name in self.prims:
             return make(prim.name, [b if isinstance(b, Const) else self.operand(b, loc, out)
                                     for b in (bound[p] for p in prim.params)])

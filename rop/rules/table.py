@@ -10,7 +10,13 @@ same line.  Rules come in the algebraic shapes Pearlmutter's rules name:
 * ``additive``  — R{a ± b} = R{a} ± R{b};
 * ``bilinear``  — the product rule, R{f(a, b)} = f(R{a}, b) + f(a, R{b}) (``*``, ``@``, dot, outer);
 * ``unary``     — the chain rule for elementwise functions, with f' derived by sympy;
-* ``custom``    — anything else (division, maxima, where, clip), written as the formula.
+* ``custom``    — anything else (division, maxima, where, clip), written as the formula;
+* ``runtime``   — no R-rule and no spelling: a helper only R-code calls (``rt.broadcast_as``,
+  ``rt.max_tangent``, ``a if c else b``, and ``call``, any other function called by name).
+
+A rule returns its formula as an expression; the R-transform flattens it into three-address
+statements on these entries (``rop/ir/builder.py``), finding each operation's entry by its
+emit form or its spelling, so a new entry needs nothing more to appear in R-code.
 
 Summing terms and skipping structurally zero ones lives once, in :func:`apply_rule`.
 An entry also carries how user code spells it (``spelled``: ``"np.exp"``, ``"math.exp"``,

@@ -178,19 +178,23 @@ class RTransform:
         tainted = {self.rnames[t]: info for t, info in sl.taint.items() if t in self.rnames}
         rlists = {self.rnames[v]: v for v in self.slot_zeros if v in self.rnames}
         raw = set(sl.raw)
+        via = {}  # a temporary of a formula -> the tainted values it is computed from
 
         def check(s, guard):
             reads = set(s.reads())
             target = getattr(s, "target", None)
-            for n in reads & set(tainted):
-                (pred, lst) = tainted[n]
+            taints = [t for n in reads for t in ([tainted[n]] if n in tainted else via.get(n, ()))]
+            if isinstance(s, Assign) and target in self.builder.made:
+                # an operation inside a formula: the R-statement it is part of reads the value
+                via[target], taints = taints, ()
+            for (pred, lst) in taints:
                 if not (isinstance(s, Assign) and target in tainted) and pred not in guard:
                     raw.add((lst, pred[1]))
             for n in reads & set(rlists):
                 # the whole R-value is the slot (a slot read inside a larger formula is one of
                 # the builder's temporaries: not followed, so the slot keeps its zero)
                 is_read = isinstance(s, Assign) and s.prim == "getitem" and \
-                    s.args[0] == Var(n) and s.target not in self.builder.temps
+                    s.args[0] == Var(n) and s.target not in self.builder.made
                 is_write = isinstance(s, (SetItem, Append)) and s.obj == n
                 if not (is_read or is_write):
                     raw.update((rlists[n], k) for k in sl.universe[rlists[n]])
@@ -242,13 +246,15 @@ class RTransform:
     def _split_temps(self, branch, later):
         """Fresh names for the temporaries a branch defines (and nothing after it reads), so
         that each is defined once in the function and the emitter folds it into its reader."""
-        temps = {r for v, r in self.rnames.items() if v in self.fn.temps} | self.builder.temps
+        temps = {r for v, r in self.rnames.items() if v in self.fn.temps} | self.builder.made
         for k, s in enumerate(branch):
             inside = {n for t in branch[k + 1:] for n in t.reads()}
             if isinstance(s, Assign) and s.target in temps and s.target in inside \
                     and s.target not in later:
                 new = self.namer.fresh(s.target)
                 self.fn_temps.add(new)
+                if s.target in self.builder.made:
+                    self.builder.made.add(new)
                 self.types[new] = self.types.get(s.target)
                 branch[k] = replace(s, target=new)
                 for j in range(k + 1, len(branch)):
