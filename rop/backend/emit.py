@@ -336,6 +336,26 @@ def emit_ast(prim, st) -> ast.expr:
     return prim.emit({p: operand_ast(a) for p, a in zip(prim.params, st.args)})
 
 
+def formula_source(st, fn, inline: dict) -> str:
+    """An R-statement's value as the rule's formula reads (``y1 * (1.0 - y1) * R_t3``): the
+    statements of ``inline`` (temporary -> statement) written into it, for the dataflow
+    graph's labels."""
+    from ..pipeline import prims_for
+    prims = prims_for(fn)
+
+    def rhs(s):
+        if isinstance(s, (SetItem, Append)):
+            return operand_ast(s.value)
+        if s.prim == "list":
+            return ast.List(elts=[operand_ast(a) for a in s.args], ctx=ast.Load())
+        return emit_ast(prims[s.prim], s)
+
+    class Inline(ast.NodeTransformer):
+        def visit_Name(self, node):
+            return self.visit(rhs(inline[node.id])) if node.id in inline else node
+    return ast.unparse(Inline().visit(rhs(st)))
+
+
 def _unparse_index(idx: ast.expr) -> str:
     if isinstance(idx, ast.Tuple) and idx.elts:
         return ", ".join(ast.unparse(e) for e in idx.elts)
