@@ -224,8 +224,11 @@ _PASS_NOTES = {
                "`e` sees it, as in NumPy.",
     "memory": "No IR change: the storage classes are computed once more, for the passes "
               "after it; nothing here writes into an argument.",
-    "rtransform": "After each primal statement comes its R-statement (marked `[R]`), built "
-                  "from the rule table (`docs/rules.md`).  R{d} = R{e} is one array too, and "
+    "rtransform": "After each primal statement come its R-statements (marked `[R]`): the "
+                  "rule's formula from the rule table (`docs/rules.md`), flattened by the "
+                  "builder (`rop/ir/builder.py`) into three-address statements on the table's "
+                  "entries, its operations on temporaries (`t6 = sub(1.0, t7)`) that the "
+                  "emitter folds back into one line.  R{d} = R{e} is one array too, and "
                   "the write into `d` has its R-write into R{d}.",
     "co_converge": "This function has no relaxation, so nothing changes.",
     "dce": "Nothing is dead here.  The write `d[...] = t5` is kept although `d` is never "

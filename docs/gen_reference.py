@@ -96,8 +96,8 @@ def builtin_rules() -> dict:
     (``rop.boltzmann``); rules a user program registers at run time are not documented here."""
     import rop.boltzmann  # noqa: F401  (registers the library's Boltzmann estimators)
     from rop.rules.table import RULES
-    return {n: p for n, p in RULES.items()
-            if p.kind != "registered" or n.startswith("user:rop.")}
+    return {n: p for n, p in RULES.items()  # runtime entries: helpers only R-code calls
+            if (p.kind != "registered" or n.startswith("user:rop.")) and p.kind != "runtime"}
 
 
 def render_rules() -> str:

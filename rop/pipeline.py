@@ -6,7 +6,9 @@
     → write to the cache → jit (or plain Python)
 
 Each pass is a function of a :class:`Unit`, listed in ``PASSES``; :func:`run_passes` runs
-them in order and checks the IR after each (ir/verify.py).  Set ``ROP_DUMP=pass1,pass2``
+them in order and checks the IR after each (ir/verify.py).  Every pass reads and writes one
+IR language: three-address statements on the rule table's entries, the R-statements too (the
+R-transform flattens each rule's formula through ir/builder.py); only ``emit`` prints Python.  Set ``ROP_DUMP=pass1,pass2``
 (or ``all``) to print the IR after the named passes (``lower`` is the lowered IR).
 """
 
@@ -166,7 +168,8 @@ def memory(u: Unit):
 
 
 def rtransform(u: Unit):
-    """R{·} statement by statement, list-slot activity inside it (transforms/)."""
+    """R{·} statement by statement, list-slot activity inside it (transforms/); each rule's
+    formula becomes three-address R-statements (ir/builder.py)."""
     u.rfn = r_transform(copy.deepcopy(u.ir), u.wrt, u.types, u.prims, u.namer, u.relaxation,
                         storage=u.storage)
     for v, r in u.rfn.rnames.items():
@@ -194,8 +197,9 @@ def release(u: Unit):
 
 
 def emit(u: Unit):
-    """Readable Python: sums of products as rt.gemm (backend/gemm.py), the call checks, one
-    provenance comment per source line (backend/emit.py)."""
+    """Readable Python: temporaries folded back into their readers, sums of products as
+    rt.gemm (backend/gemm.py), the call checks, one provenance comment per source line
+    (backend/emit.py)."""
     ir, rfn = u.ir, u.rfn
     temps = set(ir.temps) | {r for v, r in rfn.rnames.items() if v in ir.temps} | rfn.temps
     temps |= {n for n in u.namer.taken if n not in ir.user_names and n.endswith("_new")}

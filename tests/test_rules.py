@@ -553,7 +553,9 @@ def _prims_in(stmts):
 def test_every_rule_has_a_program():
     # rules registered with rop.register_rule are tested where they are registered
     # (tests/test_boltzmann.py); every built-in entry must have a program here
-    builtin = {n for n, p in RULES.items() if p.kind != "registered"}
+    # runtime entries (helpers only R-code calls) are not reachable from user code: see
+    # test_runtime_entries_are_r_code_only
+    builtin = {n for n, p in RULES.items() if p.kind not in ("registered", "runtime")}
     missing = sorted(builtin - set(COVERAGE))
     assert not missing, f"rule-table entries without a test program in COVERAGE: {missing}"
     stale = sorted(set(COVERAGE) - builtin)
@@ -596,8 +598,20 @@ ZERO_BECAUSE = {
 }
 
 
+def test_runtime_entries_are_r_code_only():
+    """The entries of the helpers R-code calls (``rt.broadcast_as``, the generic ``call``, ...)
+    have no R-rule and no spelling: no user program reaches them, so they need no program."""
+    from rop.frontend.names import BUILTIN_FUNCS, MATH_FUNCS, METHODS, NUMPY_FUNCS
+    runtime = {n for n, p in RULES.items() if p.kind == "runtime"}
+    assert {"broadcast_as", "call", "zeros_of"} <= runtime
+    reached = set(METHODS.values()) | {p for d in (NUMPY_FUNCS, MATH_FUNCS, BUILTIN_FUNCS)
+                                       for p in d.values()}
+    for n in runtime:
+        assert RULES[n].rule is None and not RULES[n].spelled and n not in reached, n
+
+
 def test_every_zero_rule_says_why():
-    zero = {n for n, p in RULES.items() if p.rule is None}
+    zero = {n for n, p in RULES.items() if p.rule is None and p.kind != "runtime"}
     assert zero == set(ZERO_BECAUSE), (sorted(zero - set(ZERO_BECAUSE)),
                                        sorted(set(ZERO_BECAUSE) - zero))
 
@@ -607,7 +621,7 @@ def test_every_zero_rule_is_checked_for_exact_zero():
     values that only steer control flow or fill: and/or/not, mod on loop counters, empty)
     whose R-statements never read an R of its result."""
     for prim, p in RULES.items():
-        if p.rule is not None or prim in NO_R_OF_ITS_OWN:
+        if p.rule is not None or prim in NO_R_OF_ITS_OWN or p.kind == "runtime":
             continue
         assert any(CASE[n].zero_outputs or _no_r_of(prim, CASE[n]) for n in COVERAGE[prim]), prim
 

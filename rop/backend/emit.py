@@ -1,7 +1,8 @@
 """The emitter: IR to readable Python source, one provenance comment per source line.
 
 No decisions are made here beyond presentation: every statement becomes one line
-via ``ast.unparse``; compiler temporaries that are read exactly once, in the same
+via ``ast.unparse`` of its table entry's emit form; compiler temporaries (the lowering's and
+the R-transform's three-address temporaries alike) that are read exactly once, in the same
 block, are folded back into the expression that reads them, so the generated code
 reads like the user's (``y1 = sigmoid(W1 @ X + b1[:, None])``) and like the paper
 (``R_y1 = y1 * (1.0 - y1) * (R_W1 @ X + R_b1[:, None])``).
@@ -92,6 +93,7 @@ class Emitter:
         self.uses = Counter()
         self.defs = Counter()
         self.left = Counter()  # uses of a pending temporary not yet folded
+        self.rvalues = set(fn.rnames.values())
         for st in walk(fn.body):
             for v in st.reads():
                 self.uses[v] += 1
@@ -176,9 +178,15 @@ class Emitter:
                 continue
             if isinstance(st, Return):
                 val = fold(operand_ast(st.value)) if st.value is not None else ast.Constant(None)
+                rval = None
+                if self.r_mode:  # the R-values on lines of their own, the operations of the
+                    # R-formula (the builder's temporaries) folded into the return
+                    flush([k for k, (_, _, s0) in pending.items()
+                           if not s0.is_r or k in self.rvalues])
+                    rval = fold(operand_ast(st.r_value))
                 flush()
                 if self.r_mode:
-                    put(f"return {self.value(val, fold(st.r_value))}", st)
+                    put(f"return {self.value(val, rval)}", st)
                 else:
                     put(f"return {self.value(val)}", st)
                 continue
@@ -315,24 +323,7 @@ class Emitter:
             return False
         return isinstance(t, int) and not isinstance(t, bool) and t >= 2
 
-    def masked_reads(self, expr):
-        """``R_x[mask]`` in an R-formula, for a mask of rank >= 2: rt.getitem_mask."""
-        is_mask = self.is_mask
-
-        class Masks(ast.NodeTransformer):
-            def visit_Subscript(self, node):
-                self.generic_visit(node)
-                if is_mask(node.slice):
-                    return ast.Call(func=ast.Attribute(value=ast.Name("rt", ast.Load()),
-                                                       attr="getitem_mask", ctx=ast.Load()),
-                                    args=[node.value, node.slice], keywords=[])
-                return node
-        return Masks().visit(copy.deepcopy(expr))
-
     def rhs(self, st) -> ast.expr:
-        if getattr(st, "expr", None) is not None:
-            return self.masked_reads(
-                self.placeholders(st.expr, getattr(st, "target", getattr(st, "obj", None))))
         if isinstance(st, (SetItem, Append)):
             return operand_ast(st.value)
         if st.prim == "list":
@@ -348,25 +339,39 @@ class Emitter:
                     "store arrays of one rank in a list made with `[None] * n`")
             return ast.BinOp(left=ast.List(elts=[elem], ctx=ast.Load()), op=ast.Mult(),
                              right=operand_ast(st.args[1]))
-        prim = self.prims[st.prim]
-        env = {p: operand_ast(a) for p, a in zip(prim.params, st.args)}
-        if st.prim == "getitem" and self.is_mask(st.args[1]):
+        if st.prim == "getitem" and self.is_mask(st.args[1]):  # R_x[mask] too, after the builder
             return ast.Call(func=ast.Attribute(value=ast.Name("rt", ast.Load()), attr="getitem_mask",
-                                               ctx=ast.Load()), args=[env["x"], env["index"]],
-                            keywords=[])
-        return prim.emit(env)
+                                               ctx=ast.Load()),
+                            args=[operand_ast(st.args[0]), operand_ast(st.args[1])], keywords=[])
+        return emit_ast(self.prims[st.prim], st)
 
-    def placeholders(self, expr, target):
-        """``[None] * n`` in an R-statement gets placeholders of the target's element rank."""
-        if isinstance(expr, ast.BinOp) and isinstance(expr.left, ast.List) and \
-                len(expr.left.elts) == 1 and isinstance(expr.left.elts[0], ast.Constant) and \
-                expr.left.elts[0].value is None:
-            t = self.types.get(target)
-            elem = _placeholder(t[1]) if isinstance(t, tuple) else None
-            if elem is not None:
-                expr = copy.deepcopy(expr)
-                expr.left.elts[0] = elem
-        return expr
+
+def emit_ast(prim, st) -> ast.expr:
+    """The expression the table entry ``prim`` emits for the statement ``st``."""
+    if st.prim == "call":  # f(args..., k=v...), f a constant operand
+        return prim.emit({"f": st.args[0], "args": [operand_ast(a) for a in st.args[1:]],
+                          "kwargs": [(k, operand_ast(a)) for k, a in st.kwargs]})
+    return prim.emit({p: operand_ast(a) for p, a in zip(prim.params, st.args)})
+
+
+def formula_source(st, fn, inline: dict) -> str:
+    """An R-statement's value as the rule's formula reads (``y1 * (1.0 - y1) * R_t3``): the
+    statements of ``inline`` (temporary -> statement) written into it, for the dataflow
+    graph's labels."""
+    from ..pipeline import prims_for
+    prims = prims_for(fn)
+
+    def rhs(s):
+        if isinstance(s, (SetItem, Append)):
+            return operand_ast(s.value)
+        if s.prim == "list":
+            return ast.List(elts=[operand_ast(a) for a in s.args], ctx=ast.Load())
+        return emit_ast(prims[s.prim], s)
+
+    class Inline(ast.NodeTransformer):
+        def visit_Name(self, node):
+            return self.visit(rhs(inline[node.id])) if node.id in inline else node
+    return ast.unparse(Inline().visit(rhs(st)))
 
 
 def _unparse_index(idx: ast.expr) -> str:

@@ -1,7 +1,9 @@
 """The intermediate representation: three-address statements in structured regions.
 
 Every operation is one :class:`Assign` ``target = prim(args)`` naming a primitive of
-the rule table; control flow stays structured (:class:`For`, :class:`While`,
+the rule table, the R-statements too: the R-transform flattens each rule's formula into
+such statements (ir/builder.py), so no statement holds Python ``ast`` and only the
+emitter prints Python.  Control flow stays structured (:class:`For`, :class:`While`,
 :class:`If`) so the generated code keeps the user's loops and branches and the
 R-statements can sit right beside their primal statements, in the same branch and
 the same iteration (forward mode needs no tape).  Operands are variables,
@@ -69,16 +71,8 @@ def operand_vars(op) -> Iterator[str]:
                 yield from operand_vars(part)
 
 
-def expr_names(expr) -> Iterator[str]:
-    """Names read by an ``ast`` expression (R-statements carry their formula as an ast)."""
-    import ast
-    for node in ast.walk(expr):
-        if isinstance(node, ast.Name):
-            yield node.id
-
-
 def operand_ast(op):
-    """An operand as the ``ast`` expression that spells it (R-formulas are ``ast``)."""
+    """An operand as the ``ast`` expression that spells it (for the emitter)."""
     import ast
     if isinstance(op, Var):
         return ast.Name(op.name, ast.Load())
@@ -117,13 +111,9 @@ class Assign:
     loc: Loc
     kwargs: tuple = ()  # tuple of (name, Operand)
     is_r: bool = False  # an R-statement made by the R-transform
-    expr: object = None  # for R-statements: the ast expression built by the rule
     inplace: bool = False  # ``target op= x``: NumPy updates an array in place (ir/inplace.py)
 
     def reads(self):
-        if self.expr is not None:
-            yield from expr_names(self.expr)
-            return
         for a in self.args:
             yield from operand_vars(a)
         for _, a in self.kwargs:
@@ -139,15 +129,11 @@ class SetItem:
     value: object
     loc: Loc
     is_r: bool = False
-    expr: object = None  # R-statements: the ast of the value
 
     def reads(self):
         yield self.obj
         yield from operand_vars(self.index)
-        if self.expr is not None:
-            yield from expr_names(self.expr)
-        else:
-            yield from operand_vars(self.value)
+        yield from operand_vars(self.value)
 
 
 @dataclass
@@ -158,14 +144,10 @@ class Append:
     value: object
     loc: Loc
     is_r: bool = False
-    expr: object = None
 
     def reads(self):
         yield self.obj
-        if self.expr is not None:
-            yield from expr_names(self.expr)
-        else:
-            yield from operand_vars(self.value)
+        yield from operand_vars(self.value)
 
 
 @dataclass
@@ -227,13 +209,13 @@ class If:
 class Return:
     value: object  # Operand (TupleOp for several results) or None
     loc: Loc
-    r_value: object = None  # set by the R-transform: the R{} of value, same structure
+    r_value: object = None  # set by the R-transform: the R{} of value, an operand too
 
     def reads(self):
         if self.value is not None:
             yield from operand_vars(self.value)
         if self.r_value is not None:
-            yield from expr_names(self.r_value)
+            yield from operand_vars(self.r_value)
 
 
 @dataclass
@@ -295,6 +277,28 @@ def walk(stmts) -> Iterator:
         yield s
         for b in blocks_of(s):
             yield from walk(b)
+
+
+def rename_stmt(s, ren: dict):
+    """``s`` with the names in ``ren`` renamed (old -> new name), definitions and reads, in
+    its nested blocks too; a new statement, ``s`` is left as it is."""
+    def op(a):
+        return None if a is None else rename_operand(a, ren)
+    if isinstance(s, Assign):
+        return replace(s, target=ren.get(s.target, s.target), args=tuple(op(a) for a in s.args),
+                       kwargs=tuple((k, op(a)) for k, a in s.kwargs))
+    if isinstance(s, SetItem):
+        return replace(s, obj=ren.get(s.obj, s.obj), index=op(s.index), value=op(s.value))
+    if isinstance(s, Append):
+        return replace(s, obj=ren.get(s.obj, s.obj), value=op(s.value))
+    if isinstance(s, If):
+        return If(op(s.test), [rename_stmt(t, ren) for t in s.body],
+                  [rename_stmt(t, ren) for t in s.orelse], s.loc)
+    if isinstance(s, Return):
+        return replace(s, value=op(s.value), r_value=op(s.r_value))
+    if isinstance(s, Effect):
+        return replace(s, args=tuple(op(a) for a in s.args))
+    return s
 
 
 def defined_names(stmt) -> set:

@@ -108,11 +108,20 @@ def dce(fn: Function, types: dict | None = None) -> Function:
 
 def dataflow_graph(fn: Function) -> "nx.DiGraph":
     """The dataflow graph: one node per statement (primal or R), an edge from each
-    definition to each statement reading it (loop back-edges included)."""
+    definition to each statement reading it (loop back-edges included).  An R-statement is
+    shown with its formula: the operations of the rule's formula (the temporaries the
+    R-transform's builder made, each read once) are written into it, as the emitter does."""
     import networkx as nx  # here, not at import: it costs 70 ms of every process's start
     g = nx.DiGraph(name=fn.name)
     last_def: dict[str, str] = {}
     counter = [0]
+    inline = _formula_temps(fn)
+
+    def reads_of(st):
+        out = set()
+        for v in _reads(st):
+            out |= reads_of(inline[v]) if v in inline else {v}
+        return out
 
     def add(st, label):
         counter[0] += 1
@@ -128,11 +137,13 @@ def dataflow_graph(fn: Function) -> "nx.DiGraph":
 
     def visit(stmts, second=False):
         for st in stmts:
+            if isinstance(st, Assign) and st.target in inline:
+                continue  # written into the R-statement reading it
             if isinstance(st, (Assign, SetItem, Append)):
-                label = _label(st)
+                label = _label(st, fn, inline)
                 nid = st.__dict__.setdefault("_gid", None) or add(st, label)
                 st._gid = nid
-                for v in sorted(_reads(st)):
+                for v in sorted(reads_of(st)):
                     if v in last_def and last_def[v] != nid:
                         g.add_edge(last_def[v], nid, var=v)
                 tgt = st.target if isinstance(st, Assign) else st.obj
@@ -140,7 +151,7 @@ def dataflow_graph(fn: Function) -> "nx.DiGraph":
             elif isinstance(st, Return):
                 nid = st.__dict__.get("_gid") or add(st, "return")
                 st._gid = nid
-                for v in sorted(_reads(st)):
+                for v in sorted(reads_of(st)):
                     if v in last_def:
                         g.add_edge(last_def[v], nid, var=v)
             for b in blocks_of(st):
@@ -152,11 +163,28 @@ def dataflow_graph(fn: Function) -> "nx.DiGraph":
     return g
 
 
-def _label(st):
-    import ast
+def _formula_temps(fn) -> dict:
+    """The R-statements defining a temporary (not an R-value) read once: the operations of an
+    R-rule's formula, name -> statement."""
+    from collections import Counter
+    from .nodes import walk
+    uses, defs = Counter(), Counter()
+    for st in walk(fn.body):
+        uses.update(st.reads())
+        if isinstance(st, Assign):
+            defs[st.target] += 1
+    rvalues = set(fn.rnames.values())
+    return {st.target: st for st in walk(fn.body)
+            if isinstance(st, Assign) and st.is_r and st.target in fn.temps
+            and st.target not in rvalues and defs[st.target] == 1 and uses[st.target] == 1}
+
+
+def _label(st, fn, inline):
+    if isinstance(st, Assign) and st.is_r:
+        from ..backend.emit import formula_source
+        return f"{st.target} = {formula_source(st, fn, inline)}"
     if isinstance(st, Assign):
-        rhs = ast.unparse(st.expr) if st.expr is not None else f"{st.prim}(...)"
-        return f"{st.target} = {rhs}"
+        return f"{st.target} = {st.prim}(...)"
     if isinstance(st, SetItem):
         return f"{st.obj}[...] = ..."
     return f"{st.obj}.append(...)"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-
 from .nodes import (Append, Assign, Break, Const, Continue, Effect, For, If, Return, SetItem,
                     SliceOp, TupleOp, Var, While)
 
@@ -31,15 +29,15 @@ def _block(stmts, depth, lines):
     for st in stmts:
         tag = f"  ; line {st.loc.lineno}"
         if isinstance(st, Assign):
-            rhs = ast.unparse(st.expr) if st.expr is not None else \
-                f"{st.prim}({', '.join(fmt_operand(a) for a in st.args)})"
+            args = [fmt_operand(a) for a in st.args] + [f"{k}={fmt_operand(a)}" for k, a in st.kwargs]
+            rhs = f"{st.prim}({', '.join(args)})"
             lines.append(f"{pad}{st.target} = {rhs}{'   [R]' if st.is_r else ''}{tag}")
         elif isinstance(st, SetItem):
-            val = ast.unparse(st.expr) if st.expr is not None else fmt_operand(st.value)
+            val = fmt_operand(st.value)
             lines.append(f"{pad}{st.obj}[{fmt_operand(st.index)}] = {val}"
                          f"{'   [R]' if st.is_r else ''}{tag}")
         elif isinstance(st, Append):
-            val = ast.unparse(st.expr) if st.expr is not None else fmt_operand(st.value)
+            val = fmt_operand(st.value)
             lines.append(f"{pad}{st.obj}.append({val}){'   [R]' if st.is_r else ''}{tag}")
         elif isinstance(st, For):
             lines.append(f"{pad}for {st.var} in range({fmt_operand(st.start)}, "
@@ -57,7 +55,7 @@ def _block(stmts, depth, lines):
                 lines.append(f"{pad}else:")
                 _block(st.orelse, depth + 1, lines)
         elif isinstance(st, Return):
-            r = "" if st.r_value is None else " ; R: " + ast.unparse(st.r_value)
+            r = "" if st.r_value is None else " ; R: " + fmt_operand(st.r_value)
             lines.append(f"{pad}return {fmt_operand(st.value) if st.value is not None else ''}{r}{tag}")
         elif isinstance(st, Effect):
             args = ", ".join(fmt_operand(a) for a in st.args)

@@ -28,10 +28,7 @@ release drops the list's reference, never an array someone can still read.
 
 from __future__ import annotations
 
-import ast
-
-from .nodes import (Append, Assign, Const, Effect, For, Function, SetItem, Var, expr_names,
-                    operand_vars, walk)
+from .nodes import Append, Assign, Const, Effect, For, Function, SetItem, Var, operand_vars, walk
 
 _LIST_MAKERS = {"list", "list_repeat"}
 
@@ -90,7 +87,7 @@ def _constants(fn) -> dict:
     out: dict = {}
     ops = {"add": int.__add__, "sub": int.__sub__, "mul": int.__mul__}
     for st in fn.body:
-        if isinstance(st, Assign) and st.expr is None and count[st.target] == 1:
+        if isinstance(st, Assign) and not st.is_r and count[st.target] == 1:
             vals = [_int(a, out) for a in st.args]
             if st.prim in ops and len(vals) == 2 and None not in vals:
                 out[st.target] = ops[st.prim](*vals)
@@ -106,7 +103,7 @@ def _offsets(body, var) -> dict:
     for st in walk(body):
         if isinstance(st, Assign):
             defs[st.target] = defs.get(st.target, 0) + 1
-            if st.expr is None and st.prim == "add" and len(st.args) == 2:
+            if not st.is_r and st.prim == "add" and len(st.args) == 2:
                 a, b = st.args
                 if isinstance(b, Var) and isinstance(a, Const):
                     a, b = b, a
@@ -144,15 +141,13 @@ def _private_lists(fn, types) -> set:
         for name in made & set(st.reads()):
             if moves.get(id(st)) == name:
                 continue
-            if isinstance(st, Assign) and st.expr is None and st.prim in ("getitem", "len") \
+            if isinstance(st, Assign) and st.prim in ("getitem", "len") \
                     and st.args[0] == Var(name) and name not in _names(st.args[1:]):
                 continue
             if isinstance(st, (SetItem, Append)) and st.obj == name \
                     and name not in _names_of_value(st):
                 continue
-            if isinstance(st, Assign) and st.expr is not None and \
-                    (_subscript_offsets(st.expr, name) is not None
-                     or rlist_of.get(st.target) is st):
+            if rlist_of.get(st.target if isinstance(st, Assign) else None) is st:
                 continue
             bad.add(name)
     return made - bad
@@ -160,12 +155,9 @@ def _private_lists(fn, types) -> set:
 
 def _moved_from(st):
     """``a`` for ``b = a`` (a primal copy, or an R-statement whose value is a name)."""
-    if not isinstance(st, Assign):
-        return None
-    if st.expr is None and st.prim == "copy" and len(st.args) == 1 and isinstance(st.args[0], Var):
+    if isinstance(st, Assign) and st.prim == "copy" and len(st.args) == 1 \
+            and isinstance(st.args[0], Var):
         return st.args[0].name
-    if st.expr is not None and isinstance(st.expr, ast.Name):
-        return st.expr.id
     return None
 
 
@@ -177,15 +169,10 @@ def _read_at_offsets_only(body, name, offsets) -> set:
     for st in walk(body):
         if name not in set(st.reads()):
             continue
-        if isinstance(st, Assign) and st.expr is None and st.prim == "getitem" \
+        if isinstance(st, Assign) and st.prim == "getitem" \
                 and st.args[0] == Var(name) and len(st.args) == 2 \
                 and isinstance(st.args[1], Var) and st.args[1].name in offsets:
             seen.add(offsets[st.args[1].name])
-        elif isinstance(st, Assign) and st.expr is not None:
-            cs = _subscript_offsets(st.expr, name, offsets)
-            if cs is None:
-                return set()
-            seen |= cs
         else:
             return set()
     return seen
@@ -201,10 +188,8 @@ def _array_list(t) -> bool:
 
 
 def _is_r_list(st) -> bool:
-    """An R-statement that builds a new list (a display, a comprehension, the zeros of one)."""
-    e = st.expr
-    return st.is_r and (isinstance(e, (ast.ListComp, ast.List)) or (
-        isinstance(e, ast.Call) and ast.unparse(e.func) == "rt.zeros_of"))
+    """An R-statement that builds a new list (a display, the zeros of one, with placeholders)."""
+    return st.is_r and st.prim in ("list", "zeros_of", "zeros_but")
 
 
 def _names(ops) -> set:
@@ -212,27 +197,5 @@ def _names(ops) -> set:
 
 
 def _names_of_value(st) -> set:
-    if st.expr is not None:
-        return set(expr_names(st.expr))
     idx = set(operand_vars(st.index)) if isinstance(st, SetItem) else set()
     return idx | set(operand_vars(st.value))
-
-
-def _subscript_offsets(expr, name, offsets=None):
-    """The offsets of ``name[...]`` in ``expr`` when every occurrence of ``name`` is a load
-    ``name[...]`` (with ``offsets``: ``name[k]`` where ``k`` is one of its keys), else None."""
-    parents = {id(c): p for p in ast.walk(expr) for c in ast.iter_child_nodes(p)}
-    out = set()
-    for node in ast.walk(expr):
-        if isinstance(node, ast.Name) and node.id == name:
-            p = parents.get(id(node))
-            if not (isinstance(p, ast.Subscript) and p.value is node
-                    and isinstance(p.ctx, ast.Load)):
-                return None
-            if name in {n.id for n in ast.walk(p.slice) if isinstance(n, ast.Name)}:
-                return None
-            if offsets is not None:
-                if not (isinstance(p.slice, ast.Name) and p.slice.id in offsets):
-                    return None
-                out.add(offsets[p.slice.id])
-    return out

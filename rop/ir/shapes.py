@@ -130,6 +130,11 @@ def _assign_type(st, env, prims):
     prim = prims.get(p)
     if prim is None or prim.ndim is None:
         return None
+    if p == "call":  # f(args..., k=v...): the rank rule of the entry that names f
+        ops = {"f": args[0], "args": args[1:], "kwargs": st.kwargs}
+        nd = {i: operand_type(a, env) for i, a in enumerate(args[1:])}
+        nd.update({k: operand_type(a, env) for k, a in st.kwargs})
+        return prim.ndim({k: v if isinstance(v, int) else None for k, v in nd.items()}, ops)
     nd, ops = {}, {}
     for name, a in zip(prim.params, args):
         t = operand_type(a, env)

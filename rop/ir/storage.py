@@ -16,13 +16,13 @@ unify the contents of the container with the element; ``h = xs[i]`` unifies ``h`
 the contents.  Over-approximation is safe here: a class too large only keeps a statement
 DCE could have removed, materialises a zero R that is never read, or copies an R-value.
 
-It reads both the primal IR (``prim`` and operands) and the R-statements the R-transform
-builds (their formula is an ``ast`` expression), so DCE and the checks run on either.
+It reads the primal IR and the R-statements the R-transform builds alike (both are
+statements on the table's entries; ``views`` and ``holds`` of an entry say what its result
+may share), so DCE and the checks run on either.
 """
 
 from __future__ import annotations
 
-import ast
 import linecache
 
 from ..errors import RopSyntaxError
@@ -33,61 +33,11 @@ from .nodes import (Append, Assign, Break, Continue, For, If, Return, SetItem, T
 # the object itself); every other primitive returns a fresh array or a number
 ALIAS_PRIMS = frozenset({"copy", "getitem", "transpose", "reshape", "ravel", "asarray"})
 
-# functions an R-formula may call whose result can be (a view of) their first argument
+# ``call`` statements (R-code calling a function by name) whose result may be (a view of)
+# their first argument
 _VIEW_CALLS = frozenset({"rt.broadcast_as", "rt.reshape", "np.reshape", "np.transpose",
                          "np.ravel", "np.asarray", "np.squeeze", "np.expand_dims",
                          "np.atleast_1d", "np.atleast_2d"})
-_VIEW_METHODS = frozenset({"reshape", "ravel", "transpose", "squeeze", "view", "swapaxes"})
-
-
-def _dotted(node) -> str:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return ""
-
-
-def expr_sources(expr) -> tuple[set, set]:
-    """(names the value of ``expr`` may *be* or view, names whose *elements* it may hold as
-    elements) for an R-formula.  Arithmetic makes fresh arrays; a name, a subscript, ``.T``,
-    a reshape or ``rt.broadcast_as`` may not."""
-    direct, elems = set(), set()
-
-    def visit(e, into):
-        if isinstance(e, ast.Name):
-            into.add(e.id)
-        elif isinstance(e, ast.Subscript):
-            visit(e.value, into)
-        elif isinstance(e, ast.Attribute):
-            if e.attr in ("T", "real", "flat") or not _dotted(e):
-                visit(e.value, into)
-        elif isinstance(e, ast.Call):
-            fname = _dotted(e.func)
-            if fname in _VIEW_CALLS and e.args:
-                visit(e.args[0], into)
-            elif isinstance(e.func, ast.Attribute) and e.func.attr in _VIEW_METHODS \
-                    and fname not in _VIEW_CALLS and not fname.startswith(("np.", "rt.", "math.")):
-                visit(e.func.value, into)
-        elif isinstance(e, ast.IfExp):
-            visit(e.body, into)
-            visit(e.orelse, into)
-        elif isinstance(e, (ast.List, ast.Tuple)):
-            for elt in e.elts:
-                visit(elt, elems)
-        elif isinstance(e, (ast.ListComp, ast.GeneratorExp)):
-            bound = {n.id for g in e.generators for n in ast.walk(g.target)
-                     if isinstance(n, ast.Name)}
-            for g in e.generators:
-                elems.update(n.id for n in ast.walk(g.iter) if isinstance(n, ast.Name))
-            inner = set()
-            visit(e.elt, inner)
-            elems.update(inner - bound)
-    visit(expr, direct)
-    return direct, elems
 
 
 class Storage:
@@ -253,12 +203,27 @@ class Storage:
             for it in op.items:
                 self._put(st, inner, it)
 
-    def _sources(self, st, node, expr):
-        direct, elems = expr_sources(expr)
-        for n in direct:
-            self._with(st, n, node)
-        for n in elems:
-            self._with(st, n, self.elem(node), elements=self._is_container(n))
+    def _shared(self, st, d):
+        """An R-statement's result may be its ``views`` arguments (an entry's facet: the
+        branches of ``ifexp``, what ``rt.broadcast_as`` broadcasts, the first argument of a
+        ``call`` of a view function) or hold the elements of its ``holds`` arguments."""
+        from ..rules.table import RULES
+        prim = RULES.get(st.prim)
+        if prim is None:
+            return
+        if st.prim == "call":
+            views = st.args[1:2] if st.args[0].value in _VIEW_CALLS else ()
+            holds = ()
+        else:
+            named = dict(zip(prim.params, st.args))
+            views = [named[p] for p in prim.views if p in named]
+            holds = [named[p] for p in prim.holds if p in named]
+        for a in views:
+            if isinstance(a, Var):
+                self._with(st, a.name, d)
+        for a in holds:
+            if isinstance(a, Var):
+                self._with(st, a.name, self.elem(d), elements=self._is_container(a.name))
 
     def _statement(self, st):
         if isinstance(st, Assign):
@@ -266,9 +231,6 @@ class Storage:
             d = self._def(st, t)
             self.find(d)
             if self._is_number(t):
-                return
-            if st.expr is not None:  # an R-statement: its formula
-                self._sources(st, d, st.expr)
                 return
             args = st.args
             if st.prim in ("list", "list_repeat"):
@@ -286,15 +248,14 @@ class Storage:
             elif t in self.list_copies:
                 self._with(st, self.list_copies[t], d)  # NumPy would store the view itself
                 self.copy_defs[d] = st
+            else:
+                self._shared(st, d)
         elif isinstance(st, SetItem) and not self._is_container(st.obj):
             self.array_writes.append((st, st.obj))
         elif isinstance(st, (SetItem, Append)):  # a store into a list slot
             self.slot_writes.append(st)
             for o in self.at(st, st.obj):
-                if st.expr is not None:
-                    self._sources(st, self.elem(o), st.expr)
-                else:
-                    self._put(st, o, st.value)
+                self._put(st, o, st.value)
 
     # ------------------------------------------------------------------ queries
     def _closure(self, nodes) -> set:

@@ -9,35 +9,18 @@ too).  It names the pass that broke the IR, so the bug report points at the pass
 
 from __future__ import annotations
 
-import ast
-
 from ..errors import RopInternalError
 from .nodes import (Append, Assign, Effect, For, If, Return, SetItem, While, defined_names,
                     walk)
 
-# names an R-formula may read that are not variables of the function
-_MODULES = frozenset({"np", "rt", "math"})
-
 
 def _reads(st) -> set:
-    """Variables a statement reads: in an R-formula, not the modules it calls into nor the
-    names its comprehensions bind."""
-    names = set(st.reads())
-    exprs = [e for e in (getattr(st, "expr", None), getattr(st, "r_value", None)) if e is not None]
-    for e in exprs:
-        names -= _MODULES
-        names -= {n.id for c in ast.walk(e) if isinstance(c, (ast.ListComp, ast.GeneratorExp))
-                  for g in c.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)}
-    return names
+    return set(st.reads())
 
 
 def verify(fn, after: str):
     """Raise RopInternalError if a statement of ``fn`` reads a name not bound on any path."""
     external = set(fn.helpers)
-    for st in walk(fn.body):  # functions the generated module provides (registered rules)
-        if isinstance(st, Assign) and st.expr is not None:
-            external |= {n.id for c in ast.walk(st.expr) if isinstance(c, ast.Call)
-                         for n in [c.func] if isinstance(n, ast.Name)}
     bad = []
 
     def block(stmts, bound):

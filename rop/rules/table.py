@@ -10,7 +10,13 @@ same line.  Rules come in the algebraic shapes Pearlmutter's rules name:
 * ``additive``  — R{a ± b} = R{a} ± R{b};
 * ``bilinear``  — the product rule, R{f(a, b)} = f(R{a}, b) + f(a, R{b}) (``*``, ``@``, dot, outer);
 * ``unary``     — the chain rule for elementwise functions, with f' derived by sympy;
-* ``custom``    — anything else (division, maxima, where, clip), written as the formula.
+* ``custom``    — anything else (division, maxima, where, clip), written as the formula;
+* ``runtime``   — no R-rule and no spelling: a helper only R-code calls (``rt.broadcast_as``,
+  ``rt.max_tangent``, ``a if c else b``, and ``call``, any other function called by name).
+
+A rule returns its formula as an expression; the R-transform flattens it into three-address
+statements on these entries (``rop/ir/builder.py``), finding each operation's entry by its
+emit form or its spelling, so a new entry needs nothing more to appear in R-code.
 
 Summing terms and skipping structurally zero ones lives once, in :func:`apply_rule`.
 An entry also carries how user code spells it (``spelled``: ``"np.exp"``, ``"math.exp"``,
@@ -59,6 +65,8 @@ class Prim:
     #                                    (np.concatenate([a, b])): each item keeps its own R
     check: Optional[Callable] = None   # (args: dict[str, Operand]) -> (message, hint) | None:
     #                                    argument values the entry refuses at the user's line
+    views: tuple = ()                  # params whose storage the result may be or view
+    holds: tuple = ()                  # params whose elements the result (a list) holds
 
     def derivative_params(self):
         return self.diff if self.diff else tuple(p for p in self.params if p not in self.defaults)
@@ -647,8 +655,109 @@ custom("einsum", ("subscripts",) + EINSUM_OPS + ("optimize",), einsum_emit, eins
        check=einsum_check, costly=True)
 
 
+# ----------------------------------------------------------------------------- runtime helpers
+# Operations only R-code performs (the rules above call them): no R-rule of their own, so no
+# spelling for user code, but an emit form and a rank rule like every entry.  The R-rules'
+# formulas are flattened into statements on these entries and the ones above (ir/builder.py).
+
+def runtime(pname, params, emit, ndim, defaults=None, formula="", **facets):
+    return register(Prim(pname, params, _emitter(emit), None, ndim, defaults=defaults or {},
+                         kind="runtime", formula=formula or "(R-code only)"), **facets)
+
+
+def _zeros_but_emit(env):
+    """``[e if k == 0 else rt.zeros_of(e) for k, e in enumerate(lst)]``: the zeros of a list
+    but for the slots ``keep`` (a number, or a tuple of them), which hold placeholders."""
+    keep = env["keep"]
+    cond = T("k in keep") if isinstance(keep, ast.Tuple) else T("k == keep")
+    return T("[e if cond else rt.zeros_of(e) for k, e in enumerate(lst)]")(
+        cond=cond(keep=keep), lst=env["lst"])
+
+
+def _nd_of(param):
+    return lambda nd, ops=None: nd.get(param)
+
+
+runtime("broadcast_as", ("r", "y"), "rt.broadcast_as(r, y)", _nd_of("y"), views=("r",))
+runtime("max_tangent", ("x", "rx", "axis", "keepdims"), "rt.max_tangent(x, rx, axis, keepdims)",
+        nd_reduce, **RED)
+runtime("min_tangent", ("x", "rx", "axis", "keepdims"), "rt.min_tangent(x, rx, axis, keepdims)",
+        nd_reduce, **RED)
+runtime("clip_tangent", ("x", "rx", "lo", "hi"), "rt.clip_tangent(x, rx, lo, hi)", nd_same("x"))
+runtime("pow_log", ("x",), "rt.pow_log(x)", nd_same("x"))
+runtime("zeros_of", ("x",), "rt.zeros_of(x)", nd_same("x"))
+runtime("zeros_but", ("lst", "keep"), _zeros_but_emit, lambda nd, ops=None: None, holds=("lst",))
+runtime("ifexp", ("c", "a", "b"), "a if c else b",
+        lambda nd, ops=None: nd_broadcast({k: nd.get(k) for k in ("a", "b")}), views=("a", "b"))
+runtime("below_finite", ("a", "b"), "a <= b < np.inf", nd_scalar)
+
+
 # ----------------------------------------------------------------------------- derived lists
 # what other modules need to know of the primitives, read off the entries above
+
+def _call_emit(env):
+    """``f(args..., k=v...)``: ``env["f"]`` names the function (dotted), ``env["args"]`` and
+    ``env["kwargs"]`` hold the arguments."""
+    f = ast.parse(env["f"].value, mode="eval").body
+    return ast.Call(func=f, args=list(env["args"]),
+                    keywords=[ast.keyword(arg=k, value=v) for k, v in env["kwargs"]])
+
+
+def _nd_call(nd, ops):
+    """The rank of a call the table knows by the callee's name (its emit form or a spelling),
+    when its arguments bind to the entry's parameters; None otherwise."""
+    prim = entry_called(ops["f"].value)
+    bound = bind_call(prim, ops["args"], ops["kwargs"]) if prim is not None else None
+    if bound is None or prim.ndim is None:
+        return None
+    names = dict(zip(prim.params, range(len(ops["args"]))), **{k: k for k, _ in ops["kwargs"]})
+    try:
+        return prim.ndim({p: nd.get(names[p]) for p in names}, bound)
+    except Exception:
+        return None
+
+
+def bind_call(prim, args, kwargs):
+    """{param: argument} of a call of ``prim`` (defaults filled in as ``Const``), or None when
+    the arguments do not bind to its parameters."""
+    from ..ir.nodes import Const
+    kw = dict(kwargs)
+    if len(args) > len(prim.params) or set(kw) - set(prim.params[len(args):]):
+        return None
+    bound = dict(zip(prim.params, args), **kw)
+    if any(p not in bound and p not in prim.defaults for p in prim.params):
+        return None
+    return {p: bound[p] if p in bound else Const(prim.defaults[p]) for p in prim.params}
+
+
+# A call no entry's emit form matches (``np.arange(len(y))``, ``rt.sum(x * rx)``, a helper of
+# a registered rule): the callee is a constant operand, its rank the entry's that names it.
+runtime("call", (), _call_emit, _nd_call, formula="(a call of R-code, by name)")
+
+
+def entry_called(callee: str):
+    """The entry a call of ``callee`` reaches (``"np.cos"``, ``"rt.sum"``, ``".copy"`` for a
+    method): the entry spelling it, else the entry whose emit form calls it; None if none."""
+    if _CALLEES.get("#size") != len(RULES):  # an entry registered since: read the table again
+        _CALLEES.clear()
+        for p in RULES.values():
+            if p.name == "call":
+                continue
+            try:
+                e = p.emit({q: ast.Name(q, ast.Load()) for q in p.params})
+            except Exception:
+                continue
+            if isinstance(e, ast.Call):
+                _CALLEES.setdefault(ast.unparse(e.func), p)
+        for p in RULES.values():
+            for sp in p.spelled:
+                _CALLEES[sp] = p
+        _CALLEES["#size"] = len(RULES)
+    return _CALLEES.get(callee)
+
+
+_CALLEES: dict = {}
+
 
 COSTLY = frozenset(n for n, p in RULES.items() if p.costly)      # transforms/slots.py
 MEASURE = frozenset(n for n, p in RULES.items() if p.measure)    # transforms/relaxation.py

@@ -30,15 +30,13 @@ those, R follows the primal's iterations exactly.
 
 from __future__ import annotations
 
-import ast
 import copy
 from dataclasses import dataclass, replace
 
 from ..ir.nodes import (Append, Assign, Break, Const, Continue, Effect, For, If, Return, SetItem,
                         Var, While, blocks_of, defined_names, operand_ast, operand_vars,
-                        rename_operand, walk)
+                        rename_operand, rename_stmt, walk)
 from ..rules.table import MEASURE  # operations a measure of change is made of
-from ..rules.templates import name as aname
 
 
 @dataclass
@@ -212,11 +210,10 @@ def _relax_r_state(tr, cond, ci, body, picked, change, active, loc, index):
                               "primal state fixed)")
     # the test's operands again after the loop (a cond's temporaries stay the cond's own)
     pre, ren = _recompute(tr, cond[:ci], set(operand_vars_of(test)))
-    conv = Assign(converged, "r", (), where, is_r=True,
-                  expr=ast.Compare(left=aname(change_r), ops=[ast.LtE(), ast.Lt()], comparators=[
-                      ast.BinOp(left=operand_ast(rename_operand(tol, ren)), op=ast.Mult(),
-                                right=aname(size_r)),
-                      ast.Attribute(value=aname("np"), attr="inf", ctx=ast.Load())]))
+    # converged_R = change_R <= tol * size_R < np.inf
+    bound = _temp(tr)
+    conv = [Assign(bound, "mul", (rename_operand(tol, ren), Var(size_r)), where, is_r=True),
+            Assign(converged, "below_finite", (Var(change_r), Var(bound)), where, is_r=True)]
     count = Assign(n_r, "add", (Var(n_r), Const(1)), where)
 
     # the R-loop's body: the loop's R-statements, in order, each with the position of the
@@ -228,14 +225,14 @@ def _relax_r_state(tr, cond, ci, body, picked, change, active, loc, index):
     try:
         for i, s in enumerate(body):
             if i == pos:
-                entries += [(pos, c) for c in copies + [conv]]
+                entries += [(pos, c) for c in copies + conv]
             r = _r_part(s)
             if r is not None:
                 entries.append((i, r))
     except _NotSeparable:
         return None
     if pos == len(body):
-        entries += [(pos, c) for c in copies + [conv]]
+        entries += [(pos, c) for c in copies + conv]
     mine = {n_r, converged} | {c.target for c in copies}
 
     # the R-state is what the measured R-values depend on through the loop; any other R-value
@@ -478,7 +475,7 @@ def _fresh_temps(tr, stmts):
             tr.fn_temps.add(new)
             tr.types[new] = tr.types.get(s.target, tr.types.get(back.get(s.target)))
             ren[s.target] = new
-    return [_rename_stmt(s, ren) for s in stmts] if ren else stmts
+    return [rename_stmt(s, ren) for s in stmts] if ren else stmts
 
 
 def _views_again(tr, body, r_body):
@@ -509,29 +506,5 @@ def _views_again(tr, body, r_body):
             out.append(_renamed(s, new, {k: Var(v) for k, v in ren.items()}))
             ren[s.target] = new
     if ren:
-        r_body[:] = [_rename_stmt(s, ren) for s in r_body]
+        r_body[:] = [rename_stmt(s, ren) for s in r_body]
     return out
-
-
-def _rename_stmt(s, ren):
-    class Names(ast.NodeTransformer):
-        def visit_Name(self, node):
-            return aname(ren[node.id]) if node.id in ren else node
-
-    def expr(e):
-        return None if e is None else Names().visit(copy.deepcopy(e))
-    if isinstance(s, Assign):
-        return replace(s, target=ren.get(s.target, s.target),
-                       args=tuple(rename_operand(a, ren) for a in s.args),
-                       kwargs=tuple((k, rename_operand(a, ren)) for k, a in s.kwargs),
-                       expr=expr(s.expr))
-    if isinstance(s, (SetItem, Append)):
-        out = replace(s, obj=ren.get(s.obj, s.obj), expr=expr(s.expr),
-                      value=None if s.value is None else rename_operand(s.value, ren))
-        if isinstance(s, SetItem):
-            out.index = rename_operand(s.index, ren)
-        return out
-    if isinstance(s, If):
-        return If(rename_operand(s.test, ren), [_rename_stmt(t, ren) for t in s.body],
-                  [_rename_stmt(t, ren) for t in s.orelse], s.loc)
-    return s

@@ -1,8 +1,12 @@
 """The R-transform: Pearlmutter's R{·} applied statement by statement.
 
 R{w} = v for the ``wrt`` parameters; every statement ``y = f(a, b)`` with an
-active argument gets, right after it, ``R_y = <rule of f>`` from the rule table;
-statements whose arguments are all inactive get nothing (activity analysis: an
+active argument gets, right after it, ``R_y = <rule of f>`` from the rule table.  The
+rule returns its formula (``R_a * b + a * R_b``), which :class:`~rop.ir.builder.Builder`
+flattens into three-address R-statements on the table's entries (``t1 = mul(R_a, b)``,
+``t2 = mul(a, R_b)``, ``R_y = add(t1, t2)``), their temporaries recorded in the function's
+temps for the emitter to fold back: after this pass no statement holds Python ``ast``.
+Statements whose arguments are all inactive get nothing (activity analysis: an
 R-value that is structurally zero is never computed).  Control flow is kept: an
 R-statement runs in the branch and the iteration its primal runs in, so the
 derivative is that of the path taken.  Where paths join (after an ``if``, at a loop
@@ -17,9 +21,11 @@ import copy
 from dataclasses import dataclass, field, replace
 
 from ..errors import RopSyntaxError
+from ..ir.builder import Builder, expr_sources
 from ..ir.nodes import (Append, Assign, Break, Const, Continue, For, Function, If, Return,
-                        SetItem, TupleOp, Var, While, defined_names, operand_ast, walk)
-from ..ir.storage import ALIAS_PRIMS, Storage, expr_sources
+                        SetItem, TupleOp, Var, While, blocks_of, defined_names, operand_ast,
+                        rename_stmt, walk)
+from ..ir.storage import ALIAS_PRIMS, Storage
 from ..rules.table import COSTLY, apply_rule
 from ..rules.templates import T, name as aname
 from .relaxation import may_relax
@@ -56,11 +62,21 @@ class RTransform:
         self.guarded_reads: dict = {}  # tracked list -> [(x = lst[i] statement, guard)]
         if not slot_activity:
             self.slots.universe = {}
+        self.builder = Builder(prims, namer, self.fn_temps, types)
 
     def rname(self, v: str) -> str:
         if v not in self.rnames:
             self.rnames[v] = self.namer.fresh("R_" + v)
+            self.types.setdefault(self.rnames[v], self.types.get(v))
         return self.rnames[v]
+
+    def build(self, target, expr, loc) -> list:
+        """``target = expr`` (a rule's formula) as three-address R-statements (ir/builder.py)."""
+        return self.builder.assign(target, expr, loc)
+
+    def build_operand(self, expr, loc, out):
+        """``expr`` as an operand, the statements computing it appended to ``out``."""
+        return self.builder.operand(expr, loc, out)
 
     # ------------------------------------------------------------------ values
     def r_of(self, op, active):
@@ -162,17 +178,23 @@ class RTransform:
         tainted = {self.rnames[t]: info for t, info in sl.taint.items() if t in self.rnames}
         rlists = {self.rnames[v]: v for v in self.slot_zeros if v in self.rnames}
         raw = set(sl.raw)
+        via = {}  # a temporary of a formula -> the tainted values it is computed from
 
         def check(s, guard):
             reads = set(s.reads())
             target = getattr(s, "target", None)
-            for n in reads & set(tainted):
-                (pred, lst) = tainted[n]
+            taints = [t for n in reads for t in ([tainted[n]] if n in tainted else via.get(n, ()))]
+            if isinstance(s, Assign) and target in self.builder.made:
+                # an operation inside a formula: the R-statement it is part of reads the value
+                via[target], taints = taints, ()
+            for (pred, lst) in taints:
                 if not (isinstance(s, Assign) and target in tainted) and pred not in guard:
                     raw.add((lst, pred[1]))
             for n in reads & set(rlists):
-                is_read = isinstance(s, Assign) and isinstance(s.expr, ast.Subscript) and \
-                    isinstance(s.expr.value, ast.Name) and s.expr.value.id == n
+                # the whole R-value is the slot (a slot read inside a larger formula is one of
+                # the builder's temporaries: not followed, so the slot keeps its zero)
+                is_read = isinstance(s, Assign) and s.prim == "getitem" and \
+                    s.args[0] == Var(n) and s.target not in self.builder.made
                 is_write = isinstance(s, (SetItem, Append)) and s.obj == n
                 if not (is_read or is_write):
                     raw.update((rlists[n], k) for k in sl.universe[rlists[n]])
@@ -195,11 +217,9 @@ class RTransform:
             if not keep:
                 continue
             self._guard_reads(lst, keep, body)
-            cond = f"k == {keep[0]}" if len(keep) == 1 else f"k in {tuple(keep)}"
-            expr = ast.parse(f"[e if {cond} else rt.zeros_of(e) for k, e in enumerate({lst})]",
-                             mode="eval").body
-            for st in stmts:
-                st.expr = expr
+            slots = Const(keep[0]) if len(keep) == 1 else TupleOp(tuple(map(Const, keep)))
+            for st in stmts:  # R_lst = zeros_of(lst) -> zeros_but(lst, slots)
+                st.prim, st.args = "zeros_but", (st.args[0], slots)
 
     def _guard_reads(self, lst, slots, body):
         """``R_x = R_lst[i]`` -> ``R_x = R_lst[i] if i != k else rt.zeros_of(x)`` for the reads
@@ -214,29 +234,32 @@ class RTransform:
             test = " and ".join(f"{idx} != {k}" for k in ks)
             new = ast.parse(f"{rlist}[{idx}] if {test} else rt.zeros_of({st.target})",
                             mode="eval").body
-            for s in walk(body):  # the R-read of this index (the target may be reassigned
+
+            def guarded(s):  # the R-read of this index (the target may be reassigned
                 # elsewhere from another index, which keeps its own read)
                 if isinstance(s, Assign) and s.is_r and s.target == rt_name and \
-                        isinstance(s.expr, ast.Subscript) and isinstance(s.expr.value, ast.Name) \
-                        and s.expr.value.id == rlist and isinstance(s.expr.slice, ast.Name) \
-                        and s.expr.slice.id == idx:
-                    s.expr = new
+                        s.prim == "getitem" and s.args == (Var(rlist), Var(idx)):
+                    return self.build(rt_name, new, s.loc)
+                return None
+            _replace_stmts(body, guarded)
 
     def _split_temps(self, branch, later):
         """Fresh names for the temporaries a branch defines (and nothing after it reads), so
         that each is defined once in the function and the emitter folds it into its reader."""
-        temps = {r for v, r in self.rnames.items() if v in self.fn.temps}
+        temps = {r for v, r in self.rnames.items() if v in self.fn.temps} | self.builder.made
         for k, s in enumerate(branch):
             inside = {n for t in branch[k + 1:] for n in t.reads()}
             if isinstance(s, Assign) and s.target in temps and s.target in inside \
                     and s.target not in later:
                 new = self.namer.fresh(s.target)
                 self.fn_temps.add(new)
+                if s.target in self.builder.made:
+                    self.builder.made.add(new)
                 self.types[new] = self.types.get(s.target)
                 branch[k] = replace(s, target=new)
-                for reader in branch[k + 1:]:
-                    if reader.expr is not None:
-                        reader.expr = _subst(reader.expr, s.target, new)
+                for j in range(k + 1, len(branch)):
+                    if branch[j].is_r:
+                        branch[j] = rename_stmt(branch[j], {s.target: new})
 
     def stmt(self, st, active, out):
         return getattr(self, "s_" + type(st).__name__)(st, active, out)
@@ -262,7 +285,7 @@ class RTransform:
                 return active
             expr = ast.List(elts=[r if r is not None else self.zeros_expr(a)
                                   for r, a in zip(rs, st.args)], ctx=ast.Load())
-            out.append(Assign(self.rname(st.target), "r", (), st.loc, is_r=True, expr=expr))
+            out.extend(self.build(self.rname(st.target), expr, st.loc))
             active.add(st.target)
             active |= {token(st.target, k) for k in sl.universe.get(st.target, ())
                        if k < len(rs) and rs[k] is not None}
@@ -284,8 +307,8 @@ class RTransform:
             # another name shares this array and an active value is written into it later:
             # its R must exist from here on, as the same object under every name
             out.append(st)
-            out.append(Assign(self.rname(st.target), "r", (), st.loc, is_r=True,
-                              expr=_zeros_for(self.types.get(st.target), aname(st.target))))
+            out.extend(self.build(self.rname(st.target),
+                                  _zeros_for(self.types.get(st.target), aname(st.target)), st.loc))
             active.add(st.target)
             return active
         if r is None:
@@ -305,17 +328,17 @@ class RTransform:
             # y = f(y, ...) whose rule needs both the old and the new y: keep the new one apart
             tmp = self.namer.fresh(st.target + "_new")
             out.append(Assign(tmp, st.prim, st.args, st.loc, kwargs=st.kwargs))
-            out.append(Assign(rt, "r", (), st.loc, is_r=True, expr=_subst(r, y_ph, tmp)))
+            out.extend(self.build(rt, _subst(r, y_ph, tmp), st.loc))
             out.append(Assign(st.target, "copy", (Var(tmp),), st.loc))
             self.types[tmp] = self.types.get(st.target)
         elif st.target in names:
-            out.append(Assign(rt, "r", (), st.loc, is_r=True, expr=r))  # R first: reads the old y
+            out.extend(self.build(rt, r, st.loc))  # R first: reads the old y
             out.append(st)
         elif self._versioned(st, prim, env, renv, out):
             pass
         else:
             out.append(st)
-            out.append(Assign(rt, "r", (), st.loc, is_r=True, expr=_subst(r, y_ph, st.target)))
+            out.extend(self.build(rt, _subst(r, y_ph, st.target), st.loc))
         active.add(st.target)
         return active
 
@@ -353,7 +376,7 @@ class RTransform:
         if not others and st.prim not in COSTLY:
             # cheap on a zero: computed as it is, and the fact passes on to its readers (every
             # R-value stays defined on every path, so no definition is left to a branch)
-            out.append(Assign(rt, "r", (), st.loc, is_r=True, expr=full))
+            out.extend(self.build(rt, full, st.loc))
             sl.czero[st.target] = pred
             src = next(sl.taint[a.name] for p, a in zip(prim.params, st.args)
                        if p in cond and a.name in sl.taint)
@@ -367,8 +390,7 @@ class RTransform:
         self.fn_temps.add(test)
         self.types[test] = 0
         out.append(Assign(test, "eq", (Var(pred[0]), Const(pred[1])), st.loc))
-        node = If(Var(test), [Assign(rt, "r", (), st.loc, is_r=True, expr=part)],
-                  [Assign(rt, "r", (), st.loc, is_r=True, expr=full)], st.loc)
+        node = If(Var(test), self.build(rt, part, st.loc), self.build(rt, full, st.loc), st.loc)
         self.versions[id(node)] = pred
         out.append(node)
         return True
@@ -393,7 +415,8 @@ class RTransform:
                 active.discard(token(st.obj, st.index.value))
         else:
             active |= self.slots.tokens_written(st.obj, st.index)
-        out.append(SetItem(self.rname(st.obj), st.index, None, st.loc, is_r=True, expr=rv))
+        value = self.build_operand(rv, st.loc, out)
+        out.append(SetItem(self.rname(st.obj), st.index, value, st.loc, is_r=True))
         return active
 
     def s_Append(self, st, active, out):
@@ -410,7 +433,8 @@ class RTransform:
             rv = self.zeros_expr(st.value)
         else:
             active |= self.slots.all_tokens(st.obj)
-        out.append(Append(self.rname(st.obj), None, st.loc, is_r=True, expr=rv))
+        value = self.build_operand(rv, st.loc, out)
+        out.append(Append(self.rname(st.obj), value, st.loc, is_r=True))
         return active
 
     def _late_active(self, obj, active):
@@ -433,20 +457,20 @@ class RTransform:
         """``R_x = 0`` of the right type, for values active on another path into a join."""
         stmts = []
         for v in sorted(n for n in names if not is_token(n)):
-            expr = _zeros_for(self.types.get(v), aname(v))
-            stmts.append(Assign(self.rname(v), "r", (), loc, is_r=True, expr=expr))
-            if v in self.slots.universe:
+            stmts.extend(self.build(self.rname(v), _zeros_for(self.types.get(v), aname(v)), loc))
+            if v in self.slots.universe:  # R_lst = zeros_of(lst), one statement
                 self.slot_zeros.setdefault(v, []).append(stmts[-1])
         return stmts
 
     def s_Return(self, st, active, out):
         if st.value is None:
-            out.append(Return(None, st.loc, r_value=ast.Constant(None)))
+            out.append(Return(None, st.loc, r_value=Const(None)))
             return None
         r = self.r_of(st.value, active)
         if r is None:
             r = self.zeros_expr(st.value)
-        out.append(Return(st.value, st.loc, r_value=r))
+        r_value = self.build_operand(r, st.loc, out)
+        out.append(Return(st.value, st.loc, r_value=r_value))
         return None
 
     # ------------------------------------------------------------------ control flow
@@ -564,6 +588,21 @@ def _zeros_for(t, x):
         return ast.Tuple(elts=[_zeros_for(s, ast.Subscript(value=x, slice=ast.Constant(i), ctx=ast.Load()))
                                for i, s in enumerate(t[1])], ctx=ast.Load())
     return T("rt.zeros_of(x)")(x=x)
+
+
+def _replace_stmts(stmts, fn):
+    """Replace, in ``stmts`` and the blocks nested in them, each statement for which ``fn``
+    returns a list of statements by that list."""
+    i = 0
+    while i < len(stmts):
+        new = fn(stmts[i])
+        if new is not None:
+            stmts[i:i + 1] = new
+            i += len(new)
+            continue
+        for b in blocks_of(stmts[i]):
+            _replace_stmts(b, fn)
+        i += 1
 
 
 def _tighter(bounds: dict, extra: dict) -> dict:
