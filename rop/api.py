@@ -415,8 +415,8 @@ class HVP:
         finally:
             if d.signatures:
                 d.disable_compile(True)
-        if not getattr(c.module, "__rop_relaxations__", None) and c.plain:
-            self._ready = c  # compiled, compiling off: _dispatch may call it directly
+        if not getattr(c.module, "__rop_relaxations__", None) and c.plain and c.out_struct is None:
+            self._ready = c  # (results holding dicts are rebuilt on the checked path)  # compiled, compiling off: _dispatch may call it directly
         return out
 
     def _fast_call(self, args, v):
@@ -434,7 +434,7 @@ class HVP:
             call.append(a[0])
             key.append((name, a[1]))
         c = self._compiled.get(tuple(key))
-        if c is None or getattr(c.module, "__rop_relaxations__", None):
+        if c is None or getattr(c.module, "__rop_relaxations__", None) or c.out_struct is not None:
             return None
         for k, d in zip(wrt_pos, v):
             d = _fast_direction(args[k], d)

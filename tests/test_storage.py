@@ -85,7 +85,7 @@ def test_a_negative_index_is_not_taken_for_slot_zero(W):
 
 
 def test_the_pass_list_and_rop_dump(W, monkeypatch, capsys):
-    assert pipeline.PASS_NAMES == ("infer_ranks", "inplace", "memory", "rtransform",
+    assert pipeline.PASS_NAMES == ("infer_ranks", "fold_ranks", "inplace", "memory", "rtransform",
                                    "co_converge", "dce", "release", "emit")
     monkeypatch.setenv("ROP_DUMP", "inplace,dce")
     rop(P.augassign_seen_through_list, wrt=("W",), mode="python").hvp(W, v=(W,))

@@ -339,6 +339,8 @@ class Emitter:
                     "store arrays of one rank in a list made with `[None] * n`")
             return ast.BinOp(left=ast.List(elts=[elem], ctx=ast.Load()), op=ast.Mult(),
                              right=operand_ast(st.args[1]))
+        if st.prim == "shape" and isinstance(st.args[0], Var) and self.types.get(st.args[0].name) == 0:
+            return ast.Tuple(elts=[], ctx=ast.Load())  # a number's shape (`cost.shape == ()`)
         if st.prim == "getitem" and self.is_mask(st.args[1]):  # R_x[mask] too, after the builder
             return ast.Call(func=ast.Attribute(value=ast.Name("rt", ast.Load()), attr="getitem_mask",
                                                ctx=ast.Load()),

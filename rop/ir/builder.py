@@ -45,6 +45,8 @@ def _patterns(prims) -> list:
         variants = [{}]
         if prim.defaults:
             variants.append(dict(prim.defaults))
+        if "dtype" in prim.params:  # np.asarray(x, np.float64): the dtype rop computes in
+            variants.append({**prim.defaults, "dtype": "float64"})
         for fixed in variants:
             ph = {f"__p_{p}": p for p in prim.params if p not in fixed}
             env = {p: ast.Name(f"__p_{p}", ast.Load()) for p in prim.params if p not in fixed}
@@ -63,6 +65,14 @@ def _patterns(prims) -> list:
             out.append((spec, pat, ph, fixed, name))
     out.sort(key=lambda e: -e[0])
     return out
+
+
+def _unprinted(prim, p):
+    """The value of a parameter the entry's form does not print (np.array's ``dtype`` left
+    out, astype's float64): its default, or float64 for a dtype (rop computes in float64)."""
+    if p in prim.defaults:
+        return Const(prim.defaults[p])
+    return Const("float64" if p == "dtype" else None)
 
 
 def _match(pat, node, ph, binds) -> bool:
@@ -150,6 +160,9 @@ class Builder:
         if isinstance(expr, ast.Slice):
             return SliceOp(*(None if p is None else self.operand(p, loc, out)
                              for p in (expr.lower, expr.upper, expr.step)))
+        if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and \
+                expr.value.id == "np" and expr.attr in ("float64", "float32", "int64", "int32"):
+            return Const(expr.attr)  # a dtype (x.astype(np.float64)): its name, as lowered
         t = self.namer.temp()
         self.temps.add(t)
         self.made.add(t)
@@ -174,7 +187,8 @@ class Builder:
                 prim = self.prims[name]
                 bound = {ph_name: node for ph_name, node in binds.items()}
                 args = [Const(fixed[p]) if p in fixed else
-                        self.operand(bound[f"__p_{p}"], loc, out) for p in prim.params]
+                        self.operand(bound[f"__p_{p}"], loc, out) if f"__p_{p}" in bound else
+                        _unprinted(prim, p) for p in prim.params]
                 return make(name, args)
         if isinstance(e, ast.Call):
             return self._call(make, e, loc, out)
