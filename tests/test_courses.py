@@ -29,8 +29,8 @@ Each program has a status, compiled once per mode ("numba", "python"):
 program when rop is fixed.  ``python tests/test_courses.py --report`` recompiles everything and
 prints program x mode -> ok / refused(reason) / broken(reason), with counts.
 
-Status (rop after issue 18's first stop), 62 programs: 44 correct in both modes (52 in
-mode="python"), 9 refused at their line with the reason in both modes, 9 listed in ``BROKEN``
+Status (rop after issue 18's first stop), 62 programs: 47 correct in both modes (52 in
+mode="python"), 9 refused at their line with the reason in both modes, 6 listed in ``BROKEN``
 (correct in mode="python" but refused by Numba's typing at the user's line, or one Numba-only
 crash); ``python tests/test_courses.py --report`` prints the table and the causes.
 """
@@ -1131,8 +1131,11 @@ EXPECTED: dict = {
     "lstm_step_grads": "ok",
     "caption_embedding_loss": "ok",
     "propagate": ("refused", 'attribute `.dtype` is not supported'),
+    "L_layer_grads": "ok",
     "L_model_forward": "ok",
     "planar_nn_grads": "ok",
+    "model_l2_grads": "ok",
+    "model_dropout_grads": "ok",
     "dlai_rnn_grads": ("refused", 'this changes the list passed as parameter `a0` (through `caches_1`): r'),
     "gru_step_grads": "ok",
     "lossFun": ("refused", 'the key of dict `xs` must be known at compile time'),
@@ -1177,9 +1180,6 @@ _LAYER = ("layer objects (nnfs): wrt names attributes of argument objects (`dens
 BROKEN: dict[str, str] = {
     "FullyConnectedNet.loss": 'numba: refused(<fn>.hvp: Numba could not compile the generated code for these arguments: Failed in nopython mode pipeline (step: nopython frontend) at course_programs.py:220 (`caches.append(cache)`)); python: ok',
     "rnn_grads": 'numba: broken(crash inside the generated code: <fn>.hvp failed inside the generated code (AssertionError: AssertionError)); python: ok',
-    "L_layer_grads": 'numba: refused(<fn>.hvp: Numba could not compile the generated code for these arguments: Failed in nopython mode pipeline (step: nopython frontend) at course_programs.py:682 (`assert(cost.shape == ())`)); python: ok',
-    "model_l2_grads": 'numba: refused(<fn>.hvp: Numba could not compile the generated code for these arguments: Failed in nopython mode pipeline (step: nopython frontend) at course_programs.py:682 (`assert(cost.shape == ())`)); python: ok',
-    "model_dropout_grads": 'numba: refused(<fn>.hvp: Numba could not compile the generated code for these arguments: Failed in nopython mode pipeline (step: nopython frontend) at course_programs.py:682 (`assert(cost.shape == ())`)); python: ok',
     "RNNNumpy.bptt": 'numba: refused(<fn>.hvp: Numba could not compile the generated code for these arguments: Numba has no implementation of getitem(array(float64, 2d, C), Tuple(array(int64, 1d, C), UniTuple(int64 x 3))) at course_programs.py:1141 (`delta_o[np.arange(len(y)),); python: ok',
     "policy_gradient_episode": 'numba: refused(<fn>.hvp: Numba could not compile the generated code for these arguments: `running_add_1` is `Literal[int](0)` on one path and a 1-d array on another at course_programs.py:1685 (`running_add = running_add * gamma + r[t]`). A number that bec); python: ok',
     "skipgram": 'numba: refused(<fn>.hvp: Numba could not compile the generated code for these arguments: Numba has no implementation of add(list(int64)<iv=None>, UniTuple(int64 x 3)) at course_programs.py:1760 (`indices = [outsideWordIdx] + negSampleWordIndices`)); python: refused(<fn>.hvp: TypeError at course_prog',
