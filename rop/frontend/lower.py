@@ -851,8 +851,13 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
                 args = [f.value, ast.Tuple(elts=list(node.args), ctx=ast.Load())]
             return self.call_prim(prim, args, node.keywords, node, target)
         if isinstance(f, ast.Attribute):
+            # `bn_param.get(...)`, `layer.forward(...)`: a dict or an object when a call passes
+            # one, so at decoration (no call yet) the refusal waits for the first call
+            maybe_object = isinstance(f.value, ast.Name) and not hasattr(np.ndarray, f.attr) \
+                and not hasattr(list, f.attr)
             self.error(f, f"method `.{f.attr}()` is not supported",
-                       "supported methods: " + ", ".join(f".{m}()" for m in N.METHODS))
+                       "supported methods: " + ", ".join(f".{m}()" for m in N.METHODS),
+                       needs_statics=maybe_object)
         self.error(f, f"cannot call `{ast.unparse(f)}`",
                    "call NumPy functions, math functions, or functions defined at module level")
 
