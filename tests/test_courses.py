@@ -29,8 +29,8 @@ Each program has a status, compiled once per mode ("numba", "python"):
 program when rop is fixed.  ``python tests/test_courses.py --report`` recompiles everything and
 prints program x mode -> ok / refused(reason) / broken(reason), with counts.
 
-Status (rop after issue 18's first stop), 62 programs: 48 correct in both modes (53 in
-mode="python"), 8 refused at their line with the reason in both modes, 6 listed in ``BROKEN``
+Status (rop after issue 18's first stop), 62 programs: 50 correct in both modes (55 in
+mode="python"), 6 refused at their line with the reason in both modes, 6 listed in ``BROKEN``
 (correct in mode="python" but refused by Numba's typing at the user's line, or one Numba-only
 crash); ``python tests/test_courses.py --report`` prints the table and the causes.
 """
@@ -1143,9 +1143,9 @@ EXPECTED: dict = {
     "Network.mini_batch_gradient": "ok",
     "Network2.backprop": "ok",
     "Network2.total_cost_and_gradient": "ok",
-    "nnfs_train_step": ("refused", 'augmented assignment into a subscript of a local variable only'),
+    "nnfs_train_step": "ok",
     "nnfs_softmax_then_loss": "ok",
-    "nnfs_binary_l2_step": ("refused", 'cannot change `dense1`: it is a dict argument and rop never changes it'),
+    "nnfs_binary_l2_step": "ok",
     "rbm_cd1_update": "ok",
     "sparse_autoencoder_cost": "ok",
     "gradient_univariate": "ok",

@@ -495,14 +495,25 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
         if isinstance(t, ast.Subscript) and self.dict_of(t.value) is not None:
             d = self.dict_of(t.value)  # grads['W1'] += x: in place on the key's array
             entry = self.dict_get(d, t.slice, t)
-            if d.param:
+            if d.param and not isinstance(d, ObjVal):
                 self.error(t, f"cannot change `{d.name}`: it is a dict argument and rop never "
                               "changes its arguments", "compute the new value into a new name")
+            # an object argument's attribute: the memory pass refuses an in-place change of
+            # the caller's array, an attribute the function set is its own (layer.dweights)
             if not isinstance(entry, Var):
                 self.error(t, "augmented assignment to a dict value that is not an array")
             rhs = self.expr(st.value)
             self.emit(Assign(entry.name, opname, (entry, rhs), self.loc(st), inplace=True))
             return
+        if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Attribute) and \
+                isinstance(self.dict_of(t.value.value), ObjVal):
+            # self.dinputs[range(n), y] -= 1: into the array the attribute holds
+            entry = self.object_attribute(self.dict_of(t.value.value), t.value)
+            if not isinstance(entry, Var):
+                self.error(t.value, "this attribute cannot be written into")
+            t = ast.copy_location(ast.Subscript(value=ast.Name(id="\0" + entry.name, ctx=ast.Load()),
+                                                slice=t.slice, ctx=ast.Store()), t)
+            self.scope["\0" + entry.name] = entry.name  # a name no user code can spell
         if isinstance(t, ast.Subscript):
             if not isinstance(t.value, ast.Name):
                 self.error(t, "augmented assignment into a subscript of a local variable only")
