@@ -773,6 +773,12 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
         return self.index_item(sl)
 
     def index_item(self, e):
+        if isinstance(e, ast.List) and e.elts and all(
+                isinstance(x, ast.Constant) and isinstance(x.value, int) for x in e.elts):
+            # W[[0, 2, 2]]: NumPy's fancy index by a list, an index array here (Numba indexes
+            # with arrays, not lists)
+            return self.call_prim("array", [ast.copy_location(ast.Tuple(elts=e.elts, ctx=ast.Load()), e)],
+                                  [], e, None)
         if isinstance(e, ast.Slice):
             parts = [None if p is None else self.expr(p) for p in (e.lower, e.upper, e.step)]
             return SliceOp(*parts)
