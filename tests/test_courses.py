@@ -1105,15 +1105,6 @@ ENTRY = {e.name: e for e in ENTRIES}
 # (rop at the commit this file was written against; a change of status fails the tests:
 # promote programs here as rop is fixed)
 
-_DICT = ("refused", "dict literals are not supported")
-_ASSERT = ("refused", "`assert` is not supported")
-_ASTYPE = ("refused", "method `.astype()` is not supported")
-
-
-def _no_rule(f):
-    return ("refused", f"no R-rule for `{f}`")
-
-
 EXPECTED: dict = {
     "cbow_window_grads": "ok",
     "two_layer_net_loss": "ok",
@@ -1174,10 +1165,6 @@ EXPECTED: dict = {
     "max_pool_grads": ("refused", 'no R-rule for `np.unravel_index`'),
 }
 
-_SELF = ("a method: wrt names an attribute path of `self` ({}), refused at decoration by a "
-         "RopCallError naming no file and line ('wrt names `{}`, which is not a parameter')")
-_LAYER = ("layer objects (nnfs): wrt names attributes of argument objects (`dense1.weights`), "
-          "refused at decoration by a RopCallError naming no file and line")
 BROKEN: dict[str, str] = {
     "FullyConnectedNet.loss": 'numba: refused(<fn>.hvp: Numba could not compile the generated code for these arguments: Failed in nopython mode pipeline (step: nopython frontend) at course_programs.py:220 (`caches.append(cache)`)); python: ok',
     "rnn_grads": 'numba: broken(crash inside the generated code: <fn>.hvp failed inside the generated code (AssertionError: AssertionError)); python: ok',

@@ -885,14 +885,8 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
                 return d.entries[key]
             return self.expr(node.args[1]) if len(node.args) == 2 else Const(None)
         if meth == "copy" and not node.args:
-            new = DictVal()
-            new.entries = dict(d.entries)
-            new.names = {}
-            for k, e in d.entries.items():  # a new dict: its keys are new variables
-                if isinstance(e, Var):
-                    new.entries.pop(k)
-            new._pending = [(k, e) for k, e in d.entries.items() if isinstance(e, Var)]
-            for k, e in new._pending:
+            new = DictVal()  # a new dict: its keys are new variables bound to the same values
+            for k, e in d.entries.items():
                 self.dict_set(new, ast.Constant(k), e, node)
             return new
         self.error(node.func, f"dict method `.{meth}()` is not supported here",

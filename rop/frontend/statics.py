@@ -200,12 +200,3 @@ def rebuild(struct, value):
         return tuple(rebuild(s, v) for s, v in zip(struct[1], value))
     return value
 
-
-def has_dicts(struct) -> bool:
-    if struct is None:
-        return False
-    if struct[0] == "dict":
-        return True
-    if struct[0] == "tuple":
-        return any(has_dicts(s) for s in struct[1])
-    return False
