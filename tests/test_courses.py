@@ -26,8 +26,9 @@ Each program has a status, compiled once per mode ("numba", "python"):
   the report.
 
 ``EXPECTED`` records today's status, so that this file fails when a status changes: promote a
-program when rop is fixed.  ``python tests/test_courses.py --report`` recompiles everything and
-prints program x mode -> ok / refused(reason) / broken(reason), with counts.
+program when rop is fixed.  ``python tests/test_courses.py --report [PROGRAM ...]``
+recompiles everything (or the programs named) and prints program x mode -> ok /
+refused(reason) / broken(reason), with counts.
 
 Status (rop after issue 18's first stop), 62 programs: 51 correct in both modes (55 in
 mode="python"), 6 refused at their line with the reason in both modes, 5 listed in ``BROKEN``
@@ -1532,16 +1533,21 @@ def program_status(name):
     return "broken"
 
 
-def report(out=sys.stdout):
-    """Recompile everything; print program x mode -> status, counts and grouped causes."""
+def report(out=sys.stdout, only=None):
+    """Recompile everything (or the programs named in ``only``); print program x mode ->
+    status, counts and grouped causes."""
+    names = list(only) if only else list(ENTRY)
+    unknown = [n for n in names if n not in ENTRY]
+    if unknown:
+        raise SystemExit(f"no program named {', '.join(unknown)}; see ENTRIES")
     compiled.cache_clear()
     run.cache_clear()
     outcome.cache_clear()
     counts = {m: collections.Counter() for m in MODES}
     causes = collections.defaultdict(list)
-    w = max(len(n) for n in ENTRY)
+    w = max(len(n) for n in names)
     print(f"{'program':<{w}}  " + "  |  ".join(MODES), file=out)
-    for name in ENTRY:
+    for name in names:
         cells = []
         for mode in MODES:
             status, why = outcome(name, mode)
@@ -1556,9 +1562,9 @@ def report(out=sys.stdout):
     print(file=out)
     for mode in MODES:
         c = counts[mode]
-        print(f"{mode}: {len(ENTRY)} programs: ok {c['ok']}, refused {c['refused']}, "
+        print(f"{mode}: {len(names)} programs: ok {c['ok']}, refused {c['refused']}, "
               f"broken {c['broken']}", file=out)
-    overall = collections.Counter(program_status(n) for n in ENTRY)
+    overall = collections.Counter(program_status(n) for n in names)
     print(f"programs (both modes): ok {overall['ok']}, refused {overall['refused']}, "
           f"broken {overall['broken']}", file=out)
     print("\ncauses (number of programs; [mode] when in one mode only), most frequent first:",
@@ -1571,7 +1577,7 @@ def report(out=sys.stdout):
         print(f"       e.g. {example(names[0], next(m for m in MODES if outcome(names[0], m) == (status, why)))}",
               file=out)
     changed = []
-    for name in ENTRY:
+    for name in names:
         now = program_status(name)
         was = "broken" if name in BROKEN else ("ok" if EXPECTED[name] == "ok" else "refused")
         if now != was:
@@ -1581,7 +1587,7 @@ def report(out=sys.stdout):
 
 
 if __name__ == "__main__":
-    if "--report" in sys.argv:
-        report()
+    if sys.argv[1:2] == ["--report"]:
+        report(only=sys.argv[2:])
     else:
-        print("usage: python tests/test_courses.py --report")
+        print("usage: python tests/test_courses.py --report [PROGRAM ...]")
