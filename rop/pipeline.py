@@ -23,6 +23,7 @@ from .errors import RopCallError
 from .backend.emit import Emitter
 from .backend.loader import index_lookup, index_store, load_module, write_module
 from .frontend.lower import lower
+from .ir.dtypes import fold_dtypes
 from .ir import fold, passes, shapes
 from .ir.inplace import inplace_updates
 from .ir.release import release_dead_slots
@@ -148,7 +149,9 @@ def infer_ranks(u: Unit):
 
 def fold_ranks(u: Unit):
     """``x.ndim``, ``len(x.shape)`` and the tests made of them are constants of this
-    specialisation: only the ``if`` branch they choose is kept (ir/fold.py)."""
+    specialisation: only the ``if`` branch they choose is kept (ir/fold.py); so is ``x.dtype``
+    of a floating value, float64 (ir/dtypes.py)."""
+    fold_dtypes(u.ir, u.wrt, u.prims)
     if fold.fold_ranks(u.ir, u.types):
         u.types = shapes.infer(u.ir, u.param_types, u.prims)
 

@@ -248,7 +248,28 @@ def batchnorm(x, gamma, beta, mode="train", eps=1e-5):
     return gamma * xhat + beta
 
 
+def keeps_dtype(W, b, X):
+    """Dtypes asked for as courses ask: astype(x.dtype, copy=False), assert on .dtype."""
+    h = np.tanh(W @ X + b[:, None])
+    out = h.astype(h.dtype, copy=False)        # h itself: the write below changes h too
+    out[0] = out[0] * 2.0
+    g = (h * h).sum(axis=0).astype(W.dtype)    # W is differentiated: float64
+    assert out.dtype == np.float64 and g.dtype == float, "not float64"
+    if b.dtype != np.float64:
+        raise TypeError("b must be float64")
+    return h.sum() + g.sum(), W.T @ (1.0 - h ** 2)
+
+
 # ----------------------------------------------------------------------------- refused
+
+def dtype_of_data(W, labels):
+    return (W * 2.0).astype(labels.dtype)
+
+
+def astype_no_copy_of_data(W, X):
+    Y = X.astype(float, copy=False)
+    Y[0] = 0.0
+    return W @ Y
 
 def store_into_dict_argument(params, X):
     params['W1'] = params['W1'] * 2.0

@@ -237,13 +237,24 @@ def case_layer_objects():
                 params_of=lambda a: dict(zip(P_, a[:4])), primal_loss=lambda o: o[0])
 
 
+def case_dtypes():
+    rng = _rng(13)
+    W, b, X = 0.5 * rng.normal(size=(3, 4)), 0.1 * rng.normal(size=3), rng.normal(size=(4, 5))
+    def jax_fn(W, b, X):  # written separately: JAX has no in-place write
+        h = jnp.tanh(W @ X + b[:, None])
+        h = h.at[0].set(h[0] * 2.0)
+        return jnp.sum(h) + jnp.sum(h * h), W.T @ (1.0 - h ** 2)
+    return dict(fn=P.keeps_dtype, wrt=("W", "b"), args=(W, b, X), kwargs={}, loss=None,
+                jax_fn=jax_fn)
+
+
 CASES = {
     "two_layer_loss": case_two_layer, "two_layer_scores": case_scores, "L_layer": case_L_layer,
     "propagate": case_propagate, "fstring_layers": case_fstring, "with_checks": case_checks,
     "with_checks_scaled": case_checks_scaled,
     "batchnorm_train": lambda: case_batchnorm("train"), "batchnorm_test": lambda: case_batchnorm("test"),
     "helper_keywords": case_keywords, "network_method": case_network,
-    "layer_objects": case_layer_objects,
+    "layer_objects": case_layer_objects, "dtypes": case_dtypes,
 }
 
 
@@ -329,8 +340,7 @@ def test_primal_and_hvp(name, mode):
         assert abs(float(c["primal_loss"](out)) - float(c["loss"](jp))) <= 1e-10 * max(1.0, abs(float(c["loss"](jp)))) \
             if "primal_loss" in c else True
     else:
-        ns = jax_oracle.jax_namespace(P)
-        jf = ns[c["fn"].__name__]
+        jf = c.get("jax_fn") or jax_oracle.jax_namespace(P)[c["fn"].__name__]
         wrt = list(c["wrt"])
 
         def g(*ps):
@@ -405,6 +415,26 @@ def test_dict_refusals_name_the_line(fn, wrt, call, line_text, message, hint):
     p = {"W1": np.ones((2, 2)), "W": np.ones((2, 2))}
     with pytest.raises(RopSyntaxError) as info:
         call(f, p, np.ones((2, 2)))
+    e = info.value
+    assert e.filename.endswith("statics_programs.py")
+    assert line_text in e.source_line
+    assert message in e.message, e.message
+    assert hint in e.hint, e.hint
+
+
+@pytest.mark.parametrize("fn, line_text, message, hint", [
+    (P.dtype_of_data, "astype(labels.dtype)", "cannot tell at compile time that `labels` is a "
+     "floating-point array", "write `float`"),
+    (P.astype_no_copy_of_data, "X.astype(float, copy=False)", "returns `X` itself",
+     "leave out copy=False"),
+])
+def test_dtype_refusals_name_the_line(fn, line_text, message, hint):
+    """``.dtype`` is a compile-time constant only where rop proves the value floating (then it
+    is float64); a data argument may hold integers, so its dtype is not guessed."""
+    f = rop(wrt=("W",), mode="python")(fn)
+    W = np.ones((2, 2))
+    with pytest.raises(RopSyntaxError) as info:
+        f.hvp(W, np.ones((2, 2)), v=W)
     e = info.value
     assert e.filename.endswith("statics_programs.py")
     assert line_text in e.source_line

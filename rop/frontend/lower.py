@@ -657,6 +657,11 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
                 self.error(node, "`in` tests whether a key is in a dict only here",
                            "write `'W1' in params` with a dict `params`")
             return Const(v)
+        if len(node.ops) == 1 and isinstance(node.ops[0], (ast.Eq, ast.NotEq)) and any(
+                isinstance(e, ast.Attribute) and e.attr == "dtype"
+                for e in (node.left, node.comparators[0])):  # x.dtype == float (ir/dtypes.py)
+            a, b = (self.dtype_operand(e) for e in (node.left, node.comparators[0]))
+            return self.assign(_CMPOPS[type(node.ops[0])], (a, b), node, target)
         if len(node.ops) == 1 and isinstance(left, Const) and type(node.ops[0]) in _CMPOPS:
             right = self.expr(node.comparators[0])
             if isinstance(right, Const):  # 'relu' == 'relu', None == None: known now
@@ -964,6 +969,20 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
                 except TypeError:
                     self.error(a, f"`{ast.unparse(a)}` is not a dtype")
         return self.expr(a)
+
+    def dtype_operand(self, node):
+        """A side of ``x.dtype == float``: ``x.dtype`` itself, or the dtype named (``float``,
+        ``np.float64``, ``'float64'``) as the constant of its name."""
+        if isinstance(node, ast.Attribute) and node.attr == "dtype":
+            return self.expr(node)
+        obj = node.value if isinstance(node, ast.Constant) else self.resolve_static(node)
+        try:
+            if obj is None or obj is N.MISSING:
+                raise TypeError
+            return Const(np.dtype(obj).name)
+        except TypeError:
+            self.error(node, f"`{ast.unparse(node)}` is not a dtype",
+                       "compare x.dtype with float, np.float64 or another dtype")
 
     def reduce_axes(self, prim_name, args, node, target):
         """A reduction over several axes is a chain of one-axis reductions (sum of sums, mean

@@ -39,7 +39,8 @@ def _spellings():
 # callable -> primitive, by module; x.method(...) -> primitive, with x as the first argument
 NUMPY_FUNCS, MATH_FUNCS, BUILTIN_FUNCS, METHODS = _spellings()
 
-ATTRIBUTES = {"T": "transpose", "shape": "shape", "ndim": "ndim", "size": "size"}
+ATTRIBUTES = {"T": "transpose", "shape": "shape", "ndim": "ndim", "size": "size",
+              "dtype": "dtype"}
 
 
 def primitive_of(obj) -> str | None:

@@ -43,6 +43,8 @@ def fold_ranks(fn, types: dict) -> bool:
             return Const(shape_rank[a[0].name])
         if st.prim in _CMP and len(a) == 2 and all(isinstance(x, Const) and _int(x.value) for x in a):
             return Const(_CMP[st.prim](a[0].value, a[1].value))
+        if st.prim in ("eq", "ne") and all(isinstance(x, Const) and isinstance(x.value, str) for x in a):
+            return Const(_CMP[st.prim](a[0].value, a[1].value))  # dtypes (ir/dtypes.py)
         if st.prim == "not" and isinstance(a[0], Const):
             return Const(not a[0].value)
         if st.prim in ("and", "or") and all(isinstance(x, Const) for x in a):

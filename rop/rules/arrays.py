@@ -82,8 +82,8 @@ def float_dtype_check(what):
     def check(args):
         from ..ir.nodes import Const
         dt = args.get("dtype")
-        if isinstance(dt, Const) and dt.value in (None, "float64"):
-            return None
+        if isinstance(dt, Const) and dt.value in (None, "float64") or not isinstance(dt, Const):
+            return None  # a variable: `x.dtype`, folded (or refused) by ir/dtypes.py
         got = dt.value if isinstance(dt, Const) else "a variable"
         return (f"{what} with dtype {got} is not supported (only float64)",
                 f"write {what}(..., dtype=float) or leave dtype out; an integer array has no "
@@ -155,9 +155,9 @@ def astype_check(args):
     to float32 rounds: neither is the identity R{x} the entry gives."""
     from ..ir.nodes import Const
     dt = args.get("dtype")
-    if isinstance(dt, Const) and dt.value == "float64":
-        return None
-    got = dt.value if isinstance(dt, Const) else "a variable"
+    if isinstance(dt, Const) and dt.value == "float64" or not isinstance(dt, Const):
+        return None  # a variable: `x.dtype`, folded (or refused) by ir/dtypes.py
+    got = dt.value
     return (f"astype to {got} is not supported (only to float64)",
             "write x.astype(float) or x.astype(np.float64); an integer cast has no derivative: "
             "compute it outside the function")

@@ -558,6 +558,7 @@ linear("squeeze", ("x",), "rt.squeeze(x)", lambda nd, ops=None: 0 if nd.get("x")
 zero("shape", ("x",), "x.shape", lambda nd, ops=None: None)
 zero("ndim", ("x",), "x.ndim", nd_scalar)
 zero("size", ("x",), "x.size", nd_scalar)
+zero("dtype", ("x",), "x.dtype", lambda nd, ops=None: None)  # folded at compile time: ir/dtypes.py
 zero("len", ("x",), "len(x)", nd_scalar, spelled=("len",))
 zero("zeros", ("shape",), "np.zeros(shape)", nd_shape_arg("shape"), spelled=("np.zeros",))
 zero("ones", ("shape",), "np.ones(shape)", nd_shape_arg("shape"), spelled=("np.ones",))
@@ -615,8 +616,8 @@ linear("asarray", ("x", "dtype"), array_emit("x", "np.asarray(x)", "np.asarray(x
        lambda nd, ops: nd_array(nd, ops, "x"), formula="R{x} (the same object, as x; a "
        "sequence display as np.array)", spelled=("np.asarray",), sequence=("x",),
        defaults={"dtype": None}, check=float_dtype_check("np.asarray"))
-linear("astype", ("x", "dtype"), "x.astype(np.float64)", nd_same("x"),
-       formula="R{x}.astype(float64): a copy, as the primal is", spelled=(".astype",),
+linear("astype", ("x", "dtype", "copy"), "x.astype(np.float64)", nd_same("x"),
+       defaults={"copy": True}, formula="R{x}.astype(float64): a copy, as the primal is", spelled=(".astype",),
        check=astype_check)
 zero("empty_like", ("x",), "np.empty_like(x)", nd_same("x"), spelled=("np.empty_like",))
 custom("full_like", ("x", "fill_value"), "np.full_like(x, fill_value)", full_like_rule,
