@@ -91,6 +91,8 @@ class RopFunction:
             # passes (frontend/statics.py): errors that depend on them surface at that call
             if not (getattr(exc, "needs_statics", False) or _may_take_statics(fn)):
                 raise
+            if getattr(exc, "needs_length", False):
+                self.hvp._lengths = _len_params(fn)
         except RopError:
             raise
         except Exception as exc:
@@ -163,6 +165,7 @@ class HVP:
         # (globals dict, name, value) of each module-level number (or helper) the compiled
         # code has built in (Function.captured); every call checks them, see _globals_changed
         self._globals = ()
+        self._lengths: tuple = ()  # list arguments whose length is compiled in (api._len_params)
 
     # ------------------------------------------------------------------ inspection
     @property
@@ -217,8 +220,11 @@ class HVP:
         """The call for the generated function: (statics, IR signature, IR names, values).
         Static arguments (None, strings, bools, the keys of dicts) are compiled in, a dict's
         values passed one by one (frontend/statics.py)."""
-        from .frontend.statics import flatten, statics_of
+        from .frontend.statics import StaticLength, flatten, statics_of
         statics = statics_of(bound)
+        for p in self._lengths:  # the lengths its dict keys need (statics.StaticLength)
+            if isinstance(bound.get(p), (list, tuple)):
+                statics[p] = StaticLength(len(bound[p]))
         if not statics:
             return None, None, list(bound), list(bound.values())
         ir = self._current_ir(statics)
@@ -470,6 +476,19 @@ class HVP:
                     raise RopConvergenceError(msg)
                 import warnings
                 warnings.warn(msg, RopConvergenceWarning, stacklevel=3)
+
+
+def _len_params(fn) -> tuple:
+    """The parameters whose ``len(...)`` the function takes (candidates for a loop bound that
+    dict keys depend on)."""
+    import ast
+    from .frontend.parse import parse_function
+    tree = parse_function(fn)[0]
+    params = {a.arg for a in tree.args.args}
+    return tuple(sorted({n.args[0].id for n in ast.walk(tree) if isinstance(n, ast.Call)
+                         and isinstance(n.func, ast.Name) and n.func.id == "len"
+                         and len(n.args) == 1 and isinstance(n.args[0], ast.Name)
+                         and n.args[0].id in params}))
 
 
 def _may_take_statics(fn) -> bool:

@@ -150,8 +150,10 @@ def infer_ranks(u: Unit):
 def fold_ranks(u: Unit):
     """``x.ndim``, ``len(x.shape)`` and the tests made of them are constants of this
     specialisation: only the ``if`` branch they choose is kept (ir/fold.py); so is ``x.dtype``
-    of a floating value, float64 (ir/dtypes.py)."""
+    of a floating value, float64 (ir/dtypes.py), and ``+`` of two lists is concatenation."""
     fold_dtypes(u.ir, u.wrt, u.prims)
+    if fold.concat_lists(u.ir, u.types):
+        u.types = shapes.infer(u.ir, u.param_types, u.prims)
     if fold.fold_ranks(u.ir, u.types):
         u.types = shapes.infer(u.ir, u.param_types, u.prims)
 

@@ -1965,3 +1965,46 @@ def cont_same_object_appended_aug(W):
         hs.append(h)
     return hs[0] * W
 
+
+
+def _cell(x, h, p):
+    h_new = np.tanh(p['W'] * h + x)
+    cache = (h_new, h, p)
+    return h_new, cache
+
+
+# a cache tuple holding a dict keeps the objects it was built with: rebinding the caller's `h`
+# to the new state afterwards does not change the `h` the cache holds
+def cont_cache_with_dict_keeps_binding(W):
+    p = {'W': W}
+    h = W * 0.5
+    h, cache = _cell(W[::-1] * 1.0, h, p)
+    h_new, h_prev, q = cache
+    return h_new * h_prev + q['W'] * h
+
+
+# a list of such caches, unpacked again in a second loop (a course's RNN forward/backward)
+def cont_cache_list_with_dict(W):
+    p = {'W': W}
+    h = W * 0.5
+    caches = []
+    for t in range(3):
+        h, cache = _cell(W * (t + 1.0), h, p)
+        caches.append(cache)
+    caches = (caches, h)
+    (caches, out) = caches
+    for t in range(3):
+        h_new, h_prev, q = caches[t]
+        out = out + h_new * h_prev * q['W']
+    return out
+
+
+# `+` of two lists is a new list holding the same arrays (concatenation, not a sum); an
+# in-place update of an array the new list holds is seen through the old list
+def cont_list_concat(W):
+    a = [W * 2.0]
+    b = [W * W, W + 1.0]
+    c = a + b
+    h = c[1]
+    h += W
+    return c[0] * c[2] + b[0]

@@ -260,6 +260,22 @@ def keeps_dtype(W, b, X):
     return h.sum() + g.sum(), W.T @ (1.0 - h ** 2)
 
 
+def char_rnn_loss(inputs, targets, hprev, Wxh, Whh, Why):
+    """Dicts keyed by the time step, as min-char-rnn writes them: the keys come from a loop
+    over range(len(inputs)), so each length of `inputs` compiles its own (unrolled) code."""
+    xs, hs, ps = {}, {}, {}
+    hs[-1] = np.copy(hprev)
+    loss = 0
+    for t in range(len(inputs)):
+        xs[t] = np.zeros((Wxh.shape[1], 1))
+        xs[t][inputs[t]] = 1
+        hs[t] = np.tanh(np.dot(Wxh, xs[t]) + np.dot(Whh, hs[t - 1]))
+        y = np.dot(Why, hs[t])
+        ps[t] = np.exp(y) / np.sum(np.exp(y))
+        loss += -np.log(ps[t][targets[t], 0])
+    return loss, hs[len(inputs) - 1]
+
+
 # ----------------------------------------------------------------------------- refused
 
 def dtype_of_data(W, labels):

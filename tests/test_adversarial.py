@@ -356,8 +356,11 @@ PROGRAMS = [
     C("alias_T_row_write_matmul_base", "W", n3),
     C("alias_branch_one_path_then_write", "W", n3),
     C("cont_same_object_appended_aug", "W", n3),
+    C("cont_cache_with_dict_keeps_binding", "W", n3),
+    C("cont_cache_list_with_dict", "W", n3),
+    C("cont_list_concat", "W", n3),
 ]
-HELPERS = {"set_first", "scale_in_place"}
+HELPERS = {"set_first", "scale_in_place", "_cell"}
 PROG = {p.name: p for p in PROGRAMS}
 NAMES = [p.name for p in PROGRAMS]
 OK = [p.name for p in PROGRAMS if p.expect == "ok"]
@@ -434,6 +437,7 @@ JAX_SKIP.update({n: _AUG_ALIAS for n in [
     "aug_accumulate_alias_loop", "aug_branch_alias", "misc_quad_grad_alias",
     "alias_aug_view_of_view", "misc_ellipsis_aug_alias", "cont_last_element_aug_loop",
     "misc_helper_aug_arg", "cont_view_of_element_aug_loop", "cont_same_object_appended_aug",
+    "cont_list_concat",
 ]})
 JAX_NAMES = [n for n in OK if n not in JAX_SKIP]
 

@@ -422,6 +422,34 @@ def test_dict_refusals_name_the_line(fn, wrt, call, line_text, message, hint):
     assert hint in e.hint, e.hint
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_dict_keys_from_the_length_of_a_list_argument(mode):
+    """``for t in range(len(inputs))`` building keys ``xs[t]``: the length of ``inputs`` is
+    compiled in, one specialisation per length, each checked against the original function
+    and central differences."""
+    f = rop(wrt=("Wxh", "Whh", "Why"), mode=mode)(P.char_rnn_loss)
+    rng = _rng(14)
+    V, H = 4, 3
+    Wxh, Whh, Why = (0.5 * rng.normal(size=s) for s in ((H, V), (H, H), (V, H)))
+    hprev = 0.1 * rng.normal(size=(H, 1))
+    v = tuple(rng.normal(size=w.shape) for w in (Wxh, Whh, Why))
+    for inputs, targets in (([0, 2, 1], [2, 1, 3]), ([1, 3, 0, 0, 2], [3, 0, 0, 2, 1]), ([2], [0])):
+        args = (inputs, targets, hprev, Wxh, Whh, Why)
+        before = snapshot((args, v))
+        out, r_out = f.hvp(*args, v=v)
+        assert unchanged((args, v), before)
+        ref = P.char_rnn_loss(*args)
+        assert rel(out, ref) <= 1e-13
+        errs = []
+        for eps in (1e-4, 1e-6):
+            plus = P.char_rnn_loss(inputs, targets, hprev, *(w + eps * d for w, d in zip(args[3:], v)))
+            minus = P.char_rnn_loss(inputs, targets, hprev, *(w - eps * d for w, d in zip(args[3:], v)))
+            errs.append(rel(r_out, tmap(lambda a, b: (np.asarray(a) - np.asarray(b)) / (2 * eps),
+                                        plus, minus)))
+        assert min(errs) <= 1e-6, (len(inputs), errs)
+    assert len(f.hvp._compiled) == 3  # one specialisation per length
+
+
 @pytest.mark.parametrize("fn, line_text, message, hint", [
     (P.dtype_of_data, "astype(labels.dtype)", "cannot tell at compile time that `labels` is a "
      "floating-point array", "write `float`"),

@@ -267,7 +267,8 @@ class CompileTime:
                        "use string keys, built from constants and from the variable of a "
                        "`for` loop over `range` with constant bounds (that loop is unrolled), "
                        "e.g. `params['W' + str(l)]`; for values indexed by a time step `t` use a "
-                       "list: `hs = [None] * T` and `hs[t]`", needs_statics=True)
+                       "list: `hs = [None] * T` and `hs[t]`", needs_statics=True,
+                       needs_length=True)
         if not isinstance(key, (str, int)) or isinstance(key, bool):
             self.error(key_node, f"dict keys must be strings, not {type(key).__name__}",
                        "use string keys such as 'W1'")

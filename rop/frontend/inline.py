@@ -114,7 +114,8 @@ class HelperInlining(HelperArguments):
         child.captured = self.captured
         child.lists, child.strided = self.lists, self.strided
         child.list_copies = self.list_copies
-        for shared in ("consts", "static_ints", "dictvals", "tuples", "maybe_none", "list_lens"):
+        for shared in ("consts", "static_ints", "dictvals", "tuples", "held", "maybe_none",
+                       "list_lens"):
             setattr(child, shared, getattr(self, shared))  # keyed by IR names: one namespace
         child.dynamic = self.dynamic
         child.params = set()
@@ -129,7 +130,7 @@ class HelperInlining(HelperArguments):
                 self.consts[scope[p.arg]] = a
             elif isinstance(a, TupleOp) and contains_dict(a):  # a cache holding a dict
                 scope[p.arg] = self.namer.fresh(p.arg)
-                self.tuples[scope[p.arg]] = a
+                self.tuples[scope[p.arg]] = self.snapshot(a, node)
             else:
                 scope[p.arg] = self.namer.fresh(p.arg)
                 self.emit(Assign(scope[p.arg], "copy", (a,), self.loc(node)))

@@ -72,6 +72,9 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
         self.static_ints: dict = {}  # IR name -> int known now (range bounds, keys)
         self.dictvals: dict = {}     # IR name -> DictVal
         self.tuples: dict = {}       # IR name -> a tuple holding a dict (a cache)
+        self.held: dict = {}         # IR name -> {path: DictVal}: dicts a run-time container
+        #                              holds (a list of caches (a, a_prev, x, parameters)),
+        #                              by item path ("*" for any slot of a list)
         self.maybe_none: set = set()  # IR names bound to None at one of several places
         self.list_lens: dict = {}    # IR name of a list -> its length, while known
         self.dynamic = 0             # > 0 inside a run-time loop or branch
@@ -85,22 +88,26 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
         return Loc(self.filename, ln + self.line0, getattr(node, "col_offset", 0) + 1 + self.col0,
                    text.strip())
 
-    def error(self, node, msg, hint=SUPPORTED_HINT, needs_statics=False):
+    def error(self, node, msg, hint=SUPPORTED_HINT, needs_statics=False, needs_length=False):
         """Refuse at ``node``.  ``needs_statics``: the refusal depends on values a call fixes
         (a dict's keys, None-ness), so when the function is lowered at decoration, before any
-        call, it waits for the first call (api.py)."""
+        call, it waits for the first call (api.py).  ``needs_length``: a key depends on a loop
+        whose bound may be the length of a list argument (``range(len(inputs))``), which the
+        call then compiles in (statics.StaticLength)."""
         loc = self.loc(node)
         ln = getattr(node, "lineno", 1)
         line = self.src_lines[ln - 1] if 0 < ln <= len(self.src_lines) else ""
         line = " " * self.col0 + line if line.strip() else line
         err = RopSyntaxError(msg, self.filename, loc.lineno, loc.col, line, hint)
         err.needs_statics = needs_statics
+        err.needs_length = needs_length
         raise err
 
     # ------------------------------------------------------------------ emission helpers
     def emit(self, stmt):
         self.out.append(stmt)
         if isinstance(stmt, Assign):
+            self._note_held(stmt)
             self._note_layout(stmt.target, stmt.prim, stmt.args)
             self._note_length(stmt)
         elif isinstance(stmt, Append):
@@ -108,6 +115,60 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
             if n is not None and not self.dynamic:
                 self.list_lens[stmt.obj] = n + 1
         return stmt
+
+    def _held_in(self, op, prefix=()) -> dict:
+        """{path: DictVal} for the dicts an operand holds (see ``self.held``)."""
+        if isinstance(op, DictVal):
+            return {prefix: op}
+        if isinstance(op, TupleOp):
+            out = {}
+            for i, it in enumerate(op.items):
+                out.update(self._held_in(it, prefix + (i,)))
+            return out
+        if isinstance(op, Var) and op.name in self.held:
+            return {prefix + p: d for p, d in self.held[op.name].items()}
+        return {}
+
+    def _held_at(self, name, index) -> dict:
+        """The dicts ``name[index]`` holds: a constant index picks a tuple item, any other
+        index a list slot."""
+        key = index.value if isinstance(index, Const) and isinstance(index.value, int) else "*"
+        if isinstance(index, (SliceOp, TupleOp)):
+            return {}
+        return {p[1:]: d for p, d in self.held.get(name, {}).items() if p and p[0] in (key, "*")}
+
+    def _note_held(self, st):
+        self.held.pop(st.target, None)
+        if st.prim == "copy":
+            found = self._held_in(st.args[0])
+        elif st.prim == "getitem" and isinstance(st.args[0], Var):
+            found = self._held_at(st.args[0].name, st.args[1])
+        else:
+            return
+        if found:
+            self.held[st.target] = found
+
+    def _strip_dicts(self, val, lst, node):
+        """An appended tuple holding dicts: the dicts are known now, so the list holds None in
+        their place and ``self.held`` remembers them (the same dict at each append)."""
+        found = self._held_in(val)
+        if not found:
+            return val
+        merged = dict(self.held.get(lst, {}))
+        for p, d in found.items():
+            old = merged.setdefault(("*",) + p, d)
+            if old is not d:
+                self.error(node, "the tuples appended to this list hold different dicts at the "
+                                 "same place", "keep one dict in the cache, or store its arrays")
+        self.held[lst] = merged
+
+        def strip(op):
+            if isinstance(op, DictVal):
+                return Const(None)
+            if isinstance(op, TupleOp):
+                return TupleOp(tuple(strip(i) for i in op.items))
+            return op
+        return strip(val)
 
     def _note_length(self, st):
         """Follow the lengths of lists known now (``caches = []`` and appends outside run-time
@@ -144,6 +205,10 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
         return val
 
     def assign(self, prim, args, node, target=None):
+        if prim == "getitem" and isinstance(args[0], Var) and args[0].name in self.held:
+            d = self._held_at(args[0].name, args[1]).get(())
+            if d is not None:
+                return d  # the dict a cache holds (known now; the list holds None there)
         if any(contains_dict(a) for a in args):
             self.error(node, "a dict cannot be used as a value here",
                        "read its values by key: `d['W1']`")
@@ -164,7 +229,7 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
         if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs:
             self.error(fn, "*args, **kwargs and keyword-only parameters are not supported",
                        "list every parameter by name")
-        from .statics import StaticDict, StaticObject
+        from .statics import StaticDict, StaticLength, StaticObject
         params = [p.arg for p in a.args]
         for p in params:
             self.scope[p] = p
@@ -183,6 +248,10 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
                 items = []
                 self.dictvals[p] = self.param_dict(p, s, ir_params, items, obj=s.cls)
                 signature.append((p, ("object", s.cls, tuple(items))))
+            elif isinstance(s, StaticLength):  # passed as it is; its length known now
+                self.list_lens[p] = s.n
+                ir_params.append(p)
+                signature.append((p, ("arg", p)))
             elif s is not None:
                 self.consts[p] = Const(s.value)
                 signature.append((p, ("static", s.value)))
@@ -242,6 +311,7 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
             if len(v.args) != 1 or v.keywords:
                 self.error(v, "append takes exactly one argument")
             val = self.contiguous(self.expr(v.args[0]), st)
+            val = self._strip_dicts(val, self.local(obj.id), st)
             self.emit(Append(self.local(obj.id), val, self.loc(st)))
             return
         if isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and \
@@ -325,7 +395,13 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
             # a helper rebinding its parameter (`Y = Y.reshape(AL.shape)`) reads the caller's
             # value on the right and binds a new local on the left: evaluate first
             fresh = target.id in self.params and self.depth > 0 and target.id not in self.rebound
-            val = self.expr(value_node, target=None if fresh else self.local(target.id))
+            # a list name rebound in straight-line code (`caches = (caches, x)`) is a new
+            # variable: one IR name keeps one type (Numba's), and the list's storage is not
+            # confused with what the new value holds
+            retype = not fresh and self._holds_container(target.id)
+            val = self.expr(value_node, target=None if fresh or retype else self.local(target.id))
+            if retype:
+                self.scope[target.id] = self.namer.fresh(target.id)
             self.bind(target, val, st)
             self.note_static_binding(target.id, self.local(target.id), value_node)
             return
@@ -352,12 +428,53 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
         """Bind an operand to an assignment target (name, tuple pattern or subscript)."""
         if isinstance(target, ast.Name):
             self._assignable(target)
+            if self._holds_container(target.id) and not (
+                    isinstance(val, Var) and val.name == self.scope[target.id]):
+                self.scope[target.id] = self.namer.fresh(target.id)
             name = self.local(target.id)
             self.bind_ir(name, val, st)
             if isinstance(val, Const) and val.value is None and name not in self.consts:
                 self.maybe_none.add(name)
             return
         self._bind_pattern(target, val, st)
+
+    def snapshot(self, val, st):
+        """A tuple held at compile time, its variables bound now: the tuple must keep the
+        values they have here (``cache = (a_next, a_prev, x, parameters)`` before the caller
+        rebinds ``a_prev``), as Python's tuple keeps the objects."""
+        if isinstance(val, TupleOp):
+            return TupleOp(tuple(self.snapshot(i, st) for i in val.items))
+        if isinstance(val, Var) and val.name not in self.namer.temp_names:
+            keep = self.namer.fresh(self.user_name_of(val.name))
+            self.emit(Assign(keep, "copy", (val,), self.loc(st)))
+            self._track_view(keep, "copy", (val,))
+            return Var(keep)
+        return val
+
+    def _holds_container(self, user_name) -> bool:
+        """The variable now holds a list or a tuple, and is rebound in straight-line code
+        (``caches = (caches, x)``, ``(caches, x) = caches``): the new binding is a new IR
+        variable.  One IR name then keeps one type (Numba's), and what the old list holds is
+        not confused with what the new value holds (ir/storage.py is flow-insensitive per
+        name).  Inside run-time loops and branches a name keeps its IR name (the paths meet)."""
+        name = self.scope.get(user_name)
+        if name is None or self.dynamic or name in self.params:
+            return False
+        if name in self.lists or name in self.tuples:
+            return True
+        for _ in range(8):  # through copies: `caches = caches_2` of a tuple
+            last = next((s for s in reversed(self.out) if isinstance(s, Assign)
+                         and s.target == name), None)
+            if last is None or last.prim != "copy":
+                return False
+            if isinstance(last.args[0], TupleOp):
+                return True
+            if not isinstance(last.args[0], Var):
+                return False
+            name = last.args[0].name
+            if name in self.lists or name in self.tuples:
+                return True
+        return False
 
     def bind_ir(self, name, val, st):
         """Bind an operand (or a dict held at compile time) to the IR name ``name``."""
@@ -372,8 +489,8 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
                 val.name = self.user_name_of(name)
             return
         if isinstance(val, TupleOp) and contains_dict(val):
-            self.tuples[name] = val  # cache = (x, mask, dropout_param): held at compile time
-            return
+            self.tuples[name] = self.snapshot(val, st)  # cache = (x, mask, dropout_param): held
+            return                                      # at compile time
         if isinstance(val, Var) and val.name == name:
             last = next((s for s in reversed(self.out) if isinstance(s, Assign)
                          and s.target == name), None)
@@ -384,6 +501,9 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
                 and self.out[-1].target == val.name and val.name.startswith("t") \
                 and val.name not in self.scope.values():
             self.out[-1].target = name  # `t1 = a + b; x = t1` becomes `x = a + b`
+            self.held.pop(name, None)
+            if val.name in self.held:
+                self.held[name] = self.held.pop(val.name)
             self._note_layout(name, self.out[-1].prim, self.out[-1].args)
             self._track_view(name, self.out[-1].prim, self.out[-1].args)
             if val.name in self.list_lens:
@@ -402,9 +522,17 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
                 for t, v in zip(target.elts, val.items):
                     self.bind(t, v, st)
                 return
-            for i, t in enumerate(target.elts):
+            for t in target.elts:
                 if isinstance(t, ast.Starred):
                     self.error(t, "starred unpacking is not supported")
+            rebinds = isinstance(val, Var) and any(
+                isinstance(t, ast.Name) and self.scope.get(t.id) == val.name for t in target.elts)
+            if rebinds:  # `(caches, x) = caches`: every item is read before any name is bound
+                items = [self.assign("getitem", (val, Const(i)), st) for i in range(len(target.elts))]
+                for t, v in zip(target.elts, items):
+                    self.bind(t, v, st)
+                return
+            for i, t in enumerate(target.elts):
                 self.bind(t, self.assign("getitem", (val, Const(i)), st), st)
             return
         if isinstance(target, ast.Subscript):

@@ -47,6 +47,18 @@ class StaticValue:
 
 
 @dataclass(frozen=True)
+class StaticLength:
+    """The length of a list argument whose elements are passed as they are: compiled in when
+    the function builds dict keys from a loop over ``range(len(xs))`` (a character-level RNN's
+    ``xs[t]``, ``hs[t - 1]``), which is then unrolled for that length."""
+
+    n: int
+
+    def __repr__(self):
+        return f"len={self.n}"
+
+
+@dataclass(frozen=True)
 class StaticObject:
     """An object argument (``self`` of a method): its class, and its attributes as a dict's
     items (``self.weights`` is read like ``self['weights']``).  Attributes rop cannot pass

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .nodes import Assign, Const, For, If, TupleOp, Var, While, defined_names, walk
+from .nodes import Append, Assign, Const, For, If, TupleOp, Var, While, defined_names, walk
 
 _CMP = {"lt": lambda a, b: a < b, "le": lambda a, b: a <= b, "gt": lambda a, b: a > b,
         "ge": lambda a, b: a >= b, "eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
@@ -84,3 +84,48 @@ def _rank(t):
 
 def _int(v) -> bool:
     return isinstance(v, (int, bool)) and not isinstance(v, TupleOp)
+
+
+def concat_lists(fn, types: dict) -> bool:
+    """``[outsideWordIdx] + negSampleWordIndices``: ``+`` of two lists (a list argument is a
+    tuple in the generated code) is concatenation, written as a new list filled by appends, so
+    the lists' own machinery (element types, storage, R of the slots) applies, and Numba
+    compiles it (it has no ``list + tuple``).  Only where both operands are lists or tuples
+    for this specialisation: a list plus an array is NumPy's elementwise sum.  Returns True
+    if a statement was rewritten (the ranks must then be inferred again)."""
+    namer = fn.namer
+    changed = [False]
+
+    def is_seq(op):
+        t = types.get(op.name) if isinstance(op, Var) else None
+        return isinstance(t, tuple) and t[0] == "list"
+
+    def rewrite(st):
+        out = [Assign(st.target, "list", (), st.loc)]
+        for seq in st.args:
+            n, i, x = namer.temp(), namer.fresh("i"), namer.temp()
+            out.append(Assign(n, "len", (seq,), st.loc))
+            out.append(For(i, Const(0), Var(n), Const(1),
+                           [Assign(x, "getitem", (seq, Var(i)), st.loc), Append(st.target, Var(x), st.loc)],
+                           st.loc))
+        changed[0] = True
+        return out
+
+    def block(stmts):
+        out = []
+        for st in stmts:
+            if isinstance(st, Assign) and st.prim == "add" and len(st.args) == 2 and \
+                    all(is_seq(a) for a in st.args) and not st.inplace:
+                out.extend(rewrite(st))
+                continue
+            if isinstance(st, If):
+                st.body, st.orelse = block(st.body), block(st.orelse)
+            elif isinstance(st, For):
+                st.body = block(st.body)
+            elif isinstance(st, While):
+                st.cond, st.body = block(st.cond), block(st.body)
+            out.append(st)
+        return out
+
+    fn.body = block(fn.body)
+    return changed[0]

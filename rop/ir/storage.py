@@ -26,7 +26,7 @@ from __future__ import annotations
 import linecache
 
 from ..errors import RopSyntaxError
-from .nodes import (Append, Assign, Break, Continue, For, If, Return, SetItem, TupleOp, Var,
+from .nodes import (Append, Assign, Break, Const, Continue, For, If, Return, SetItem, TupleOp, Var,
                     While, walk)
 
 # primitives whose result may share its first argument's storage (NumPy returns a view or
@@ -315,20 +315,63 @@ def _join(*states):
 
 
 def _guess_types(fn) -> dict:
-    """Before ranks are known (at decoration): names only ever bound to a new list, or to
-    another such name, are lists."""
+    """Before ranks are known (at decoration): which names are containers.  A name only ever
+    bound to a new list (or another such name) is a list; one only ever bound to a tuple
+    display, or to an item of a container whose items are all such displays (the cache
+    tuples a list of caches holds, ``(caches, x)`` unpacked again), is a tuple.  Taking a
+    tuple for an array would unify a container with its items and refuse writes the program
+    never makes."""
     defs: dict[str, list] = {}
+    stores: dict[str, list] = {}  # list -> the values appended or stored into its slots
     for st in walk(fn.body):
         if isinstance(st, Assign):
             defs.setdefault(st.target, []).append(st)
-    lists: set = set()
+        elif isinstance(st, (Append, SetItem)):
+            stores.setdefault(st.obj, []).append(st.value)
+    kinds: dict = {}  # name -> "list" | "tuple"
+
+    def container(op) -> bool:
+        return isinstance(op, TupleOp) or isinstance(op, Var) and op.name in kinds
+
+    def items_of(name):
+        """The operands a container's items may be, or None when not all are known."""
+        out = []
+        for d in defs.get(name, ()):
+            if d.prim in ("list", "list_repeat") or d.prim == "copy" and isinstance(d.args[0], TupleOp):
+                out.extend(d.args[0].items if d.prim == "copy" else d.args[:1] if
+                           d.prim == "list_repeat" else d.args)
+            elif d.prim == "copy" and isinstance(d.args[0], Var):
+                inner = items_of(d.args[0].name) if d.args[0].name != name else []
+                if inner is None:
+                    return None
+                out.extend(inner)
+            else:
+                return None
+        out.extend(stores.get(name, ()))
+        return out
+
+    def kind(d):
+        if d.prim in ("list", "list_repeat"):
+            return "list"
+        if d.prim == "copy" and isinstance(d.args[0], TupleOp):
+            return "tuple"
+        if d.prim == "copy" and isinstance(d.args[0], Var):
+            return kinds.get(d.args[0].name)
+        if d.prim == "getitem" and isinstance(d.args[0], Var) and d.args[0].name in kinds:
+            items = items_of(d.args[0].name)
+            if items and all(container(x) for x in items if x != Const(None)):
+                return "tuple"
+        return None
+
     while True:
-        new = {n for n, ds in defs.items() if all(
-            d.prim in ("list", "list_repeat") or (d.prim == "copy" and isinstance(d.args[0], Var)
-                                                   and d.args[0].name in lists) for d in ds)}
-        if new == lists:
-            return {n: ("list", None) for n in lists}
-        lists = new
+        new = {}
+        for n, ds in defs.items():
+            ks = {kind(d) for d in ds}
+            if len(ks) == 1 and None not in ks:
+                new[n] = ks.pop()
+        if new == kinds:
+            return {n: ("list", None) if k == "list" else ("tuple", ()) for n, k in kinds.items()}
+        kinds = new
 
 
 def _error(loc, msg, hint):
@@ -358,7 +401,11 @@ def check_writes(fn, store: Storage):
                          "store a copy explicitly (`.copy()` on the view put in the list) if the "
                          "list should keep the value it had, or fill the list after this write")
     for st in store.slot_writes:
-        hit = sorted(d.split("@")[0] for d in store.holders_at(st, st.obj) & store.params)
+        # only a list or tuple argument can be changed by a store into a list slot; before
+        # ranks are known (at decoration) no argument is known to be one, and the memory pass
+        # asks again with the call's types
+        hit = sorted(p for p in (d.split("@")[0] for d in store.holders_at(st, st.obj)
+                                 & store.params) if store._is_container(p))
         if hit and st.obj not in fn.params:
             raise _error(st.loc, f"this changes the list passed as parameter `{hit[0]}` (through "
                                  f"`{st.obj}`): rop never changes its arguments",
