@@ -256,7 +256,7 @@ def pad_rule(env, renv, y):
     constant fill, and a zero middle when x is not active."""
     rx, rc = renv.get("x"), renv.get("constant_values")
     if rx is None:
-        rx = T("np.zeros_like(x)")(x=env["x"])
+        rx = T("np.zeros(x.shape)")(x=env["x"])  # float64: R{c} is not cast to x's dtype
     return T("rt.pad_constant(rx, w, rc)")(rx=rx, w=env["pad_width"],
                                            rc=rc if rc is not None else ast.Constant(0.0))
 
