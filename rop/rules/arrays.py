@@ -1,4 +1,5 @@
-"""Rule helpers of the entries for arrays built from arrays, moments and einsum (issue 18).
+"""Rule helpers of the entries for arrays built from arrays, moments and einsum (issue 18),
+and of np.pad and np.unravel_index (CS231n's naive convolution and max pooling).
 
 The entries themselves are lines of :mod:`.table`; here are the pieces they are made of:
 rank rules that read a tuple's items (``np.concatenate((a, b))`` has the items' rank), the
