@@ -37,3 +37,12 @@ def std_tuple_axes(x):
 
 def cumsum_variable_axis(x, k):
     return np.cumsum(x, axis=k)
+
+
+def pad_edge(x):
+    x_pad = np.pad(x, ((0, 0), (1, 1)), mode='edge')
+    return x_pad * x_pad
+
+
+def pad_fill_pairs(x):
+    return np.pad(x, 1, constant_values=(0.0, 1.0)) * 2.0

@@ -686,6 +686,34 @@ def p_stack_list2(X, W):
         np.column_stack(Hs), np.array(Hs)
 
 
+def p_pad(x, c):
+    """np.pad as convolution code writes it: a pair per axis (one a variable), an int, one
+    pair for every axis, mode='constant' spelled out (by keyword and by position), a nonzero
+    constant fill and an active one (R{c} in the border), a vector."""
+    p = 1
+    return np.pad(x, ((0, 0), (p, p))), np.pad(x, 1), np.pad(x, (1, 2), mode='constant'), \
+        np.pad(x, ((2, 0), (1, 3)), 'constant', constant_values=1.5), \
+        np.pad(x * x, 2, constant_values=c), np.pad(x[0], (3,)) * c
+
+
+def p_pad4(x, w):
+    """A batch of images (N, C, H, W) padded on its two spatial axes, then a window of it."""
+    pad = 1
+    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), mode='constant')
+    return x_pad, np.sum(x_pad[:, :, 0:2, 1:3] * w[:, None, None], axis=(1, 2, 3)), x_pad[:, :, pad:-pad, pad:-pad]
+
+
+def p_unravel_index(x):
+    """Max pooling's backward pass: the coordinates of the window's argmax (integers, R = 0)
+    index the gradient; the maximum's R is that of the entry they name."""
+    idx = np.unravel_index(np.argmax(x), x.shape)
+    i, j = np.unravel_index(np.argmin(x), x.shape)
+    k = np.unravel_index(np.argmax(x[0]), x[0].shape)
+    y = np.zeros_like(x)
+    y[idx[0], idx[1]] += x[idx[0], idx[1]] ** 2
+    return y, x[i, j] * x[0, k[0]], idx[0], j, k[0]
+
+
 def p_bool_masks2(X, W, D):
     """ReLU backprop with matrix masks: `@` of a boolean matrix goes through rt.gemm."""
     H = W @ X

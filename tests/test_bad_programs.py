@@ -119,6 +119,10 @@ SYNTAX_CASES.update({
     "std_tuple_axes": Bad(BP.std_tuple_axes, ("x",), 1, 12, "`axis` of np.std", "x.std"),
     "cumsum_variable_axis": Bad(BP.cumsum_variable_axis, ("x",), 1, 12, "`axis` of np.cumsum",
                                 "np.cumsum"),
+    "pad_edge": Bad(BP.pad_edge, ("x",), 1, 13, "np.pad with mode='edge' is not supported",
+                    "np.pad"),
+    "pad_fill_pairs": Bad(BP.pad_fill_pairs, ("x",), 1, 12, "constant_values of np.pad must be "
+                          "one number", "np.pad"),
 })
 
 # What rop *should* report but does not yet: NOT run (empty: every case found so far is fixed).

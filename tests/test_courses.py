@@ -30,8 +30,8 @@ program when rop is fixed.  ``python tests/test_courses.py --report [PROGRAM ...
 recompiles everything (or the programs named) and prints program x mode -> ok /
 refused(reason) / broken(reason), with counts.
 
-Status (rop after issue 18's first stop), 62 programs: 51 correct in both modes (55 in
-mode="python"), 6 refused at their line with the reason in both modes, 5 listed in ``BROKEN``
+Status (rop after issue 18's first stop), 62 programs: 53 correct in both modes (57 in
+mode="python"), 4 refused at their line with the reason in both modes, 5 listed in ``BROKEN``
 (correct in mode="python" but refused by Numba's typing at the user's line, or one Numba-only
 crash); ``python tests/test_courses.py --report`` prints the table and the causes.
 """
@@ -1163,8 +1163,8 @@ EXPECTED: dict = {
     "output_layer_grads": "ok",
     "hidden_activation_mlp": "ok",
     "clipped_linear_grads": "ok",
-    "conv_grads": ("refused", 'no R-rule for `np.pad`'),
-    "max_pool_grads": ("refused", 'no R-rule for `np.unravel_index`'),
+    "conv_grads": "ok",
+    "max_pool_grads": "ok",
 }
 
 BROKEN: dict[str, str] = {

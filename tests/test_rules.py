@@ -274,6 +274,12 @@ CASES = [
     C("stack_list2", P.p_stack_list2, ("X", "W"), (A("nm"), A("nn")), "concatenate"),
     C("bool_masks", P.p_bool_masks, ("x", "W", "d"), (A("n"), A("nm"), A("n")), "dot"),
     C("bool_masks2", P.p_bool_masks2, ("X", "W", "D"), (A("nm"), A("nn"), A("nm")), "dot"),
+    # CS231n's naive convolution and max pooling
+    C("pad", P.p_pad, ("x", "c"), (A("nm"), S()), "pad"),
+    C("pad_wrt_c", P.p_pad, ("c",), (A("nm"), S()), "pad", (0, 1, 2, 3)),
+    C("pad4", P.p_pad4, ("x", "w"), (A("nmkn"), A("m")), "pad"),
+    C("unravel_index", P.p_unravel_index, ("x",), (A("nm", "distinct"),), "unravel_index",
+      (2, 3, 4)),
 ]
 CASE = {c.name: c for c in CASES}
 
@@ -323,6 +329,7 @@ COVERAGE = {
     "full_like": ("full_like",), "diag": ("diag",), "diagflat": ("diag",),
     "var": ("var",), "std": ("std",), "cumsum": ("cumsum",), "prod": ("prod", "prod_at_zeros"),
     "logaddexp": ("logaddexp", "logaddexp_wrt_b"), "einsum": ("einsum", "einsum_wrt_B"),
+    "pad": ("pad", "pad_wrt_c", "pad4"), "unravel_index": ("unravel_index",),
 }
 
 
@@ -396,7 +403,10 @@ def test_rule_matches_central_differences(name, mode):
         names = list(f.signature.parameters)
         idx = [names.index(w) for w in case.wrt]
         v = directions(rng, args, idx)
+        before = [np.copy(a) for a in (*args, *v)]
         out, r_out = f.hvp(*args, v=v)
+        for k, (a, b) in enumerate(zip((*args, *v), before)):
+            assert np.array_equal(a, b), f"{name}[{mode}]: argument {k} changed by .hvp"
         check_against_fd(case.fn, case.wrt, args, v, out, r_out, f"{name}[{mode}]")
         routs = leaves(r_out)
         for k in case.zero_outputs:
@@ -419,7 +429,8 @@ JAX_CASES = ("full", "full_active", "full_active_wrt_W", "arange", "arange_activ
              "column_stack", "tile", "repeat", "array", "array_wrt_w", "asarray_astype",
              "astype_float", "empty_like", "full_like", "diag", "var", "std", "cumsum", "prod",
              "prod_at_zeros", "logaddexp", "logaddexp_wrt_b", "einsum", "einsum_wrt_B",
-             "stack_list", "stack_list2", "bool_masks", "bool_masks2", "array_dtype")
+             "stack_list", "stack_list2", "bool_masks", "bool_masks2", "array_dtype",
+             "pad", "pad_wrt_c", "pad4")
 
 
 def _jax_arange_active(s, t):
@@ -594,7 +605,7 @@ ZERO_BECAUSE = {
     "ne": "a bool", "not": "a bool",
     "list_repeat": "slots `[None] * n`, filled later with values that carry their own R",
     "empty_like": "only the shape of x is read (its values are written later, with their own R)",
-    "as_int": "integer valued",
+    "as_int": "integer valued", "unravel_index": "integer valued (coordinates of an index)",
 }
 
 

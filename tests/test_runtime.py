@@ -142,6 +142,18 @@ def test_reductions(op, ndim, keepdims):
             check_same(NB_RED[op, keepdims](x, axis), want)
 
 
+@pytest.mark.parametrize("op", ["sum", "mean", "amax", "amin"])
+def test_reductions_rank4(op):
+    """Rank 4 (a convolution's N, C, H, W): every axis, as a runtime and a literal axis, and
+    the chain a tuple of axes lowers to (np.sum(x, axis=(0, 2, 3)))."""
+    x = rand((2, 3, 4, 5))
+    for axis in axes_of(4):
+        for keepdims in (False, True):
+            check_same(NB_RED[op, keepdims](x, axis), NP_RED[op](x, axis=axis, keepdims=keepdims))
+    f = _literal_wrapper(f"rt.{op}(rt.{op}(rt.{op}(x, 3, False), 2, False), 0, False)")
+    check_same(f(x), NP_RED[op](x, axis=(0, 2, 3)))
+
+
 def _literal_wrapper(src):
     ns = {"rt": rt}
     exec(f"def f(x):\n    return {src}\n", ns)

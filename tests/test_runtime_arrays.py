@@ -145,6 +145,58 @@ def test_tile_repeat_cumsum(ndim):
             same(got[1], np.cumsum(b, axis=1))
 
 
+@pytest.mark.parametrize("ndim", [1, 2, 3, 4])
+def test_pad_constant(ndim):
+    """Every spelling of pad_width NumPy broadcasts to (ndim, 2), a fill value, a strided view
+    and a pair given as variables (pad widths a program computes)."""
+    x = RNG.normal(size=(2, 3, 4, 3)[:ndim])
+    widths = ["1", "(2,)", "(1, 2)", "((2, 1),)", "(" + "(1,), " * ndim + ")",
+              "(" + "".join(f"({k % 2}, {k + 1}), " for k in range(ndim)) + ")"]
+    for w in widths:
+        want = np.pad(x, eval(w), mode="constant")
+        for got in both(f"rt.pad_constant(a, {w}, 0)", x):
+            same(got, want)
+    want = np.pad(x[..., ::2], 1, constant_values=-1.5)
+    for got in both("rt.pad_constant(a[..., ::2], 1, -1.5)", x):
+        same(got, want)
+    for got in both("rt.pad_constant(a, (" + "(b, b), " * ndim + "), 0.0)", x, 2):
+        same(got, np.pad(x, 2))
+
+
+def test_pad_constant_refuses_negative_widths_and_fill_pairs():
+    x = RNG.normal(size=(2, 3))
+    for f in (rt.pad_constant, jit("rt.pad_constant(a, (b, 1), 0.0)")):
+        with pytest.raises(ValueError):
+            f(x, -1, 0.0) if f is rt.pad_constant else f(x, -1)
+    with pytest.raises(TypeError):
+        rt.pad_constant(x, 1, (0.0, 1.0))
+    with pytest.raises(numba.core.errors.TypingError):
+        jit("rt.pad_constant(a, 1, (0.0, 1.0))")(x)
+
+
+def test_unravel_index():
+    """A flat index (an argmax) and an integer array of them, into shapes of 1-3 axes; the
+    coordinates as NumPy gives them, and an index past the size refused."""
+    for shape in ((7,), (3, 4), (2, 3, 4)):
+        size = int(np.prod(shape))
+        for i in (0, 1, size - 1, size // 2):
+            want = np.unravel_index(i, shape)
+            for got in both(f"rt.unravel_index(a, {shape})", i):
+                assert tuple(int(g) for g in got) == tuple(int(w) for w in want), (got, want)
+        idx = RNG.integers(0, size, size=(2, 3))
+        want = np.unravel_index(idx, shape)
+        for got in both(f"rt.unravel_index(a, {shape})", idx):
+            assert len(got) == len(want)
+            for g, w in zip(got, want):
+                assert np.array_equal(g, w) and g.shape == w.shape
+    x = RNG.normal(size=(3, 4))
+    for got in both("rt.unravel_index(np.argmax(a), a.shape)", x):
+        assert x[got] == x.max()
+    for f in (lambda: rt.unravel_index(12, (3, 4)), lambda: jit("rt.unravel_index(a, (3, 4))")(12)):
+        with pytest.raises(ValueError):
+            f()
+
+
 def test_array_of_numbers_arrays_and_lists():
     a, b = RNG.normal(size=(2, 3)), RNG.normal(size=(2, 3))
     for got in both("rt.array(((1.0, a[0, 0]), (2, 3.5)))", a):

@@ -1,4 +1,5 @@
-"""Rule helpers of the entries for arrays built from arrays, moments and einsum (issue 18).
+"""Rule helpers of the entries for arrays built from arrays, moments and einsum (issue 18),
+and of np.pad and np.unravel_index (CS231n's naive convolution and max pooling).
 
 The entries themselves are lines of :mod:`.table`; here are the pieces they are made of:
 rank rules that read a tuple's items (``np.concatenate((a, b))`` has the items' rank), the
@@ -248,3 +249,45 @@ def moment_check(what):
     """np.var / np.std: a constant axis and keepdims; no dtype= or out=."""
     return checks(constant(what, "axis"), constant(what, "keepdims", allow_none=False, kind=bool),
                   _none_only(what, "dtype", "out"))
+
+
+def pad_rule(env, renv, y):
+    """np.pad(x, w, mode='constant', constant_values=c) is linear in x and c together (x in
+    the middle, c in the border): R = pad(R{x}, w, constant_values=R{c}), a zero border for a
+    constant fill, and a zero middle when x is not active."""
+    rx, rc = renv.get("x"), renv.get("constant_values")
+    if rx is None:
+        rx = T("np.zeros(x.shape)")(x=env["x"])  # float64: R{c} is not cast to x's dtype
+    return T("rt.pad_constant(rx, w, rc)")(rx=rx, w=env["pad_width"],
+                                           rc=rc if rc is not None else ast.Constant(0.0))
+
+
+def pad_check(args):
+    """np.pad: mode 'constant' (the default) only, and one number as constant_values.  The
+    other modes (edge, reflect, wrap, mean, maximum, ...) are not in the runtime; a pair of
+    fill values per axis is not either."""
+    from ..ir.nodes import Const, TupleOp
+    mode = args.get("mode")
+    if not (isinstance(mode, Const) and mode.value == "constant"):
+        got = repr(mode.value) if isinstance(mode, Const) else "a variable"
+        return (f"np.pad with mode={got} is not supported (only mode='constant')",
+                "pad with a constant, as np.pad(x, pad_width) or np.pad(x, pad_width, "
+                "mode='constant', constant_values=c) does; for another border write it with "
+                "slices and np.concatenate")
+    c = args.get("constant_values")
+    if isinstance(c, TupleOp) or isinstance(c, Const) and not isinstance(c.value, (int, float)):
+        return ("constant_values of np.pad must be one number here",
+                "pad with one value, np.pad(x, w, constant_values=0.0), and write other values "
+                "into the border with slices")
+    return None
+
+
+def nd_unravel(nd, ops):
+    """np.unravel_index(i, shape): a tuple of one coordinate per axis of the shape, each of
+    i's rank (a number for a single index)."""
+    from ..ir.nodes import Const, TupleOp
+    shp = ops.get("shape")
+    n = len(shp.items) if isinstance(shp, TupleOp) else \
+        1 if isinstance(shp, Const) or nd.get("shape") == 0 else nd.get("shape#len")
+    i = nd.get("indices")
+    return None if n is None or i is None else ("tuple", (i,) * n)

@@ -38,7 +38,8 @@ from .templates import T, add, mul, neg, is_const
 from .arrays import (  # rule helpers of the entries of issue 18
     EINSUM_OPS, array_emit, astype_check, checks, constant, einsum_check, einsum_emit,
     einsum_rule, float_dtype_check, full_like_rule, moment_check, nd_array, nd_axis_or_flat,
-    nd_einsum, nd_of_items, nd_tile, prod_rule, stacking, var_rule)
+    nd_einsum, nd_of_items, nd_tile, nd_unravel, pad_check, pad_rule, prod_rule, stacking,
+    var_rule)
 
 Expr = ast.expr
 
@@ -630,6 +631,14 @@ linear("diagflat", ("x",), "np.diagflat(x)", lambda nd, ops=None: 2, formula="di
 linear("cumsum", ("x", "axis"), "rt.cumsum(x, axis)", nd_axis_or_flat, defaults={"axis": None},
        formula="cumsum(R{x}, axis)", spelled=("np.cumsum", ".cumsum"),
        check=constant("np.cumsum", "axis"))
+custom("pad", ("x", "pad_width", "mode", "constant_values"),
+       "rt.pad_constant(x, pad_width, constant_values)", pad_rule, nd_same("x"),
+       "pad(R{x}, pad_width, constant_values=R{c}): R{c} = 0 for a constant fill (mode "
+       "'constant' only)", defaults={"mode": "constant", "constant_values": 0},
+       diff=("x", "constant_values"), spelled=("np.pad",), check=pad_check)
+# coordinates of a flat index (np.unravel_index(np.argmax(w), w.shape)): integers
+zero("unravel_index", ("indices", "shape"), "rt.unravel_index(indices, shape)", nd_unravel,
+     spelled=("np.unravel_index",))
 
 # moments and products along an axis
 MOMENT = dict(defaults={"axis": None, "dtype": None, "out": None, "ddof": 0, "keepdims": False},

@@ -38,6 +38,7 @@ __all__ = [
     "pow_log", "add_at", "as_int", "getitem_mask", "setitem_mask", "squeeze", "UserCheck",
     "array", "tile", "repeat", "cumsum", "var", "std", "prod", "var_tangent",
     "prod_tangent", "einsum", "concatenate", "stack", "vstack", "hstack", "column_stack",
+    "pad_constant", "unravel_index",
 ]
 
 
@@ -276,7 +277,7 @@ else:
 from .blas import gemm  # noqa: E402  (sums of matrix products on BLAS; its own overload)
 # NumPy functions Numba lacks (or lacks the arguments of), each with its own overload
 from .arrays import (array, tile, repeat, cumsum, concatenate, stack, vstack, hstack,  # noqa: E402
-                     column_stack)
+                     column_stack, pad_constant, unravel_index)
 from .moments import var, std, prod, var_tangent, prod_tangent  # noqa: E402
 from .einsum import einsum  # noqa: E402
 

@@ -35,7 +35,9 @@ from . import (
     clip_tangent as _clip_tangent, norm as _norm,
 )
 
-_MAX_NDIM = 3
+# the kernels are generated per rank, for any rank; the cap only bounds the loop nests
+# (a convolution's batches are rank 4, a pooling reshape rank 6)
+_MAX_NDIM = 8
 _SCALAR = (types.Number, types.Boolean)
 
 
@@ -351,6 +353,9 @@ def _result_rt(op, dtype):
 
 def _reduction_overload(op, x, axis, keepdims, rx=None):
     tangent = op.endswith("_tan")
+    if not isinstance(x, _SCALAR):
+        # before the keepdims test: a non-literal attempt's error is the one the user sees
+        _check_array(x, op)
     if not _is_literal_bool(keepdims):
         # Not ``numba.literally``: with ``prefer_literal`` the literal attempt
         # has already failed if we get here, and a literally() retry would

@@ -1,9 +1,11 @@
-"""Arrays built from arrays: ``rt.array``, ``rt.tile``, ``rt.repeat``, ``rt.cumsum``.
+"""Arrays built from arrays: ``rt.array``, ``rt.tile``, ``rt.repeat``, ``rt.cumsum``,
+``rt.pad_constant``; and ``rt.unravel_index``.
 
 Each is the NumPy function of the same name in Python.  Numba 0.68 lacks the function or
 the argument rop needs -- ``np.array`` of a tuple of arrays, ``np.tile``, ``np.repeat`` and
-``np.cumsum`` with ``axis`` -- so each has an overload here, generated per rank and
-(constant) axis as explicit loops, like the reductions of :mod:`._overloads`.
+``np.cumsum`` with ``axis``, ``np.pad``, ``np.unravel_index`` -- so each has an overload
+here, generated per rank and (constant) axis as explicit loops, like the reductions of
+:mod:`._overloads`.
 
 An ``axis`` is a constant in numba mode (the result's shape depends on it); the rule table
 refuses any other at the user's line.  Also here: Numba's ``np.dot`` and ``@`` refuse a
@@ -41,6 +43,21 @@ def repeat(x, repeats, axis=None):
 def cumsum(x, axis=None):
     """``np.cumsum(x, axis)``: along ``axis``, or over the flattened array for ``None``."""
     return np.cumsum(x, axis=axis)
+
+
+def pad_constant(x, pad_width, value=0):
+    """``np.pad(x, pad_width, mode='constant', constant_values=value)``: ``pad_width`` an int,
+    a pair ``(before, after)`` or one pair per axis, as NumPy takes it; ``value`` one number
+    (the fill of the border, cast to x's dtype)."""
+    if np.ndim(value) != 0:
+        raise TypeError("rop.runtime.pad_constant: constant_values must be one number")
+    return np.pad(x, pad_width, mode="constant", constant_values=value)
+
+
+def unravel_index(indices, shape):
+    """``np.unravel_index(indices, shape)``: the tuple of coordinates of a flat (C-order)
+    index, or of an integer array of them (one array per axis)."""
+    return np.unravel_index(indices, shape)
 
 
 def concatenate(xs, axis=0):
@@ -248,6 +265,100 @@ def _ov_cumsum(x, axis=None):
         raise TypingError(f"rop.runtime.cumsum: an array, got {x}")
     dt = as_dtype(x.dtype).name if isinstance(x.dtype, types.Float) else "int64"
     return _cumsum_impl(x.ndim, _axis(axis, x.ndim, "cumsum"), dt)
+
+
+def _ints(t):
+    return isinstance(t, types.Integer)
+
+
+def _pad_pairs(pw, ndim):
+    """Source of (before, after) for each of ``ndim`` axes from the type of ``pad_width``:
+    NumPy broadcasts it to shape (ndim, 2), so an int, ``(n,)``, ``(before, after)``, one pair
+    (or one 1-tuple) per axis, or a single pair in a tuple ``((b, a),)`` are all accepted."""
+    if _ints(pw):
+        return [("pw", "pw")] * ndim
+    if isinstance(pw, types.BaseTuple) and len(pw) in (1, 2) and all(_ints(t) for t in pw):
+        return [("pw[0]", f"pw[{len(pw) - 1}]")] * ndim
+    if isinstance(pw, types.BaseTuple) and len(pw) in (1, ndim) and all(
+            isinstance(t, types.BaseTuple) and len(t) in (1, 2) and all(_ints(e) for e in t)
+            for t in pw):
+        out = []
+        for k in range(ndim):
+            j = k if len(pw) == ndim else 0
+            out.append((f"pw[{j}][0]", f"pw[{j}][{len(pw[j]) - 1}]"))
+        return out
+    raise TypingError("rop.runtime.pad_constant: pad_width must be an int, a pair of ints or "
+                      f"one pair of ints per axis (of {ndim}), got {pw}")
+
+
+@functools.lru_cache(maxsize=None)
+def _pad_impl(pairs):
+    """The padded array: filled with ``value``, x copied into the middle."""
+    n = len(pairs)
+    L = ["def impl(x, pad_width, value=0):", "    pw = pad_width"]
+    for k, (b, a) in enumerate(pairs):
+        L += [f"    b{k} = {b}", f"    a{k} = {a}",
+              f"    if b{k} < 0 or a{k} < 0:",
+              "        raise ValueError(\"index can't contain negative values\")"]
+    shape = "".join(f"x.shape[{k}] + b{k} + a{k}, " for k in range(n))
+    mid = ", ".join(f"b{k}:b{k} + x.shape[{k}]" for k in range(n))
+    L += [f"    out = np.empty(({shape}), x.dtype)",
+          "    out[...] = value",
+          f"    out[{mid}] = x",
+          "    return out"]
+    return _compile("\n".join(L) + "\n", "impl")
+
+
+@overload(pad_constant)
+def _ov_pad_constant(x, pad_width, value=0):
+    if not isinstance(x, types.Array) or x.ndim == 0:
+        raise TypingError(f"rop.runtime.pad_constant: an array of rank >= 1, got {x}")
+    if not isinstance(value, (types.Number, types.Boolean, types.Omitted)):
+        raise TypingError("rop.runtime.pad_constant: constant_values must be one number, got "
+                          f"{value}")
+    return _pad_impl(tuple(_pad_pairs(pad_width, x.ndim)))
+
+
+@functools.lru_cache(maxsize=None)
+def _unravel_impl(n, dims, array):
+    """Coordinates of flat C-order indices into a shape of ``n`` dims (source ``dims``): the
+    last coordinate varies fastest.  An index outside the shape's size is a ValueError, as in
+    NumPy."""
+    size = " * ".join(dims)
+    L = ["def impl(indices, shape):", f"    size = {size}"]
+    if array:
+        L += ["    flat = indices.ravel()",
+              *[f"    c{k} = np.empty(indices.shape, np.int64)" for k in range(n)],
+              *[f"    f{k} = c{k}.reshape(-1)" for k in range(n)],
+              "    for m in range(flat.size):",
+              "        r = np.int64(flat[m])",
+              "        if r < 0 or r >= size:",
+              "            raise ValueError('index is out of bounds for array with this size')"]
+        for k in range(n - 1, -1, -1):
+            L += [f"        f{k}[m] = r % {dims[k]}", f"        r = r // {dims[k]}"]
+    else:
+        L += ["    r = np.int64(indices)",
+              "    if r < 0 or r >= size:",
+              "        raise ValueError('index is out of bounds for array with this size')"]
+        for k in range(n - 1, -1, -1):
+            L += [f"    c{k} = r % {dims[k]}", f"    r = r // {dims[k]}"]
+    L.append("    return (" + "".join(f"c{k}, " for k in range(n)) + ")")
+    return _compile("\n".join(L) + "\n", "impl")
+
+
+@overload(unravel_index)
+def _ov_unravel_index(indices, shape):
+    if _ints(shape):
+        dims = ("shape",)
+    elif isinstance(shape, types.BaseTuple) and len(shape) and all(_ints(t) for t in shape):
+        dims = tuple(f"shape[{k}]" for k in range(len(shape)))
+    else:
+        raise TypingError(f"rop.runtime.unravel_index: shape must be a tuple of ints, got {shape}")
+    if _ints(indices):
+        return _unravel_impl(len(dims), dims, False)
+    if isinstance(indices, types.Array) and _ints(indices.dtype):
+        return _unravel_impl(len(dims), dims, True)
+    raise TypingError(f"rop.runtime.unravel_index: an int or an integer array, got {indices}")
 
 
 # ---------------------------------------------------------------------------
