@@ -75,3 +75,48 @@ def unlike_caches_grad(W1, W2, x, t):
     dW1 = np.outer(dh * (1.0 - a * a), x_in)
     return dW1, dW2
 
+
+def strided_cache_grads(x, h0, Wx, Wh):
+    """Gradients of sum(h_T) of h_t = tanh(h_{t-1} Wh + x[:, t, :] Wx), each step's cache
+    ``(x[:, t, :], h_{t-1}, h_t)`` (a strided view among contiguous arrays) kept in a list."""
+    N, T, D = x.shape
+    caches = []
+    h = h0
+    for t in range(T):
+        h_new = np.tanh(h @ Wh + x[:, t, :] @ Wx)
+        caches.append((x[:, t, :], h, h_new))
+        h = h_new
+    dh = np.ones_like(h)
+    dWx = np.zeros_like(Wx)
+    dWh = np.zeros_like(Wh)
+    for t in reversed(range(T)):
+        xt, h_prev, h_t = caches[t]
+        da = dh * (1.0 - h_t * h_t)
+        dWx += xt.T @ da
+        dWh += h_prev.T @ da
+        dh = da @ Wh.T
+    return dWx, dWh
+
+
+def strided_cache_named(x, h0, Wx, Wh):
+    """The same, the cache bound to a name first and nested: ``cache = ((x[:, t, :], h),
+    h_new)``."""
+    N, T, D = x.shape
+    caches = []
+    h = h0
+    for t in range(T):
+        h_new = np.tanh(h @ Wh + x[:, t, :] @ Wx)
+        cache = ((x[:, t, :], h), h_new)
+        caches.append(cache)
+        h = h_new
+    dh = np.ones_like(h)
+    dWx = np.zeros_like(Wx)
+    dWh = np.zeros_like(Wh)
+    for t in reversed(range(T)):
+        inputs, h_t = caches[t]
+        xt, h_prev = inputs
+        da = dh * (1.0 - h_t * h_t)
+        dWx += xt.T @ da
+        dWh += h_prev.T @ da
+        dh = da @ Wh.T
+    return dWx, dWh

@@ -30,10 +30,9 @@ program when rop is fixed.  ``python tests/test_courses.py --report [PROGRAM ...
 recompiles everything (or the programs named) and prints program x mode -> ok /
 refused(reason) / broken(reason), with counts.
 
-Status (rop after issue 18's first stop), 62 programs: 54 correct in both modes (55 in
-mode="python"), 6 refused at their line with the reason in both modes, 2 listed in ``BROKEN``
-(one Numba-only crash; skipgram: a list plus a tuple, refused by Numba's typing, and a
-TypeError in mode="python");
+Status (rop after issue 18's first stop), 62 programs: 55 correct in both modes (55 in
+mode="python"), 6 refused at their line with the reason in both modes, 1 listed in ``BROKEN``
+(skipgram: a list plus a tuple, refused by Numba's typing, and a TypeError in mode="python");
 ``python tests/test_courses.py --report`` prints the table and the causes.
 """
 
@@ -1168,10 +1167,10 @@ EXPECTED: dict = {
     "policy_gradient_episode": "ok",
     "RNNNumpy.bptt": "ok",
     "FullyConnectedNet.loss": "ok",
+    "rnn_grads": "ok",
 }
 
 BROKEN: dict[str, str] = {
-    "rnn_grads": 'numba: broken(crash inside the generated code: <fn>.hvp failed inside the generated code (AssertionError: AssertionError)); python: ok',
     "skipgram": 'numba: refused(<fn>.hvp: Numba could not compile the generated code for these arguments: Numba has no implementation of add(list(int64)<iv=None>, UniTuple(int64 x 3)) at course_programs.py:1760 (`indices = [outsideWordIdx] + negSampleWordIndices`)); python: refused(<fn>.hvp: TypeError at course_prog',
 }
 

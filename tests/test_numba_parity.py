@@ -123,3 +123,25 @@ def test_a_list_of_unlike_caches_is_one_name_per_slot(mode):
         raise AssertionError("R{gradient} differs from central differences")
     assert "caches_1 = (h, W2)" in f.hvp.source
 
+
+# ------------------------------------------------------------------ strided views in cached tuples
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("program", [P.strided_cache_grads, P.strided_cache_named])
+def test_a_cache_tuple_holding_a_strided_view_goes_into_a_list(program, mode):
+    """``caches.append((x[:, t, :], h, h_new))``: the view is stored as a copy (the same
+    values; rop never writes into list items), so the list's items, and R{caches}'s, have
+    one Numba type; this crashed inside the generated code before."""
+    rng = np.random.default_rng(6)
+    x, h0 = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 3))
+    Wx, Wh = 0.5 * rng.normal(size=(4, 3)), 0.5 * rng.normal(size=(3, 3))
+    vs = [rng.normal(size=a.shape) for a in (x, h0, Wx, Wh)]
+    g, hv = rop(program, wrt=("x", "h0", "Wx", "Wh"), mode=mode).hvp(x, h0, Wx, Wh, v=tuple(vs))
+    assert flat_err(list(g), list(program(x, h0, Wx, Wh))) < 1e-13
+    for eps in STEPS:
+        plus = program(*(a + eps * d for a, d in zip((x, h0, Wx, Wh), vs)))
+        minus = program(*(a - eps * d for a, d in zip((x, h0, Wx, Wh), vs)))
+        if flat_err(list(hv), [(p - m) / (2 * eps) for p, m in zip(plus, minus)]) < 1e-6:
+            break
+    else:
+        raise AssertionError("R{gradient} differs from central differences")
