@@ -27,6 +27,8 @@ from .ir.dtypes import fold_dtypes
 from .ir import fold, passes, shapes
 from .ir.inplace import inplace_updates
 from .ir.release import release_dead_slots
+from .ir.unify import (lists_of_unlike_items_as_names, numbers_to_arrays,
+                       sequences_as_index_arrays)
 from .ir.storage import Storage, check_writes
 from .ir.nodes import Assign, Function
 from .ir.verify import verify
@@ -150,11 +152,19 @@ def infer_ranks(u: Unit):
 def fold_ranks(u: Unit):
     """``x.ndim``, ``len(x.shape)`` and the tests made of them are constants of this
     specialisation: only the ``if`` branch they choose is kept (ir/fold.py); so is ``x.dtype``
-    of a floating value, float64 (ir/dtypes.py), and ``+`` of two lists is concatenation."""
+    of a floating value, float64 (ir/dtypes.py), and ``+`` of two lists is concatenation.  A
+    variable that is a number literal on one path and a rank-k array on another (``s = 0``
+    then ``s = s * g + r[t]``) starts as an all-ones-shaped array instead, a list of integers
+    indexing an array becomes an index array, and a list of unlike items filled and read in
+    straight-line code one name per slot (ir/unify.py)."""
     fold_dtypes(u.ir, u.wrt, u.prims)
     if fold.concat_lists(u.ir, u.types):
         u.types = shapes.infer(u.ir, u.param_types, u.prims)
-    if fold.fold_ranks(u.ir, u.types):
+    changed = fold.fold_ranks(u.ir, u.types)
+    changed = numbers_to_arrays(u.ir, u.types, u.prims) or changed
+    changed = sequences_as_index_arrays(u.ir, u.types, u.namer) or changed
+    changed = lists_of_unlike_items_as_names(u.ir, u.types, u.prims, u.namer) or changed
+    if changed:
         u.types = shapes.infer(u.ir, u.param_types, u.prims)
 
 

@@ -113,6 +113,7 @@ class HelperInlining(HelperArguments):
         child.out = self.out
         child.captured = self.captured
         child.lists, child.strided = self.lists, self.strided
+        child.strided_items = self.strided_items
         child.list_copies = self.list_copies
         for shared in ("consts", "static_ints", "dictvals", "tuples", "held", "maybe_none",
                        "list_lens"):

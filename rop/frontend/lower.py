@@ -57,6 +57,9 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
         self.comprehension_only = _comprehension_only(fn_ast)
         self.lists: set[str] = set()    # IR names holding a list the function built
         self.strided: set[str] = set()  # IR names that may hold a non-C-contiguous view
+        # IR names holding a tuple with such views among its items (a cache (x[:, t, :], h)):
+        # name -> per item: True (a view), a nested tuple of the same form, or False
+        self.strided_items: dict = {}
         self.list_copies: dict = {}  # the copies `contiguous` made -> the view they copy
         self.result_var = None  # inlined helper with several returns: where they all go
         self.depth = depth
@@ -193,6 +196,27 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
             (prim == "getitem" and src is not None and src not in self.lists
              and _has_slice(args[1]))
         (self.strided.add if strided else self.strided.discard)(name)
+        items = None
+        if prim == "copy" and args and isinstance(args[0], TupleOp):
+            items = self._strided_items(args[0])
+        elif prim == "copy" and src in self.strided_items:
+            items = self.strided_items[src]
+        if items is not None:
+            self.strided_items[name] = items
+        else:
+            self.strided_items.pop(name, None)
+
+    def _strided_items(self, tup):
+        """The form ``strided_items`` records for a tuple display, or None when it holds no
+        view that may be strided."""
+        def item(op):
+            if isinstance(op, Var):
+                return True if op.name in self.strided else self.strided_items.get(op.name, False)
+            if isinstance(op, TupleOp):
+                return self._strided_items(op) or False
+            return False
+        items = tuple(item(op) for op in tup.items)
+        return items if any(items) else None
 
     def contiguous(self, val, node):
         """``val``, or ``val.copy()`` where it may be a strided view: the value going into a
@@ -202,7 +226,33 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
             copy = self.assign("array_copy", (val,), node)
             self.list_copies[copy.name] = val.name  # ir/storage.py: NumPy would keep the view
             return copy
+        # a tuple holding such views (a layer's cache (x[:, t, :], prev_h, ...)): the same
+        # tuple with those items copied, so that the list's items have one Numba type
+        if isinstance(val, TupleOp):
+            form = self._strided_items(val)
+            if form is None:
+                return val
+            return TupleOp(tuple(self._contiguous_item(op, f, node)
+                                 for op, f in zip(val.items, form)))
+        if isinstance(val, Var) and val.name in self.strided_items:
+            form = self.strided_items[val.name]
+            items = []
+            for k, f in enumerate(form):
+                items.append(self._contiguous_item(self.assign("getitem", (val, Const(k)), node),
+                                                   f, node))
+            return self.assign("copy", (TupleOp(tuple(items)),), node)
         return val
+
+    def _contiguous_item(self, op, form, node):
+        if form is True:
+            if isinstance(op, Var) and op.name not in self.strided:
+                self.strided.add(op.name)  # an item read back from a tuple: its form says
+            return self.contiguous(op, node)
+        if isinstance(form, tuple):
+            if isinstance(op, Var):
+                self.strided_items[op.name] = form
+            return self.contiguous(op, node)
+        return op
 
     def assign(self, prim, args, node, target=None):
         if prim == "getitem" and isinstance(args[0], Var) and args[0].name in self.held:
@@ -398,7 +448,9 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
             # a list name rebound in straight-line code (`caches = (caches, x)`) is a new
             # variable: one IR name keeps one type (Numba's), and the list's storage is not
             # confused with what the new value holds
-            retype = not fresh and self._holds_container(target.id)
+            retype = not fresh and self._holds_container(target.id) and not (
+                isinstance(value_node, (ast.List, ast.ListComp)) or isinstance(value_node, ast.Name)
+                and self.scope.get(value_node.id) in self.lists)  # a list stays a list
             val = self.expr(value_node, target=None if fresh or retype else self.local(target.id))
             if retype:
                 self.scope[target.id] = self.namer.fresh(target.id)
@@ -429,7 +481,8 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
         if isinstance(target, ast.Name):
             self._assignable(target)
             if self._holds_container(target.id) and not (
-                    isinstance(val, Var) and val.name == self.scope[target.id]):
+                    isinstance(val, Var) and (val.name == self.scope[target.id]
+                                              or val.name in self.lists)):
                 self.scope[target.id] = self.namer.fresh(target.id)
             name = self.local(target.id)
             self.bind_ir(name, val, st)

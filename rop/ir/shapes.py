@@ -20,6 +20,8 @@ def type_of_value(x):
         if not x:
             return ("list", None)
         ts = [type_of_value(e) for e in x]
+        if isinstance(x, tuple) and all(t == 0 for t in ts):
+            return ("tuple", tuple(ts))  # numbers in a tuple: a shape or a multi-index
         if isinstance(x, list) or all(t == ts[0] for t in ts):
             return ("list", ts[0]) if all(t == ts[0] for t in ts) else ("tuple", tuple(ts))
         return ("tuple", tuple(ts))
@@ -69,6 +71,7 @@ def _getitem_type(xt, index, env):
         return None
     items = index.items if isinstance(index, TupleOp) else (index,)
     consumed = produced = 0
+    advanced = 0  # index arrays broadcast together: one block of their common rank
     ellipsis = False
     for it in items:
         if isinstance(it, SliceOp):
@@ -82,8 +85,14 @@ def _getitem_type(xt, index, env):
             t = operand_type(it, env)
             if t is None:
                 return None
+            if isinstance(t, tuple) and t[0] == "tuple" and all(e == 0 for e in t[1]):
+                consumed += len(t[1])  # x[idx] with idx = (i, j): one integer per axis
+                continue
             consumed += 1
-            produced += t if isinstance(t, int) else 0
+            if isinstance(t, tuple) and t[0] == "list":
+                t = 1  # a list of integers: an index array (NumPy's fancy index)
+            advanced = max(advanced, t if isinstance(t, int) else 0)
+    produced += advanced
     if ellipsis:
         produced += xt - consumed
         consumed = xt
