@@ -25,7 +25,8 @@ MODES = ("numba", "python")
 
 def rop(fn: Callable | None = None, *, wrt: str | Sequence[str], mode: str = "numba",
         check_finite: bool = True, relaxation: str = "auto",
-        on_divergence: str = "raise") -> RopFunction | Callable[[Callable], RopFunction]:
+        on_divergence: str = "raise",
+        output: str | None = None) -> RopFunction | Callable[[Callable], RopFunction]:
     """Make ``fn`` differentiable by the R{·} operator with respect to the parameters ``wrt``.
 
     ``f.hvp(*args, v=(v1, ...))`` returns ``(outputs, R{outputs})``: the function's own
@@ -45,6 +46,13 @@ def rop(fn: Callable | None = None, *, wrt: str | Sequence[str], mode: str = "nu
     ``while``.  ``on_divergence`` says what happens when the R-state does not converge although
     the primal did: ``"raise"`` a :class:`RopConvergenceError` or ``"warn"`` with a
     :class:`RopConvergenceWarning` and return the last iterate.
+
+    ``output`` names the variable holding the network's output, where the loss begins (the
+    logits, the linear or logistic output layer's value).  It adds ``f.gvp(*args, v=...)``:
+    the same call as ``.hvp``, giving ``(outputs, G v)`` with G = Jᵀ H_L J the Gauss-Newton
+    matrix (Schraudolph 2002; Martens 2010) when ``fn`` returns the gradient: R{·} of the
+    backward pass taken through the output only, the parameters and the other forward values
+    held fixed.  G is positive semi-definite when the loss is convex in the output.
     """
     if isinstance(wrt, str):
         wrt = (wrt,)
@@ -56,9 +64,14 @@ def rop(fn: Callable | None = None, *, wrt: str | Sequence[str], mode: str = "nu
     if on_divergence not in ("raise", "warn"):
         raise ValueError(f"on_divergence must be 'raise' or 'warn', not {on_divergence!r}")
 
+    if output is not None and (not isinstance(output, str) or not output.isidentifier()):
+        raise ValueError(f"output must name a variable of the function, not {output!r}")
+
     def wrap(f):
-        r = RopFunction(f, wrt, mode, check_finite)
-        r.hvp.relaxation, r.hvp.on_divergence = relaxation, on_divergence
+        r = RopFunction(f, wrt, mode, check_finite, output)
+        for h in (r.hvp, r._gvp):
+            if h is not None:
+                h.relaxation, h.on_divergence = relaxation, on_divergence
         return r
     return wrap(fn) if fn is not None else wrap
 
@@ -66,9 +79,10 @@ def rop(fn: Callable | None = None, *, wrt: str | Sequence[str], mode: str = "nu
 class RopFunction:
     """The decorated function: calling it calls the original; ``.hvp`` is R{fn}."""
 
-    def __init__(self, fn, wrt, mode, check_finite):
+    def __init__(self, fn, wrt, mode, check_finite, output=None):
         self.fn = fn
         self.wrt = wrt
+        self.output = output
         self.signature = inspect.signature(fn)
         if len(set(wrt)) != len(wrt):
             dup = sorted({w for w in wrt if wrt.count(w) > 1})
@@ -79,6 +93,7 @@ class RopFunction:
                 raise RopCallError(f"wrt names `{w}`, which is not a parameter of {fn.__name__}"
                                    f"({', '.join(self.signature.parameters)})")
         self.hvp = HVP(self, mode, check_finite)
+        self._gvp = HVP(self, mode, check_finite, output=output) if output else None
         functools.update_wrapper(self, fn)
         from .frontend.lower import lower
         try:
@@ -86,6 +101,11 @@ class RopFunction:
             # definition, and module-level numbers are read now (a later decoration reads them
             # again, and so does a call after one of them changed: see HVP.__call__)
             self.hvp._globals = ir.captured
+            if output is not None and output not in ir.scope:
+                raise RopSyntaxError(f"output `{output}` is not a variable of {fn.__name__}",
+                                     ir.filename, ir.loc.lineno, ir.loc.col, ir.loc.text,
+                                     "name the variable holding the network's output, where "
+                                     "the loss begins")
         except RopSyntaxError as exc:
             # a function that may take dicts, None or strings is lowered for what its call
             # passes (frontend/statics.py): errors that depend on them surface at that call
@@ -93,6 +113,8 @@ class RopFunction:
                 raise
             if getattr(exc, "needs_length", False):
                 self.hvp._lengths = _len_params(fn)
+                if self._gvp is not None:
+                    self._gvp._lengths = self.hvp._lengths
         except RopError:
             raise
         except Exception as exc:
@@ -101,6 +123,16 @@ class RopFunction:
 
     def __call__(self, *args, **kwargs):
         return self.fn(*args, **kwargs)
+
+    @property
+    def gvp(self) -> "HVP":
+        """``f.gvp(*args, v=...)``: ``(outputs, G v)``, the Gauss-Newton product (see
+        :func:`rop`'s ``output``)."""
+        if self._gvp is None:
+            raise RopCallError(f"{self.fn.__name__}.gvp needs the network's output: decorate with "
+                               f"@rop(wrt={self.wrt!r}, output=\"<the variable where the loss "
+                               "begins>\")")
+        return self._gvp
 
     def __get__(self, obj, objtype=None):
         """``@rop`` on a method: ``net.backprop(x, y)`` and ``net.backprop.hvp(x, y, v=...)``
@@ -124,6 +156,7 @@ class BoundRopFunction:
     def __init__(self, owner: RopFunction, obj):
         self.owner, self.obj = owner, obj
         self.hvp = _BoundHVP(owner.hvp, obj)
+        self.gvp = _BoundHVP(owner.gvp, obj) if owner._gvp is not None else None
         self.__doc__ = owner.__doc__
 
     def __call__(self, *args, **kwargs):
@@ -147,8 +180,10 @@ class _BoundHVP:
 class HVP:
     """``f.hvp(*args, v=...)``; ``.source``, ``.path`` and ``.graph`` show what was generated."""
 
-    def __init__(self, owner: RopFunction, mode: str, check_finite: bool):
+    def __init__(self, owner: RopFunction, mode: str, check_finite: bool, output=None):
         self.owner = owner
+        self.output = output  # the Gauss-Newton product's cut (None: Hv)
+        self.kind = "gvp" if output else "hvp"
         self.mode = mode
         self.check_finite = check_finite
         self._compiled: dict = {}
@@ -195,7 +230,7 @@ class HVP:
 
     def _need(self):
         if self._last is None:
-            raise RopCallError("nothing compiled yet: call .hvp(...) once (rop specializes on the "
+            raise RopCallError(f"nothing compiled yet: call .{self.kind}(...) once (rop specializes on the "
                                "ranks of the arguments), or use .compile(*args)")
         return self._last
 
@@ -212,7 +247,7 @@ class HVP:
         try:
             ba = self.owner.signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise RopCallError(f"{self.owner.fn.__name__}.hvp: {exc}") from None
+            raise RopCallError(f"{self.owner.fn.__name__}.{self.kind}: {exc}") from None
         ba.apply_defaults()
         return ba.arguments
 
@@ -240,13 +275,13 @@ class HVP:
         for w in self.owner.wrt:
             e = entry_at(sig, w)
             if e is None:
-                raise RopCallError(f"{self.owner.fn.__name__}.hvp: wrt names `{w}`, which this "
+                raise RopCallError(f"{self.owner.fn.__name__}.{self.kind}: wrt names `{w}`, which this "
                                    "call does not pass as an array, a number, a list or a dict")
             got = leaves(e)
             if not got:
                 kind = e[0]
                 raise RopCallError(
-                    f"{self.owner.fn.__name__}.hvp: wrt names `{w}`, which is "
+                    f"{self.owner.fn.__name__}.{self.kind}: wrt names `{w}`, which is "
                     + (f"{e[1]!r} in this call" if kind == "static" else
                        "a dict without array values") + "; rop differentiates with respect to "
                     "arrays and numbers")
@@ -266,7 +301,8 @@ class HVP:
             try:
                 c = compile_hvp(self.owner.fn, self._ir_wrt(sig),
                                 {n: r for n, r in key if n != "#statics"}, self.mode,
-                                self.relaxation, self.check_finite, statics=statics)
+                                self.relaxation, self.check_finite, statics=statics,
+                                output=self.output)
             except RopError:
                 raise
             except Exception as exc:  # a bug in rop: say so, never a bare traceback
@@ -285,8 +321,8 @@ class HVP:
         if v is _NO_V:
             wrt = self.owner.wrt
             raise RopCallError(
-                f"{self.owner.fn.__name__}.hvp: the direction is missing: call "
-                f"{self.owner.fn.__name__}.hvp(<the function's arguments>, v=...) with v holding "
+                f"{self.owner.fn.__name__}.{self.kind}: the direction is missing: call "
+                f"{self.owner.fn.__name__}.{self.kind}(<the function's arguments>, v=...) with v holding "
                 f"one direction per wrt parameter {wrt}, each shaped like its parameter"
                 + (f" (here: one array shaped like `{wrt[0]}`)" if len(wrt) == 1 else ""))
         self._check_globals()  # module-level values compiled in: still the same?
@@ -307,7 +343,7 @@ class HVP:
                 v = (v,)
             else:
                 got = len(v) if isinstance(v, (tuple, list)) else type(v).__name__
-                raise RopCallError(f"{name}.hvp: v must hold one direction per wrt parameter "
+                raise RopCallError(f"{name}.{self.kind}: v must hold one direction per wrt parameter "
                                    f"{wrt}, in that order; got {got}")
         ir_wrt = self._ir_wrt(sig)
         call_args = [_as_arg(x, p, name, is_param=p in ir_wrt) for p, x in zip(names, values)]

@@ -96,28 +96,33 @@ def _index_key(ir, wrt, param_types) -> str:
 
 
 def compile_hvp(fn, wrt, param_types: dict, mode: str = "numba", relaxation: str = "auto",
-                check_finite: bool = True, statics=None) -> Compiled:
+                check_finite: bool = True, statics=None, output=None) -> Compiled:
     """Compile R{fn} for these ranks (``param_types``, by IR parameter) and static arguments
-    (frontend/statics.py); ``wrt`` names IR parameters (a dict's values, one by one)."""
+    (frontend/statics.py); ``wrt`` names IR parameters (a dict's values, one by one).
+    ``output`` names the network's output for the Gauss-Newton product (R cut after it,
+    transforms/rtransform.py), None for Hv."""
     ir = lower(fn, statics=statics)
     _dump("lower", ir)
-    key = _index_key(ir, wrt, param_types) + relaxation[0] + "fc"[check_finite]
+    key = _index_key(ir, wrt, param_types) + relaxation[0] + "fc"[check_finite] + \
+        (f"|G:{output}" if output else "")
     hit = index_lookup(key)
     if hit is not None and not os.environ.get("ROP_DUMP"):
         path, source = hit
         mod = load_module(path, mode, externs_for(ir))
         c = Compiled(source, path, mod, getattr(mod, fn.__name__),
-                     getattr(mod, fn.__name__ + "_hvp"), None,
-                     lambda: _rebuild(fn, wrt, param_types, statics=statics).graph_fn())
+                     getattr(mod, fn.__name__ + ("_gvp" if output else "_hvp")), None,
+                     lambda: _rebuild(fn, wrt, param_types, statics=statics,
+                                      output=output).graph_fn())
     else:
-        c = _compile(fn, ir, wrt, param_types, mode, relaxation, check_finite)
+        c = _compile(fn, ir, wrt, param_types, mode, relaxation, check_finite, output)
         index_store(key, c.path)
     c.out_struct, c.plain = ir.out_struct, not statics
     return c
 
 
-def _rebuild(fn, wrt, param_types, relaxation="auto", statics=None):
-    return _compile(fn, lower(fn, statics=statics), wrt, param_types, "python", relaxation)  # graph only
+def _rebuild(fn, wrt, param_types, relaxation="auto", statics=None, output=None):
+    return _compile(fn, lower(fn, statics=statics), wrt, param_types, "python", relaxation,
+                    output=output)  # graph only
 
 
 @dataclass
@@ -132,6 +137,7 @@ class Unit:
     param_types: dict
     relaxation: str = "auto"
     check_finite: bool = True
+    output: str = None  # for the Gauss-Newton product: where the loss begins
     prims: dict = None
     types: dict = None
     namer: object = None
@@ -185,8 +191,9 @@ def memory(u: Unit):
 def rtransform(u: Unit):
     """R{·} statement by statement, list-slot activity inside it (transforms/); each rule's
     formula becomes three-address R-statements (ir/builder.py)."""
+    cut = u.ir.scope.get(u.output, u.output) if u.output else None  # the user's name -> IR
     u.rfn = r_transform(copy.deepcopy(u.ir), u.wrt, u.types, u.prims, u.namer, u.relaxation,
-                        storage=u.storage)
+                        storage=u.storage, cut=cut)
     for v, r in u.rfn.rnames.items():
         u.types.setdefault(r, u.types.get(v))
 
@@ -219,7 +226,7 @@ def emit(u: Unit):
     temps = set(ir.temps) | {r for v, r in rfn.rnames.items() if v in ir.temps} | rfn.temps
     temps |= {n for n in u.namer.taken if n not in ir.user_names and n.endswith("_new")}
     u.source = emit_module(u.fn, ir, u.primal, rfn, u.prims, u.types, temps, u.wrt,
-                           u.param_types if u.check_finite else None)
+                           u.param_types if u.check_finite else None, u.output)
 
 
 PASSES = (infer_ranks, fold_ranks, inplace, memory, rtransform, co_converge, dce, release, emit)
@@ -239,16 +246,18 @@ def run_passes(u: Unit) -> Unit:
     return u
 
 
-def _compile(fn, ir, wrt, param_types, mode, relaxation="auto", check_finite=True) -> Compiled:
+def _compile(fn, ir, wrt, param_types, mode, relaxation="auto", check_finite=True,
+             output=None) -> Compiled:
     # the lowered IR is cached on the function: the passes work on a copy
     ir = copy.deepcopy(ir)
-    u = run_passes(Unit(fn, ir, tuple(wrt), param_types, relaxation, check_finite,
+    u = run_passes(Unit(fn, ir, tuple(wrt), param_types, relaxation, check_finite, output,
                         namer=ir.namer))
-    path = write_module(u.source, f"{fn.__name__}_hvp")
+    path = write_module(u.source, f"{fn.__name__}_{'gvp' if output else 'hvp'}")
     mod = load_module(path, mode, externs_for(ir))
     rfn = u.rfn
     return Compiled(u.source, path, mod, getattr(mod, fn.__name__),
-                    getattr(mod, fn.__name__ + "_hvp"), rfn, lambda: passes.dataflow_graph(rfn))
+                    getattr(mod, fn.__name__ + ("_gvp" if output else "_hvp")), rfn,
+                    lambda: passes.dataflow_graph(rfn))
 
 
 def call_checks(wrt, rnames, param_types, namer_taken) -> list[str]:
@@ -279,14 +288,21 @@ def call_checks(wrt, rnames, param_types, namer_taken) -> list[str]:
     return lines
 
 
-def emit_module(fn, ir, primal, rfn, prims, types, temps, wrt, param_types=None) -> str:
+def emit_module(fn, ir, primal, rfn, prims, types, temps, wrt, param_types=None,
+                output=None) -> str:
     em = Emitter(prims, types, temps)
     filename = os.path.basename(ir.filename)
+    suffix = "_gvp" if output else "_hvp"
+    what = (f"R{{.}} along v = ({', '.join('R_' + w for w in wrt)}) -- Hv when the outputs are the "
+            "gradient." if not output else
+            f"R{{.}} along v = ({', '.join('R_' + w for w in wrt)}) through the output `{output}` only "
+            f"(the network's curvature cut away)\n-- the Gauss-Newton product G v = J^T H_L J v when "
+            "the outputs are the gradient.")
     out = [
         f'"""R{{{fn.__name__}}}: generated by rop {__version__} from {filename}:{ir.loc.lineno}.',
         "",
-        f"{fn.__name__}_hvp returns the outputs of {fn.__name__} and their directional derivatives",
-        f"R{{.}} along v = ({', '.join('R_' + w for w in wrt)}) -- Hv when the outputs are the gradient.",
+        f"{fn.__name__}{suffix} returns the outputs of {fn.__name__} and their directional derivatives",
+        what,
         "Each block is preceded by the source line it comes from. Do not edit: rop regenerates it.",
         '"""',
         "import numpy as np",
@@ -308,11 +324,11 @@ def emit_module(fn, ir, primal, rfn, prims, types, temps, wrt, param_types=None)
         out += ["", *hem.function(passes.dce(hfn), hfn.name, r_mode=False), ""]
         names.append(hfn.name)
     out += ["", *em.function(primal, fn.__name__, r_mode=False), ""]
-    hvp_lines = em.function(rfn, fn.__name__ + "_hvp", r_mode=True)
+    hvp_lines = em.function(rfn, fn.__name__ + suffix, r_mode=True)
     if param_types is not None:
         hvp_lines[1:1] = call_checks(wrt, rfn.rnames, param_types, ir.user_names)
     out += ["", *hvp_lines, ""]
-    names += [fn.__name__, fn.__name__ + "_hvp"]
+    names += [fn.__name__, fn.__name__ + suffix]
     out.append("")
     out.append(f"__rop_functions__ = {tuple(names)!r}")
     relax = [(r.index, f"{os.path.basename(r.loc.filename)}:{r.loc.lineno}", r.loc.text)

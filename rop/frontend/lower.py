@@ -313,6 +313,7 @@ class Lowerer(CompileTime, LoopLowering, HelperInlining):
                      helpers=self.helpers, defaults=defaults, list_copies=self.list_copies)
         f.signature = tuple(signature)
         f.out_struct = self.out_struct
+        f.scope = dict(self.scope)  # the user's names -> IR names at the end (output=)
         return f
 
     def static_value(self, node):

@@ -254,6 +254,7 @@ class Function:
     # hold dicts (frontend/statics.py): ("arg", name) | ("static", value) | ("dict", items)
     signature: tuple = ()
     out_struct: object = None
+    scope: dict = field(default_factory=dict)  # user name -> IR name after the body
     # made by the R-transform
     rnames: dict = field(default_factory=dict)  # x -> the name of R{x}
     rparams: list = field(default_factory=list)  # the directions' parameters, in wrt order

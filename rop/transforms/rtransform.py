@@ -24,7 +24,7 @@ from ..errors import RopSyntaxError
 from ..ir.builder import Builder, expr_sources
 from ..ir.nodes import (Append, Assign, Break, Const, Continue, For, Function, If, Return,
                         SetItem, TupleOp, Var, While, blocks_of, defined_names, operand_ast,
-                        rename_stmt, walk)
+                        operand_vars, rename_stmt, walk)
 from ..ir.storage import ALIAS_PRIMS, Storage
 from ..rules.table import COSTLY, apply_rule
 from ..rules.templates import T, name as aname
@@ -41,8 +41,9 @@ class _Loop:
 
 class RTransform:
     def __init__(self, fn: Function, wrt, types: dict, prims: dict, namer, slot_activity=True,
-                 storage=None, forced=frozenset()):
+                 storage=None, forced=frozenset(), cut=None):
         self.fn = fn
+        self.cut = cut  # the output named for the Gauss-Newton product (see _cut_at)
         self.storage = storage if storage is not None else Storage(fn, types)
         self.written = self.storage.written_names()  # names an in-place write may change
         self.forced = forced  # names active from their first definition (see _late_active)
@@ -112,7 +113,14 @@ class RTransform:
         params = list(self.fn.params)
         for w in self.wrt:
             active.add(w)
-        body, _ = self.block(self.fn.body, active)
+        if self.cut is None:
+            body, _ = self.block(self.fn.body, active)
+        else:
+            k = _cut_index(self.fn, self.cut)
+            body, state = self.block(self.fn.body[:k + 1], active)
+            if state is not None:
+                rest, _ = self.block(self.fn.body[k + 1:], self._cut_at(state))
+                body += rest
         self._unread_zero_slots(body)
         rparams = [self.rname(w) for w in self.wrt]
         return Function(self.fn.name, params + rparams, body, self.fn.loc,
@@ -131,6 +139,17 @@ class RTransform:
         if self.versions:
             self._sink_versions(out)
         return out, state
+
+    def _cut_at(self, active):
+        """Schraudolph's Gauss-Newton product G v = Jᵀ H_L J v is R{backprop} with the
+        network's own curvature cut away: once the output z is computed (R{z} = J v), every
+        later value gets its R only through z, the parameters and every forward value held
+        fixed.  In activity terms: after the statement that finishes z, only z (and, for a
+        list of outputs, its slots) is active; the R-transform then builds R{loss'} = H_L R{z}
+        and the backward pass's R through it alone, so no term of the forward values' R (the
+        σ'' terms, Vᵀδ) is computed."""
+        z = self.cut
+        return {a for a in active if a == z or (is_token(a) and a.split("#")[0] == z)}
 
     def _sink_versions(self, out):
         """Let a versioned R-statement's ``if`` take in the rest of its source line, so each
@@ -619,8 +638,60 @@ def _subst(expr, old, new):
     return S().visit(expr)
 
 
+def _cut_index(fn, z) -> int:
+    """The top-level statement after which ``z`` holds the network's output: the last one
+    binding it (a loop that builds it counts as a whole).  Refused at the user's line: an
+    output that is a parameter or never bound, and a later read of another name that holds
+    z's memory (a list slot or a tuple holding it): activity after the cut follows z alone,
+    so the loss must read z itself."""
+    def err(loc, msg, hint):
+        from ..ir.storage import _error
+        return _error(loc, msg, hint)
+    if z in fn.params:
+        raise err(fn.loc, f"output `{z}` is a parameter of {fn.name}: name the value the network "
+                          "computes, where the loss begins", "e.g. output=\"y\" for `y = W2 @ h + b2`")
+    k = None
+    for i, st in enumerate(fn.body):
+        if any(z in defined_names(s) for s in walk([st])):
+            k = i
+    if k is None:
+        raise err(fn.loc, f"output `{z}` is not assigned in {fn.name}",
+                  "name a variable of the function: the network's output, where the loss begins")
+    # the names that hold z's memory before the cut: z's views and what z is a view of (a
+    # list slot, an array it reshapes), and the lists and tuples z or those are stored into
+    # (found from z itself: the storage classes merge a list's items)
+    holders = {z}
+    before = list(walk(fn.body[:k + 1]))
+    while True:
+        more = set()
+        for s in before:
+            if isinstance(s, Assign) and s.prim in ALIAS_PRIMS and s.args and \
+                    isinstance(s.args[0], Var):
+                if s.args[0].name in holders:
+                    more.add(s.target)
+                if s.target in holders:
+                    more.add(s.args[0].name)
+            if isinstance(s, (Append, SetItem)) and set(operand_vars(s.value)) & holders:
+                more.add(s.obj)
+            if isinstance(s, Assign) and (s.prim == "list" or s.prim == "copy" and isinstance(
+                    s.args[0], TupleOp)) and {n for a in s.args for n in operand_vars(a)} & holders:
+                more.add(s.target)
+        if more <= holders:
+            break
+        holders |= more
+    bound_before = {n for s in walk(fn.body[:k + 1]) for n in defined_names(s)}
+    for s in walk(fn.body[k + 1:]):
+        for n in (s.reads() if hasattr(s, "reads") else ()):
+            if n != z and n in bound_before and n in holders:
+                raise err(s.loc, f"this reads `{n}`, which holds the output `{z}` (or shares its "
+                                 "memory): the Gauss-Newton cut follows the output itself",
+                          f"compute the loss from `{z}` directly, or name as output a variable "
+                          "that only the loss and the backward pass read")
+    return k
+
+
 def r_transform(fn, wrt, types, prims, namer, relaxation="auto", slot_activity=True,
-                storage=None) -> Function:
+                storage=None, cut=None) -> Function:
     for w in wrt:
         if w not in fn.params:
             raise RopSyntaxError(f"`{w}` in wrt is not a parameter of {fn.name}", fn.filename,
@@ -629,7 +700,7 @@ def r_transform(fn, wrt, types, prims, namer, relaxation="auto", slot_activity=T
     forced = frozenset()
     while True:  # at most once more per class that becomes active late
         tr = RTransform(copy.deepcopy(fn), wrt, types, prims, copy.deepcopy(namer), slot_activity,
-                        storage, forced)
+                        storage, forced, cut)
         tr.relax_mode = relaxation
         out = tr.run()
         if not tr.late - forced:
