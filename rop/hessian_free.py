@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -41,10 +41,10 @@ from ._tree import (Tree, check_like, tree_all_finite, tree_axpy, tree_dot, tree
 __all__ = ["hessian_free", "HFResult", "HFHistory", "HFStep", "conjugate_gradient", "CGResult",
            "cg_should_stop", "backtrack_iterations", "update_damping"]
 
-Objective = Callable[[Tree, Any], float]
-Gradient = Callable[[Tree, Any], "tuple[float, Tree]"]
-Curvature = Callable[[Tree, Any, Tree], Tree]
-Batches = "list | Callable[[int], Any] | None"
+Objective = Callable[[Tree, Any], float]            # (params, batch) -> loss
+Gradient = Callable[[Tree, Any], Tuple[float, Tree]]  # (params, batch) -> (loss, grad)
+Curvature = Callable[[Tree, Any, Tree], Tree]       # (params, batch, v) -> Bv
+Batches = Union[list, Callable[[int], Any], None]   # cycled list, or step -> batch
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,7 +223,7 @@ class HFHistory:
 
     def plot(self, axes=None):
         """Loss against wall time and against outer steps, side by side (log scale when the
-        loss stays positive).  Returns the figure.  Needs matplotlib
+        loss stays positive and spans more than a decade).  Returns the figure.  Needs matplotlib
         (``pip install ".[examples]"``); imported only here."""
         try:
             import matplotlib.pyplot as plt
@@ -241,7 +241,7 @@ class HFHistory:
             ax.plot(x, loss, marker=".")
             ax.set_xlabel(label)
             ax.set_ylabel("loss")
-            if np.all(loss > 0):
+            if np.all(loss > 0) and loss.max() > 10 * loss.min():
                 ax.set_yscale("log")
         fig.suptitle("Hessian-free")
         fig.tight_layout()
