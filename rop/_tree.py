@@ -55,7 +55,11 @@ def tree_scale(a: float, xs: Tree) -> Tree:
 
 
 def tree_zeros_like(xs: Tree) -> Tree:
-    return tree_map(lambda x: np.zeros_like(x, dtype=np.result_type(x, np.float64)), xs)
+    """Zeros shaped like each leaf, in its float dtype (float64 for integer leaves)."""
+    def zeros(x):
+        dtype = np.asarray(x).dtype
+        return np.zeros(np.shape(x), dtype=dtype if dtype.kind == "f" else np.float64)
+    return tree_map(zeros, xs)
 
 
 def tree_all_finite(xs: Tree) -> bool:

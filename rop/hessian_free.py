@@ -413,13 +413,20 @@ def hessian_free(objective: Objective, gradient: Gradient, curvature: Curvature,
     save_iters = backtrack_iterations(max_cg_iters, backtrack_start, backtrack_ratio) if backtrack else set()
 
     def f(p, b) -> float:
-        value = float(objective(p, b))
-        return value + 0.5 * wd * tree_dot(p, p) if wd else value
+        """The objective with weight decay; +inf where it is not finite (an overflow at a
+        trial point), so that backtracking and the line search move away from it."""
+        value = objective(p, b)
+        if np.ndim(value) != 0:
+            raise TypeError(f"objective must return a scalar loss, got shape {np.shape(value)}")
+        value = float(value) + (0.5 * wd * tree_dot(p, p) if wd else 0.0)
+        return value if np.isfinite(value) else math.inf
 
     def f_and_g(p, b):
         out = gradient(p, b)
         if not (isinstance(out, tuple) and len(out) == 2):
             raise ValueError(f"gradient must return (loss, grad), got {type(out).__name__}")
+        if np.ndim(out[0]) != 0:
+            raise TypeError(f"gradient must return a scalar loss first, got shape {np.shape(out[0])}")
         loss, g = float(out[0]), out[1]
         check_like(p, g, "gradient")
         if wd:
@@ -452,35 +459,15 @@ def hessian_free(objective: Objective, gradient: Gradient, curvature: Curvature,
                     raise FloatingPointError("curvature returned non-finite values")
                 return tree_axpy(_shift, v, Bv) if _shift else Bv
 
-            M = None
-            if precond_diag is not None:
-                diag = precond_diag(theta, data)
-                check_like(theta, diag, "precond_diag")
-                if any(np.any(~(np.asarray(x) >= 0)) for x in tree_leaves(diag)):
-                    raise ValueError("precond_diag returned negative or non-finite values; it must "
-                                     "be a sum of squared per-case gradients")
-                M = tree_map(lambda d: (d + shift) ** precond_exponent, diag)
-                if any(np.any(x <= 0) for x in tree_leaves(M)):
-                    raise ValueError("the preconditioner has zero entries (precond_diag is 0 "
-                                     "there and λ + weight_decay = 0): give damping > 0")
+            M = None if precond_diag is None else _preconditioner(
+                precond_diag(theta, data), theta, shift, precond_exponent)
             x0 = (tree_scale(warm_start_decay, previous_x)
                   if previous_x is not None and warm_start_decay > 0 else None)
             cg = conjugate_gradient(apply_B, g, x0, M, max_iters=max_cg_iters,
                                     tolerance=cg_tolerance, min_window=cg_min_window,
                                     window_fraction=cg_window_fraction, save_iters=save_iters)
             previous_x = cg.x
-
-            # CG-backtracking (§4.6): from the last kept iterate back, while not worse.
-            k = len(cg.saved) - 1
-            it, p, q = cg.saved[k]
-            f_p = f(tree_axpy(1.0, p, theta), data)
-            while backtrack and k > 0:
-                f_prev = f(tree_axpy(1.0, cg.saved[k - 1][1], theta), data)
-                if not f_prev <= f_p:
-                    break
-                k -= 1
-                it, p, q = cg.saved[k]
-                f_p = f_prev
+            it, p, q, f_p = _backtrack(cg.saved, lambda x: f(tree_axpy(1.0, x, theta), data), backtrack)
 
             # ρ on the curvature batch (§4.1); the same values when it is the gradient batch.
             if cdata is data:
@@ -489,22 +476,13 @@ def hessian_free(objective: Objective, gradient: Gradient, curvature: Curvature,
                 fc0, fc1 = f(theta, cdata), f(tree_axpy(1.0, p, theta), cdata)
             rho = -math.inf if (not fc1 <= fc0 or not q < 0) else (fc1 - fc0) / q
 
-            # Armijo line search on the gradient data.
-            slope = tree_dot(g, p)
-            rate, f_new, accepted = 1.0, f_p, False
-            tries = line_search_max_tries if line_search else 1
-            for t in range(tries):
-                if t > 0:
-                    rate *= line_search_shrink
-                    f_new = f(tree_axpy(rate, p, theta), data)
-                if f_new < loss and (not line_search or f_new <= loss + armijo_c * rate * slope):
-                    accepted = True
-                    break
+            rate, f_new = _line_search(lambda a: f(tree_axpy(a, p, theta), data), loss, f_p,
+                                       tree_dot(g, p), armijo_c, line_search_shrink,
+                                       line_search_max_tries if line_search else 1, line_search)
+            accepted = rate > 0
             if accepted:
                 theta = tree_axpy(rate, p, theta)
                 loss = f_new
-            else:
-                rate = 0.0
             lam = update_damping(lam, rho if accepted else -math.inf, damping_boost, damping_drop)
 
             record = HFStep(n, loss, used, lam, rho, cg.iters, cg.stop, it, rate, accepted,
@@ -514,12 +492,59 @@ def hessian_free(objective: Objective, gradient: Gradient, curvature: Curvature,
                 bar.set_postfix(loss=f"{loss:.4g}", lam=f"{used:.3g}", cg=cg.iters,
                                 t=f"{record.time:.1f}s", refresh=False)
                 bar.update(1)
-            if callback is not None and callback(theta, record) is True:
-                break
+            if callback is not None:
+                stop = callback(theta, record)
+                if isinstance(stop, (bool, np.bool_)) and stop:
+                    break
     finally:
         if bar is not None:
             bar.close()
     return HFResult(theta, history)
+
+
+def _preconditioner(diag: Tree, theta: Tree, shift: float, exponent: float) -> Tree:
+    """M = (diag + λ + weight_decay)^exponent (Martens 2010 §4.7), after checking the diagonal."""
+    check_like(theta, diag, "precond_diag")
+    if any(np.any(~(np.asarray(x) >= 0)) for x in tree_leaves(diag)):
+        raise ValueError("precond_diag returned negative or non-finite values; it must be a sum "
+                         "of squared per-case gradients")
+    M = tree_map(lambda d: (d + shift) ** exponent, diag)
+    if any(np.any(x <= 0) for x in tree_leaves(M)):
+        raise ValueError("the preconditioner has zero entries (precond_diag is 0 there and "
+                         "λ + weight_decay = 0): give damping > 0")
+    return M
+
+
+def _backtrack(saved: list, f_at: Callable[[Tree], float], enabled: bool):
+    """CG-backtracking (Martens 2010 §4.6): from the last kept iterate backwards, move to the
+    earlier one while the objective (on the larger data) does not get worse; stop at the first
+    that is worse.  Returns (iteration, iterate, φ, objective there)."""
+    k = len(saved) - 1
+    it, p, q = saved[k]
+    f_p = f_at(p)
+    while enabled and k > 0:
+        f_prev = f_at(saved[k - 1][1])
+        if not f_prev <= f_p:
+            break
+        k -= 1
+        it, p, q = saved[k]
+        f_p = f_prev
+    return it, p, q, f_p
+
+
+def _line_search(f_at_rate: Callable[[float], float], loss: float, f_full: float, slope: float,
+                 c: float, shrink: float, tries: int, armijo: bool) -> tuple[float, float]:
+    """Armijo backtracking: rates 1, shrink, shrink², … (``tries`` in all; f at rate 1 is
+    ``f_full``, already known from CG-backtracking) until f ≤ loss + c·rate·gᵀp and f < loss
+    (only the latter without ``armijo``).  Returns (rate, f there), rate 0 when none passed."""
+    rate, f_new = 1.0, f_full
+    for t in range(tries):
+        if t > 0:
+            rate *= shrink
+            f_new = f_at_rate(rate)
+        if f_new < loss and (not armijo or f_new <= loss + c * rate * slope):
+            return rate, f_new
+    return 0.0, loss
 
 
 def _progress(steps: int, enabled: bool):

@@ -276,6 +276,17 @@ def test_a_step_that_raises_the_loss_everywhere_is_rejected():
     np.testing.assert_allclose(calls[-1] - theta0, 0.8 ** 59 * (calls[2 * 61 + 1] - theta0), rtol=1e-8)
 
 
+def test_line_search_backs_off_from_points_where_the_loss_is_not_finite():
+    # f = ½x² for |x| < 0.5, NaN elsewhere; B = 0.25 makes the step from x = 1 land at −3.
+    # Rates 0.8^k give x = 1 − 4·0.8^k: NaN for k ≤ 4, −0.31 at k = 5 (and Armijo holds there).
+    obj = lambda x, _: 0.5 * float(x @ x) if abs(x[0]) < 0.5 else math.nan
+    grad = lambda x, _: (0.5 * float(x @ x), x.copy())
+    curv = lambda x, _, v: 0.25 * v
+    theta, h = hessian_free(obj, grad, curv, np.array([1.0]), steps=1, damping=0.0, **QUIET)
+    assert h[0].rate == pytest.approx(0.8 ** 5, rel=1e-14) and h[0].rho == -math.inf
+    np.testing.assert_allclose(theta, [1 - 4 * 0.8 ** 5], rtol=1e-14)
+
+
 # ---------------------------------------------------------------------------------------------
 # 7. Negative curvature
 # ---------------------------------------------------------------------------------------------
@@ -364,6 +375,17 @@ def test_structures_round_trip(pack):
     assert W0.sum() == 0 and b0.sum() == 0                        # the caller's arrays untouched
 
 
+def test_float32_parameters_stay_float32_and_integers_become_float():
+    A, b = np.diag([1.0, 3.0]).astype(np.float32), np.ones(2, dtype=np.float32)
+    obj = lambda t, _: float(0.5 * t["w"] @ A @ t["w"] - b @ t["w"])
+    grad = lambda t, _: (obj(t, _), {"w": A @ t["w"] - b})
+    curv = lambda t, _, v: {"w": A @ v["w"]}
+    theta, _ = hessian_free(obj, grad, curv, {"w": np.zeros(2, np.float32)}, steps=2, **QUIET)
+    assert theta["w"].dtype == np.float32
+    theta, _ = hessian_free(obj, grad, curv, {"w": np.array([0, 0])}, steps=1, **QUIET)
+    assert theta["w"].dtype == np.float64
+
+
 def test_bad_inputs_are_named():
     obj, grad, curv = quadratic(np.eye(2), np.ones(2))
     p = {"W": np.zeros(2), "b": np.zeros(1)}
@@ -390,6 +412,8 @@ def test_bad_inputs_are_named():
         hessian_free(obj, grad, curv, np.zeros(2), batch=1, batches=[1], **QUIET)
     with pytest.raises(TypeError, match="numeric"):
         hessian_free(obj, grad, curv, np.array(["a", "b"]), **QUIET)
+    with pytest.raises(TypeError, match="objective must return a scalar"):
+        hessian_free(lambda t, _: t, grad, curv, np.ones(2), steps=1, **QUIET)
     with pytest.raises(TypeError, match="curvature must be a function"):
         hessian_free(obj, grad, None, np.zeros(2), **QUIET)
 
