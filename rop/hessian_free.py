@@ -434,7 +434,8 @@ def hessian_free(objective: Objective, gradient: Gradient, curvature: Curvature,
             g = tree_axpy(wd, p, g)
         return loss, g
 
-    loss, g = f_and_g(theta, grad_batch(0))
+    data = grad_batch(0)
+    loss, g = f_and_g(theta, data)
     if not np.isfinite(loss):
         raise ValueError(f"the loss at the starting point is not finite ({loss})")
     if not tree_all_finite(g):
@@ -445,10 +446,10 @@ def hessian_free(objective: Objective, gradient: Gradient, curvature: Curvature,
     bar = _progress(steps, progress)
     try:
         for n in range(steps):
-            data = grad_batch(n)
-            cdata = data if curv_batch is None else curv_batch(n)
-            if n > 0:
+            if n > 0:  # each batch function is called once per step: it may sample
+                data = grad_batch(n)
                 loss, g = f_and_g(theta, data)
+            cdata = data if curv_batch is None else curv_batch(n)
             used = lam
             shift = lam + wd
 

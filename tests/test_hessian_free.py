@@ -477,10 +477,11 @@ def test_curvature_batches_cycle_per_step():
     assert all(len(set(seen[starts[s]:starts[s + 1]])) == 1 for s in range(6))
     assert h[-1].loss < 0.5 * h.initial_loss
 
-    calls = []
-    hessian_free(obj, grad, recording_curv, np.zeros(d), batches=lambda n: idx[n % 2::2],
+    calls, grad_calls = [], []
+    hessian_free(obj, grad, recording_curv, np.zeros(d),
+                 batches=lambda n: grad_calls.append(n) or idx[n % 2::2],
                  curvature_batches=lambda n: calls.append(n) or chunks[0], steps=3, **QUIET)
-    assert calls == [0, 1, 2]
+    assert calls == [0, 1, 2] and grad_calls == [0, 1, 2]    # once per step: it may sample
 
 
 def mlp_grads(W1, b1, W2, b2, X, T):
