@@ -3,6 +3,8 @@ outer loop), on parameters held as tuples of arrays.
 
 Everything here takes ``hvp(direction) -> Hv`` as a function, so it works with the Hv of any
 rop-compiled gradient (``lambda d: f.hvp(*args, v=d)[1]``), exact or sampled.
+For the full method, with every heuristic of Martens (2010) and parameters in any structure,
+see ``rop.hessian_free``.
 """
 
 from __future__ import annotations
