@@ -187,6 +187,7 @@ CASES = [
     C("shape", P.p_shape, ("x",), (A("nm"),), "shape", (1,)),
     C("ndim", P.p_ndim, ("x",), (A("nm"),), "ndim", (1,)),
     C("size", P.p_size, ("x",), (A("nm"),), "size", (1,)),
+    C("dtype", P.p_dtype, ("x",), (A("nm"),), "dtype", (1,)),
     C("len", P.p_len, ("x",), (A("nm"),), "len", (1,)),
     C("zeros", P.p_zeros, ("x",), (A("nm"),), "zeros", (1,)),
     C("ones", P.p_ones, ("x",), (A("nm"),), "ones", (1,)),
@@ -306,7 +307,7 @@ COVERAGE = {
     "sum": ("sum",), "mean": ("mean",), "max": ("max",), "min": ("min",), "norm": ("norm",),
     "transpose": ("transpose",), "reshape": ("reshape",), "ravel": ("ravel",),
     "flatten": ("flatten",), "getitem": ("getitem", "getitem2"),
-    "shape": ("shape", "reshape"), "ndim": ("ndim",), "size": ("size",), "len": ("len",),
+    "shape": ("shape", "reshape"), "ndim": ("ndim",), "size": ("size",), "dtype": ("dtype",), "len": ("len",),
     "zeros": ("zeros",), "ones": ("ones",), "empty": ("empty",),
     "full": ("full", "full_active", "full_active_wrt_W"),
     "zeros_like": ("zeros_like",), "ones_like": ("ones_like",), "eye": ("eye",),
@@ -606,6 +607,7 @@ ZERO_BECAUSE = {
     "list_repeat": "slots `[None] * n`, filled later with values that carry their own R",
     "empty_like": "only the shape of x is read (its values are written later, with their own R)",
     "as_int": "integer valued", "unravel_index": "integer valued (coordinates of an index)",
+    "dtype": "a dtype, float64 for the values rop proves floating (folded: ir/dtypes.py)",
 }
 
 

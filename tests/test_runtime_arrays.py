@@ -1,7 +1,9 @@
 """The runtime helpers of issue 18 (rop/runtime/arrays.py, moments.py, einsum.py) against
 NumPy: each called plainly (python mode) and from a small @njit function (numba mode), over
-ranks 1-3, every axis, ``keepdims`` and non-contiguous views -- the rule tests draw matrices
-only."""
+every axis, ``keepdims`` and non-contiguous views, for one rank per test by default and for
+ranks 1-4 with ``ROP_TEST_FULL=1`` -- the rule tests draw matrices only."""
+
+import os
 
 import numba
 import numpy as np
@@ -11,6 +13,13 @@ from rop import runtime as rt
 from rop.runtime.einsum import _as_matmul, parse
 
 RNG = np.random.default_rng(18)
+# every rank of the grid with ROP_TEST_FULL=1, one rank by default: each rank is a separate
+# Numba compile of every helper (half a minute for the moments at rank 3)
+FULL = os.environ.get("ROP_TEST_FULL") == "1"
+
+
+def ranks(*all_ranks, default):
+    return list(all_ranks) if FULL else [default]
 SHAPES = {1: (5,), 2: (3, 4), 3: (2, 3, 4)}
 
 
@@ -83,7 +92,7 @@ def _axes(ndim):
     return [None] + list(range(-ndim, ndim))
 
 
-@pytest.mark.parametrize("ndim", [1, 2, 3])
+@pytest.mark.parametrize("ndim", ranks(1, 2, 3, default=2))
 def test_var_std_prod_and_tangents(ndim):
     """One compiled function per (axis, keepdims) returns all five helpers' values; the
     tangents are checked against central differences of NumPy's function."""
@@ -125,7 +134,7 @@ def test_prod_tangent_is_exact_at_zeros():
 
 # ----------------------------------------------------------------------------- shaping
 
-@pytest.mark.parametrize("ndim", [1, 2, 3])
+@pytest.mark.parametrize("ndim", ranks(1, 2, 3, default=3))
 def test_tile_repeat_cumsum(ndim):
     x = RNG.normal(size=SHAPES[ndim])
     py, nb = both("(rt.tile(a, 2), rt.tile(a, (2, 3)), rt.tile(a, (1, 2, 1, 2)))", x)
@@ -145,7 +154,7 @@ def test_tile_repeat_cumsum(ndim):
             same(got[1], np.cumsum(b, axis=1))
 
 
-@pytest.mark.parametrize("ndim", [1, 2, 3, 4])
+@pytest.mark.parametrize("ndim", ranks(1, 2, 3, 4, default=4))
 def test_pad_constant(ndim):
     """Every spelling of pad_width NumPy broadcasts to (ndim, 2), a fill value, a strided view
     and a pair given as variables (pad widths a program computes)."""

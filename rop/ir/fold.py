@@ -51,6 +51,8 @@ def fold_ranks(fn, types: dict) -> bool:
             return Const((a[0].value and a[1].value) if st.prim == "and" else (a[0].value or a[1].value))
         if st.prim == "copy" and isinstance(a[0], Const) and _int(a[0].value):
             return a[0]
+        if st.prim == "float" and isinstance(a[0], Const) and _int(a[0].value):
+            return Const(float(a[0].value))  # float(x.dtype == float): Numba has no float(bool)
         return None
 
     def block(stmts):
@@ -60,6 +62,10 @@ def fold_ranks(fn, types: dict) -> bool:
                 c = fold(st)
                 if c is not None:
                     known[st.target] = c
+                    if st.prim == "float" or st.prim in ("eq", "ne") and isinstance(
+                            c.value, bool) and any(isinstance(x, Const) and isinstance(x.value, str)
+                                                   for x in st.args):
+                        st.prim, st.args = "copy", (c,)  # a dtype test, float() of it: constants
             if isinstance(st, If):
                 t = val(st.test)
                 if isinstance(t, Const):
