@@ -14,7 +14,7 @@ import numpy as np
 from rop import rop
 
 
-@rop(wrt=("Ws", "bs"))
+@rop(wrt=("Ws", "bs"), output="acts[L]")  # output: where the loss begins (for .gvp)
 def backprop(Ws, bs, X, T):
     """Gradient of E = 1/(2B) ||net(X) - T||^2 for a tanh MLP with a linear output layer."""
     L = len(Ws)

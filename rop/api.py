@@ -64,8 +64,9 @@ def rop(fn: Callable | None = None, *, wrt: str | Sequence[str], mode: str = "nu
     if on_divergence not in ("raise", "warn"):
         raise ValueError(f"on_divergence must be 'raise' or 'warn', not {on_divergence!r}")
 
-    if output is not None and (not isinstance(output, str) or not output.isidentifier()):
-        raise ValueError(f"output must name a variable of the function, not {output!r}")
+    if output is not None and not _output_spec(output):
+        raise ValueError(f"output must name a variable of the function (\"y\") or a slot of a "
+                         f"list (\"acts[L]\", \"acts[-1]\"), not {output!r}")
 
     def wrap(f):
         r = RopFunction(f, wrt, mode, check_finite, output)
@@ -101,7 +102,7 @@ class RopFunction:
             # definition, and module-level numbers are read now (a later decoration reads them
             # again, and so does a call after one of them changed: see HVP.__call__)
             self.hvp._globals = ir.captured
-            if output is not None and output not in ir.scope:
+            if output is not None and output.split("[")[0] not in ir.scope:
                 raise RopSyntaxError(f"output `{output}` is not a variable of {fn.__name__}",
                                      ir.filename, ir.loc.lineno, ir.loc.col, ir.loc.text,
                                      "name the variable holding the network's output, where "
@@ -512,6 +513,25 @@ class HVP:
                     raise RopConvergenceError(msg)
                 import warnings
                 warnings.warn(msg, RopConvergenceWarning, stacklevel=3)
+
+
+def _output_spec(output) -> bool:
+    """``output`` is a name or a list's slot: ``y``, ``acts[L]``, ``acts[-1]``, ``acts[3]``."""
+    import ast
+    if not isinstance(output, str):
+        return False
+    try:
+        node = ast.parse(output, mode="eval").body
+    except SyntaxError:
+        return False
+    if isinstance(node, ast.Name):
+        return True
+    if not (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)):
+        return False
+    i = node.slice
+    return isinstance(i, ast.Name) or isinstance(i, ast.Constant) and type(i.value) is int or (
+        isinstance(i, ast.UnaryOp) and isinstance(i.op, ast.USub)
+        and isinstance(i.operand, ast.Constant) and type(i.operand.value) is int)
 
 
 def _len_params(fn) -> tuple:

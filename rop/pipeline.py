@@ -188,10 +188,27 @@ def memory(u: Unit):
     check_writes(u.ir, u.storage)
 
 
+def _cut_of(output: str, ir) -> tuple:
+    """``output`` (a variable, or a list's slot ``acts[L]`` / ``acts[-1]``) as IR names: (the
+    variable or list, None or the slot's index operand)."""
+    import ast as _ast
+    from .ir.nodes import Const, Var
+    node = _ast.parse(output, mode="eval").body
+    if isinstance(node, _ast.Name):
+        return ir.scope.get(node.id, node.id), None
+    base = ir.scope.get(node.value.id, node.value.id)
+    i = node.slice
+    if isinstance(i, _ast.Constant):
+        return base, Const(i.value)
+    if isinstance(i, _ast.UnaryOp):  # acts[-1]
+        return base, Const(-i.operand.value)
+    return base, Var(ir.scope.get(i.id, i.id))
+
+
 def rtransform(u: Unit):
     """R{·} statement by statement, list-slot activity inside it (transforms/); each rule's
     formula becomes three-address R-statements (ir/builder.py)."""
-    cut = u.ir.scope.get(u.output, u.output) if u.output else None  # the user's name -> IR
+    cut = _cut_of(u.output, u.ir) if u.output else None
     u.rfn = r_transform(copy.deepcopy(u.ir), u.wrt, u.types, u.prims, u.namer, u.relaxation,
                         storage=u.storage, cut=cut)
     for v, r in u.rfn.rnames.items():

@@ -175,3 +175,25 @@ def output_read_through_list(Ws, X, T):
     y = acts[-1]
     d = (acts[-1] - T) * (1 - y ** 2)
     return [d @ acts[-2].T]
+
+
+# the per-layer list of activations whose last slot is the output (examples/deep_mlp.py)
+def deep_mlp_slot(Ws, bs, X, T):
+    L = len(Ws)
+    acts = [None] * (L + 1)
+    acts[0] = X
+    for i in range(L):
+        h = Ws[i] @ acts[i] + bs[i][:, None]
+        if i < L - 1:
+            acts[i + 1] = np.tanh(h)
+        else:
+            acts[i + 1] = h
+    d = (acts[L] - T) / X.shape[1]
+    dWs = [None] * L
+    dbs = [None] * L
+    for i in range(L - 1, -1, -1):
+        dWs[i] = d @ acts[i].T
+        dbs[i] = d.sum(axis=1)
+        if i > 0:
+            d = (Ws[i].T @ d) * (1.0 - acts[i] ** 2)
+    return dWs, dbs

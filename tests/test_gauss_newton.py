@@ -135,6 +135,23 @@ def _net_lists(p, a):
     return W_out @ h + b_out[:, None]
 
 
+def _net_deep(p, a):
+    Ws, bs = p
+    h = a[2]
+    for i, (W, b) in enumerate(zip(Ws, bs)):
+        h = W @ h + b[:, None]
+        if i < len(Ws) - 1:
+            h = jnp.tanh(h)
+    return h
+
+
+def _deep(r):
+    sizes = [3, 5, 4, 2]
+    Ws = [r.normal(size=(m, n)) / np.sqrt(n) for n, m in zip(sizes[:-1], sizes[1:])]
+    bs = [0.1 * r.normal(size=m) for m in sizes[1:]]
+    return (Ws, bs, r.normal(size=(3, 6)), r.normal(size=(2, 6)))
+
+
 CASES = {
     "seed_mlp": (P.seed_mlp, "W1 b1 W2 b2", "y2", _seed,
                  lambda p, a: p[2] @ jsig(p[0] @ a[4] + p[1][:, None]) + p[3][:, None],
@@ -156,6 +173,8 @@ CASES = {
                     lambda z, a: -jnp.sum(a[3] * jax.nn.log_sigmoid(z)
                                           + (1 - a[3]) * jax.nn.log_sigmoid(-z)) / a[2].shape[1],
                     lambda o: o),
+    "deep_mlp_slot": (P.deep_mlp_slot, "Ws bs", "acts[L]", _deep, _net_deep,
+                      lambda z, a: 0.5 * jnp.sum((z - a[3]) ** 2) / a[2].shape[1], lambda o: o),
     "dict_two_layer": (P.dict_two_layer, "params", "scores", _dict,
                        lambda p, a: jnp.maximum(0, a[1] @ p[0]["W1"] + p[0]["b1"]) @ p[0]["W2"]
                        + p[0]["b2"], lambda z, a: _ce(z, a[2]), lambda o: (o[1],)),
@@ -330,3 +349,17 @@ def test_hessian_free_trains_with_gvp():
     assert all(b <= a for a, b in zip(losses, losses[1:])), losses
     assert losses[-1] < 0.3 * losses[0], losses
     assert all(s.cg_stop != "negative curvature" for s in history), [s.cg_stop for s in history]
+
+
+def test_slot_output_spellings_agree():
+    """output="acts[L]" and output="acts[-1]" name the same slot: the same G v."""
+    args, v = point("deep_mlp_slot")
+    a = compiled("deep_mlp_slot", "python").gvp(*args, v=v)[1]
+    b = rop(wrt=("Ws", "bs"), output="acts[-1]", mode="python")(P.deep_mlp_slot).gvp(*args, v=v)[1]
+    assert rel(a, b) <= 1e-14
+
+
+@pytest.mark.parametrize("bad", ["acts[i + 1]", "f(x)", "3", ""])
+def test_output_spec_is_checked(bad):
+    with pytest.raises(ValueError, match="output must name"):
+        rop(wrt=("Ws", "bs"), output=bad)

@@ -116,10 +116,12 @@ class RTransform:
         if self.cut is None:
             body, _ = self.block(self.fn.body, active)
         else:
-            k = _cut_index(self.fn, self.cut)
+            z, slot = self.cut
+            k = _cut_index(self.fn, z)
             body, state = self.block(self.fn.body[:k + 1], active)
             if state is not None:
-                rest, _ = self.block(self.fn.body[k + 1:], self._cut_at(state))
+                state = self._cut_at(state, body)
+                rest, _ = self.block(self.fn.body[k + 1:], state)
                 body += rest
         self._unread_zero_slots(body)
         rparams = [self.rname(w) for w in self.wrt]
@@ -140,16 +142,35 @@ class RTransform:
             self._sink_versions(out)
         return out, state
 
-    def _cut_at(self, active):
+    def _cut_at(self, active, out):
         """Schraudolph's Gauss-Newton product G v = Jᵀ H_L J v is R{backprop} with the
         network's own curvature cut away: once the output z is computed (R{z} = J v), every
         later value gets its R only through z, the parameters and every forward value held
         fixed.  In activity terms: after the statement that finishes z, only z (and, for a
         list of outputs, its slots) is active; the R-transform then builds R{loss'} = H_L R{z}
         and the backward pass's R through it alone, so no term of the forward values' R (the
-        σ'' terms, Vᵀδ) is computed."""
-        z = self.cut
-        return {a for a in active if a == z or (is_token(a) and a.split("#")[0] == z)}
+        σ'' terms, Vᵀδ) is computed.
+
+        An output that is one slot of a list (``output="acts[L]"``: the per-layer list of
+        activations whose last slot is the output) keeps that slot's R and zeros in the
+        others: ``R_acts_z = zeros_of(acts); R_acts_z[L] = R_acts[L]``, read from here on."""
+        z, slot = self.cut
+        if slot is None or z not in active:
+            return {a for a in active if a == z or (is_token(a) and a.split("#")[0] == z)}
+        loc = self.fn.body[0].loc if not out else out[-1].loc
+        old = self.rname(z)
+        new = self.namer.fresh(old + "_z")
+        self.types[new] = self.types.get(z)
+        out.extend(self.build(new, _zeros_for(self.types.get(z), aname(z)), loc))
+        item = self.namer.temp()
+        self.fn_temps.add(item)
+        out.append(Assign(item, "getitem", (Var(old), slot), loc, is_r=True))
+        out.append(SetItem(new, slot, Var(item), loc, is_r=True))
+        self.rnames[z] = new
+        keep = {z}
+        if isinstance(slot, Const):
+            keep.add(token(z, slot.value))
+        return keep
 
     def _sink_versions(self, out):
         """Let a versioned R-statement's ``if`` take in the rest of its source line, so each
