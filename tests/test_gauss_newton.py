@@ -363,3 +363,15 @@ def test_slot_output_spellings_agree():
 def test_output_spec_is_checked(bad):
     with pytest.raises(ValueError, match="output must name"):
         rop(wrt=("Ws", "bs"), output=bad)
+
+
+def test_slot_output_computes_no_zero_products():
+    """With output="acts[L]", the backward loop over range(L - 1, -1, -1) never reads the
+    output's slot: no product with the hidden slots' (zero) R is computed."""
+    f = compiled("deep_mlp_slot", "python")
+    args, v = point("deep_mlp_slot")
+    f.gvp(*args, v=v)
+    src = f.gvp.source
+    backward = src[src.index("def deep_mlp_slot_gvp"):]
+    backward = backward[backward.index("for i in range(L - 1, -1, -1)"):]
+    assert "R_acts" not in backward, backward

@@ -44,6 +44,8 @@ class RTransform:
                  storage=None, forced=frozenset(), cut=None):
         self.fn = fn
         self.cut = cut  # the output named for the Gauss-Newton product (see _cut_at)
+        self.below: set = set()  # counters provably below an output slot's index
+        self.after_cut = False
         self.storage = storage if storage is not None else Storage(fn, types)
         self.written = self.storage.written_names()  # names an in-place write may change
         self.forced = forced  # names active from their first definition (see _late_active)
@@ -121,6 +123,7 @@ class RTransform:
             body, state = self.block(self.fn.body[:k + 1], active)
             if state is not None:
                 state = self._cut_at(state, body)
+                self.after_cut = True
                 rest, _ = self.block(self.fn.body[k + 1:], state)
                 body += rest
         self._unread_zero_slots(body)
@@ -307,6 +310,7 @@ class RTransform:
     # ------------------------------------------------------------------ straight-line code
     def s_Assign(self, st, active, out):
         self.defined.add(st.target)
+        self.below.discard(st.target)
         sl = self.slots
         sl.assigned(st.target)
         active -= sl.all_tokens(st.target)  # a list rebound: its old slots are gone
@@ -329,6 +333,12 @@ class RTransform:
             active.add(st.target)
             active |= {token(st.target, k) for k in sl.universe.get(st.target, ())
                        if k < len(rs) and rs[k] is not None}
+            return active
+        if self.cut is not None and self.cut[1] is not None and st.prim == "getitem" and \
+                st.args[0] == Var(self.cut[0]) and isinstance(st.args[1], Var) and \
+                st.args[1].name in self.below:
+            out.append(st)  # a hidden slot after the cut: held fixed
+            active.discard(st.target)
             return active
         hit = None
         if st.prim == "getitem" and isinstance(st.args[0], Var) and st.args[0].name in active:
@@ -437,7 +447,37 @@ class RTransform:
 
     def s_For(self, st, active, out):
         self.defined.add(st.var)
+        self.below.discard(st.var)
+        if self._counts_below_slot(st):
+            self.below.add(st.var)
         return self._s_For(st, active, out)
+
+    def _counts_below_slot(self, st) -> bool:
+        """For an output slot ``acts[L]``: the loop's counter stays below L (``range(L - 1,
+        -1, -1)``, ``range(0, L)``) and the body does not rebind it, so ``acts[i]`` never
+        reads the output's slot and its R after the cut is zero (no product with it)."""
+        if not self.after_cut or not isinstance(self.cut[1], Var):
+            return False
+        L = self.cut[1].name
+        if any(st.var in defined_names(s) for s in walk(st.body)):
+            return False
+
+        def offset(op):  # op = L - c: c, else None
+            if isinstance(op, Var) and op.name == L:
+                return 0
+            d = self.slots.defs.get(op.name) if isinstance(op, Var) else None
+            if d is not None and d.prim == "sub" and d.args[0] == Var(L) and \
+                    isinstance(d.args[1], Const) and type(d.args[1].value) is int:
+                return d.args[1].value
+            return None
+        step = st.step.value if isinstance(st.step, Const) else None
+        if step == -1:
+            c = offset(st.start)
+            return c is not None and c >= 1
+        if type(step) is int and step > 0:
+            c = offset(st.stop)
+            return c is not None and c >= 0
+        return False
 
     def s_SetItem(self, st, active, out):
         rv = self.r_of(st.value, active)
