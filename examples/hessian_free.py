@@ -366,7 +366,7 @@ def report(rows, budget, grid_size, equal_total, config, out):
               f"each given {budget / grid_size:g} s, the best chosen on the training objective "
               "at that time): " + ", ".join(f"{k} {fmt(v[1])} (lr {v[0]:g})"
                                             for k, v in equal_total.items())
-              + f"; Hessian-free at {budget:g} s: {fmt(rows[0][3][-1, 3])}."]
+              + f"; Hessian-free at {budget:g} s: {fmt(value_at(rows[0][3], 0, budget, 3))}."]
     text = "\n".join(lines) + "\n"
     print(text)
     if out is not None:
