@@ -48,6 +48,8 @@ SHAPES = {
     "boltzmann.py:bm_exact_gradient": "W=4x4*0.3,b=4*0.3,S=16x4,q=pos:4,n_hidden_states=int:4,T=float:1.0",
     "boltzmann.py:bm_sampled_gradient": "W=4x4,b=4,S=50x4,p_data=4x4,m_data=4,T=float:1.0",
     "course_style.py:loss": "params={W1=5x6,b1=6,W2=6x3,b2=3},X=8x5,y=labels:8:3",
+    # a 6-4-2-4-6 autoencoder: len(Ws) = 4, the code layer (after layer 2) linear
+    "hessian_free.py:backprop": "Ws=[4x6,2x4,4x2,6x4],bs=[4,2,4,6],X=pos:6x10",
 }
 
 # functions whose registered R-rule is a statistical estimate, not the derivative of the

@@ -16,6 +16,7 @@ EXAMPLES = {
     "recurrent_backprop.py": [],
     "boltzmann.py": ["--quick"],
     "course_style.py": [],
+    "hessian_free.py": ["--quick"],
 }
 
 
@@ -29,6 +30,8 @@ def test_example_runs(name, tmp_path):
     args = list(EXAMPLES[name])
     if name == "boltzmann.py":
         args += ["--plot", str(tmp_path / "estimators.png")]
+    if name == "hessian_free.py":
+        args += ["--plot", str(tmp_path / "hf.png"), "--results", str(tmp_path / "hf.md")]
     proc = subprocess.run([sys.executable, str(ROOT / "examples" / name), *args],
                           capture_output=True, text=True, timeout=900, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -36,3 +39,7 @@ def test_example_runs(name, tmp_path):
     assert "Traceback" not in proc.stderr
     if name == "boltzmann.py":
         assert (tmp_path / "estimators.png").stat().st_size > 1000
+    if name == "hessian_free.py":  # HF lowered the training error (the example asserts it too)
+        assert "Hessian-free lowered the training error" in proc.stdout
+        assert (tmp_path / "hf.png").stat().st_size > 1000
+        assert "| Hessian-free (Gv) |" in (tmp_path / "hf.md").read_text()
