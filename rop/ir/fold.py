@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .nodes import Append, Assign, Const, For, If, TupleOp, Var, While, defined_names, walk
+from .nodes import (Append, Assign, Const, For, If, TupleOp, Var, While, blocks_of, defined_names,
+                    walk)
 
 _CMP = {"lt": lambda a, b: a < b, "le": lambda a, b: a <= b, "gt": lambda a, b: a > b,
         "ge": lambda a, b: a >= b, "eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
@@ -124,12 +125,8 @@ def concat_lists(fn, types: dict) -> bool:
                     all(is_seq(a) for a in st.args) and not st.inplace:
                 out.extend(rewrite(st))
                 continue
-            if isinstance(st, If):
-                st.body, st.orelse = block(st.body), block(st.orelse)
-            elif isinstance(st, For):
-                st.body = block(st.body)
-            elif isinstance(st, While):
-                st.cond, st.body = block(st.cond), block(st.body)
+            for b in blocks_of(st):  # the nested statement lists, rewritten in place
+                b[:] = block(b)
             out.append(st)
         return out
 
