@@ -26,7 +26,8 @@ MODES = ("numba", "python")
 def rop(fn: Callable | None = None, *, wrt: str | Sequence[str], mode: str = "numba",
         check_finite: bool = True, relaxation: str = "auto",
         on_divergence: str = "raise",
-        output: str | None = None) -> RopFunction | Callable[[Callable], RopFunction]:
+        output: str | None = None,
+        hidden: dict | None = None) -> RopFunction | Callable[[Callable], RopFunction]:
     """Make ``fn`` differentiable by the R{·} operator with respect to the parameters ``wrt``.
 
     ``f.hvp(*args, v=(v1, ...))`` returns ``(outputs, R{outputs})``: the function's own
@@ -53,6 +54,14 @@ def rop(fn: Callable | None = None, *, wrt: str | Sequence[str], mode: str = "nu
     matrix (Schraudolph 2002; Martens 2010) when ``fn`` returns the gradient: R{·} of the
     backward pass taken through the output only, the parameters and the other forward values
     held fixed.  G is positive semi-definite when the loss is convex in the output.
+
+    ``hidden`` adds Martens & Sutskever's structural damping to ``.gvp``: a dict from hidden
+    values (``"h1"``, an RNN's states ``"hs[t]"``) to the variable the backward pass assigns the
+    loss's gradient with respect to each (``"dh"``), on one line.  Then
+    ``f.gvp(*args, v=..., structural=mu)`` returns G v + μ J_hᵀ J_h v, the curvature of
+    μ/2 ‖h(θ+p) − h(θ)‖² added, from the same compiled code: rop adds ``R{dh} += μ R{h}`` on
+    that line and the backward pass does the rest.  The hidden value is read as that line
+    would read it (``t`` is the loop's current step).
     """
     if isinstance(wrt, str):
         wrt = (wrt,)
@@ -67,9 +76,10 @@ def rop(fn: Callable | None = None, *, wrt: str | Sequence[str], mode: str = "nu
     if output is not None and not _output_spec(output):
         raise ValueError(f"output must name a variable of the function (\"y\") or a slot of a "
                          f"list (\"acts[L]\", \"acts[-1]\"), not {output!r}")
+    hidden = _hidden_spec(hidden, output)
 
     def wrap(f):
-        r = RopFunction(f, wrt, mode, check_finite, output)
+        r = RopFunction(f, wrt, mode, check_finite, output, hidden)
         for h in (r.hvp, r._gvp):
             if h is not None:
                 h.relaxation, h.on_divergence = relaxation, on_divergence
@@ -80,10 +90,11 @@ def rop(fn: Callable | None = None, *, wrt: str | Sequence[str], mode: str = "nu
 class RopFunction:
     """The decorated function: calling it calls the original; ``.hvp`` is R{fn}."""
 
-    def __init__(self, fn, wrt, mode, check_finite, output=None):
+    def __init__(self, fn, wrt, mode, check_finite, output=None, hidden=()):
         self.fn = fn
         self.wrt = wrt
         self.output = output
+        self.hidden = hidden
         self.signature = inspect.signature(fn)
         if len(set(wrt)) != len(wrt):
             dup = sorted({w for w in wrt if wrt.count(w) > 1})
@@ -94,7 +105,8 @@ class RopFunction:
                 raise RopCallError(f"wrt names `{w}`, which is not a parameter of {fn.__name__}"
                                    f"({', '.join(self.signature.parameters)})")
         self.hvp = HVP(self, mode, check_finite)
-        self._gvp = HVP(self, mode, check_finite, output=output) if output else None
+        self._gvp = HVP(self, mode, check_finite, output=output, hidden=hidden) if output \
+            else None
         functools.update_wrapper(self, fn)
         from .frontend.lower import lower
         try:
@@ -107,6 +119,15 @@ class RopFunction:
                                      ir.filename, ir.loc.lineno, ir.loc.col, ir.loc.text,
                                      "name the variable holding the network's output, where "
                                      "the loss begins")
+            for key, grad in hidden:
+                for n, what in ((key.split("[")[0], "hidden value"), (grad, "gradient")):
+                    if n not in ir.scope:
+                        raise RopSyntaxError(
+                            f"hidden names `{n}` (the {what} in {key!r}: {grad!r}), which is not "
+                            f"a variable of {fn.__name__}", ir.filename, ir.loc.lineno,
+                            ir.loc.col, ir.loc.text,
+                            "hidden maps a hidden value to the name its gradient is assigned to "
+                            "in the backward pass")
         except RopSyntaxError as exc:
             # a function that may take dicts, None or strings is lowered for what its call
             # passes (frontend/statics.py): errors that depend on them surface at that call
@@ -181,9 +202,11 @@ class _BoundHVP:
 class HVP:
     """``f.hvp(*args, v=...)``; ``.source``, ``.path`` and ``.graph`` show what was generated."""
 
-    def __init__(self, owner: RopFunction, mode: str, check_finite: bool, output=None):
+    def __init__(self, owner: RopFunction, mode: str, check_finite: bool, output=None,
+                 hidden=()):
         self.owner = owner
         self.output = output  # the Gauss-Newton product's cut (None: Hv)
+        self.hidden = hidden  # structural damping's (hidden value, its gradient's name) pairs
         self.kind = "gvp" if output else "hvp"
         self.mode = mode
         self.check_finite = check_finite
@@ -303,7 +326,7 @@ class HVP:
                 c = compile_hvp(self.owner.fn, self._ir_wrt(sig),
                                 {n: r for n, r in key if n != "#statics"}, self.mode,
                                 self.relaxation, self.check_finite, statics=statics,
-                                output=self.output)
+                                output=self.output, hidden=self.hidden)
             except RopError:
                 raise
             except Exception as exc:  # a bug in rop: say so, never a bare traceback
@@ -314,11 +337,14 @@ class HVP:
         self._last = c
         return c
 
-    def __call__(self, *args: Any, v: Any = _NO_V, **kwargs: Any) -> tuple:
+    def __call__(self, *args: Any, v: Any = _NO_V, structural: float | None = None,
+                 **kwargs: Any) -> tuple:
         """``(outputs, R{outputs})`` at these arguments along ``v``: one direction per ``wrt``
         name, shaped like it (a list for a per-layer list, a dict with the same keys for a
         dict).  ``outputs`` equal the function's own; R{outputs} is Hv when they are the
-        gradient."""
+        gradient.  ``structural=mu`` (``.gvp`` of a function decorated with ``hidden``) adds
+        μ J_hᵀ J_h v, structural damping; it is 0 when not given."""
+        mu = self._structural(structural)
         if v is _NO_V:
             wrt = self.owner.wrt
             raise RopCallError(
@@ -328,7 +354,8 @@ class HVP:
                 + (f" (here: one array shaped like `{wrt[0]}`)" if len(wrt) == 1 else ""))
         self._check_globals()  # module-level values compiled in: still the same?
         if not kwargs and len(args) == self._nparams:
-            fast = self._dispatch(args, v) if self._checks_compiled else self._fast_call(args, v)
+            fast = self._dispatch(args, v, mu) if self._checks_compiled else \
+                self._fast_call(args, v, mu)
             if fast is not None:
                 return fast
         bound = self._bind(args, kwargs)
@@ -359,18 +386,43 @@ class HVP:
         relax = getattr(c.module, "__rop_relaxations__", [])
         status = (np.zeros((len(relax), 4)),) if relax else ()
         try:
-            out, r_out = self._call_compiled(c, (*call_args, *directions, *status))
+            out, r_out = self._call_compiled(c, (*call_args, *directions, *mu, *status))
         except RopError:
             raise
         except Exception as exc:
             raise _runtime_error(exc, name, c, wrt, dict(zip(names, call_args)),
-                                 (*call_args, *directions, *status)) from None
+                                 (*call_args, *directions, *mu, *status)) from None
         if relax and status[0][:, 0].any():
             self._report_divergence(status[0], relax)
         if c.out_struct is not None:
             from .frontend.statics import rebuild
             out, r_out = rebuild(c.out_struct, out), rebuild(c.out_struct, r_out)
         return out, r_out
+
+    def _structural(self, mu) -> tuple:
+        """The structural damping weight as the generated function's last argument (none
+        without ``hidden``)."""
+        if not self.hidden:
+            if mu is not None:
+                raise RopCallError(
+                    f"{self.owner.fn.__name__}.{self.kind}: structural damping needs the hidden "
+                    f"values: decorate with @rop(..., output=..., hidden={{\"<hidden value>\": "
+                    f"\"<the name of its gradient in the backward pass>\"}})"
+                    if self.kind == "gvp" else
+                    f"{self.owner.fn.__name__}.hvp: structural damping is a term of the "
+                    "Gauss-Newton product: call .gvp (decorated with output and hidden)")
+            return ()
+        if mu is None:
+            return (0.0,)
+        try:
+            mu = float(mu)
+        except (TypeError, ValueError):
+            raise RopCallError(f"{self.owner.fn.__name__}.gvp: structural must be a number "
+                               f"(the damping weight μ), not {type(mu).__name__}") from None
+        if not np.isfinite(mu) or mu < 0:
+            raise RopCallError(f"{self.owner.fn.__name__}.gvp: structural must be finite and "
+                               f"≥ 0 (the damping weight μ), not {mu}")
+        return (mu,)
 
     def _check_globals(self):
         changed = _changed_global(self._globals)
@@ -412,7 +464,7 @@ class HVP:
         self._globals = ir.captured
         return ir
 
-    def _dispatch(self, args, v):
+    def _dispatch(self, args, v, mu=()):
         """The common call, checked without Python-level loops: Numba's dispatcher matches the
         argument types (float64, C-contiguous, ranks, a list's length) against what is
         compiled, with compiling switched off, and the generated code's first lines check the
@@ -425,7 +477,7 @@ class HVP:
         if self._skip:
             self._skip -= 1
             return None
-        call = [tuple(x) if type(x) is list else x for x in (*args, *v)]
+        call = [tuple(x) if type(x) is list else x for x in (*args, *v, *mu)]
         try:
             out = c.hvp(*call)
             if self._backoff:
@@ -462,7 +514,7 @@ class HVP:
             self._ready = c  # (results holding dicts are rebuilt on the checked path)  # compiled, compiling off: _dispatch may call it directly
         return out
 
-    def _fast_call(self, args, v):
+    def _fast_call(self, args, v, mu=()):
         """The common call in one pass: every argument already a float64 C-contiguous array, a
         float, or a list of such arrays of one rank; every direction the same shapes.  Anything
         else (or a first call) returns None and takes the checked path."""
@@ -484,6 +536,7 @@ class HVP:
             if d is None:
                 return None
             call.append(d)
+        call.extend(mu)
         self._last = c
         try:
             return c.hvp(*call)
@@ -532,6 +585,42 @@ def _output_spec(output) -> bool:
     return isinstance(i, ast.Name) or isinstance(i, ast.Constant) and type(i.value) is int or (
         isinstance(i, ast.UnaryOp) and isinstance(i.op, ast.USub)
         and isinstance(i.operand, ast.Constant) and type(i.operand.value) is int)
+
+
+def _hidden_spec(hidden, output) -> tuple:
+    """``hidden`` as sorted (hidden value, gradient name) pairs, checked: a dict from a name or a
+    list's slot (``"h1"``, ``"hs[t]"``, ``"hs[t + 1]"``) to a variable name."""
+    import ast
+    if hidden is None:
+        return ()
+    if not isinstance(hidden, dict) or not hidden:
+        raise ValueError("hidden must be a dict from hidden values to the names of their "
+                         "gradients in the backward pass, e.g. hidden={\"hs[t]\": \"dh\"}, "
+                         f"not {hidden!r}")
+    if output is None:
+        raise ValueError("hidden (structural damping) is a term of the Gauss-Newton product: "
+                         "name the network's output too, output=\"...\"")
+
+    def index_ok(i):
+        if isinstance(i, ast.Name) or isinstance(i, ast.Constant) and type(i.value) is int:
+            return True
+        if isinstance(i, ast.UnaryOp) and isinstance(i.op, ast.USub):
+            return index_ok(i.operand)
+        return isinstance(i, ast.BinOp) and isinstance(i.op, (ast.Add, ast.Sub)) and \
+            index_ok(i.left) and index_ok(i.right)
+    for key, grad in hidden.items():
+        try:
+            node = ast.parse(key, mode="eval").body if isinstance(key, str) else None
+        except SyntaxError:
+            node = None
+        if not (isinstance(node, ast.Name) or isinstance(node, ast.Subscript) and
+                isinstance(node.value, ast.Name) and index_ok(node.slice)):
+            raise ValueError(f"hidden: {key!r} must name a hidden value: a variable (\"h1\") or "
+                             f"a slot of a list (\"hs[t]\", \"hs[t + 1]\", \"acts[1]\")")
+        if not (isinstance(grad, str) and grad.isidentifier()):
+            raise ValueError(f"hidden: the gradient of {key!r} must be a variable's name (the one "
+                             f"the backward pass assigns dE/d{key} to), not {grad!r}")
+    return tuple(sorted(hidden.items()))
 
 
 def _len_params(fn) -> tuple:

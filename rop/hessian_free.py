@@ -330,7 +330,7 @@ def hessian_free(objective: Objective, gradient: Gradient, curvature: Curvature,
                  backtrack_start: float = 5.0, backtrack_ratio: float = 1.3,
                  warm_start_decay: float = 0.95, line_search: bool = True,
                  armijo_c: float = 1e-2, line_search_shrink: float = 0.8,
-                 line_search_max_tries: int = 60,
+                 line_search_max_tries: int = 60, structural_damping: float = 0.0,
                  callback: Callable[[Tree, HFStep], bool | None] | None = None,
                  progress: bool = True) -> HFResult:
     """Minimise ``objective`` by Martens' (2010) Hessian-free method; returns
@@ -381,6 +381,11 @@ def hessian_free(objective: Objective, gradient: Gradient, curvature: Curvature,
     - ``weight_decay=0.0`` — L2 coefficient w: the optimiser adds w/2·‖θ‖² to the objective (and
       to the recorded loss), wθ to the gradient, wv to the curvature product and w to the
       preconditioner's diagonal, once, so the user's functions must not include it.
+    - ``structural_damping=0.0`` — Martens & Sutskever's (2011) μ: a do-not-change prior
+      λμ/2 ‖h(θ+p) − h(θ)‖² on hidden values h (an RNN's states), scaled by λ so that it
+      adapts with the Levenberg–Marquardt rule.  When μ > 0, ``curvature`` is called with a
+      fourth argument, the weight λμ, and must add it times J_hᵀ J_h v: rop's
+      ``f.gvp(..., v=v, structural=weight)`` of a function decorated with ``hidden=``.
     - Negative curvature: CG stops at a direction d with dᵀ(B + λI)d ≤ 0 and uses the iterate
       reached (possible with Hv, never with Gauss-Newton and λ > 0).
 
@@ -403,6 +408,9 @@ def hessian_free(objective: Objective, gradient: Gradient, curvature: Curvature,
     _check_options(damping, weight_decay, steps, damping_boost, damping_drop, precond_exponent,
                    max_cg_iters, cg_tolerance, warm_start_decay, armijo_c, line_search_shrink,
                    line_search_max_tries, backtrack_start, backtrack_ratio)
+    if not (np.isfinite(structural_damping) and structural_damping >= 0):
+        raise ValueError(f"structural_damping (μ) must be finite and >= 0, got {structural_damping}")
+    mu = float(structural_damping)
     if batch is not None and batches is not None:
         raise ValueError("pass batch= (one batch for every step) or batches= (per step), not both")
     grad_batch = _batch_source("batches", batches, lambda n: batch)
@@ -453,8 +461,8 @@ def hessian_free(objective: Objective, gradient: Gradient, curvature: Curvature,
             used = lam
             shift = lam + wd
 
-            def apply_B(v, _p=theta, _b=cdata, _shift=shift):
-                Bv = curvature(_p, _b, v)
+            def apply_B(v, _p=theta, _b=cdata, _shift=shift, _s=lam * mu):
+                Bv = curvature(_p, _b, v, _s) if mu else curvature(_p, _b, v)
                 check_like(_p, Bv, "curvature")
                 if not tree_all_finite(Bv):
                     raise FloatingPointError("curvature returned non-finite values")

@@ -34,6 +34,7 @@ from .ir.nodes import Assign, Function
 from .ir.verify import verify
 from .rules.table import RULES
 from .transforms.relaxation import co_converge_loops
+from .transforms.gauss_newton import damped_of
 from .transforms.rtransform import r_transform
 
 
@@ -96,15 +97,16 @@ def _index_key(ir, wrt, param_types) -> str:
 
 
 def compile_hvp(fn, wrt, param_types: dict, mode: str = "numba", relaxation: str = "auto",
-                check_finite: bool = True, statics=None, output=None) -> Compiled:
+                check_finite: bool = True, statics=None, output=None, hidden=()) -> Compiled:
     """Compile R{fn} for these ranks (``param_types``, by IR parameter) and static arguments
     (frontend/statics.py); ``wrt`` names IR parameters (a dict's values, one by one).
     ``output`` names the network's output for the Gauss-Newton product (R cut after it,
-    transforms/rtransform.py), None for Hv."""
+    transforms/rtransform.py), None for Hv; ``hidden`` the (hidden value, its gradient's name)
+    pairs of structural damping (transforms/gauss_newton.py)."""
     ir = lower(fn, statics=statics)
     _dump("lower", ir)
     key = _index_key(ir, wrt, param_types) + relaxation[0] + "fc"[check_finite] + \
-        (f"|G:{output}" if output else "")
+        (f"|G:{output}" if output else "") + (f"|S:{hidden!r}" if hidden else "")
     hit = index_lookup(key)
     if hit is not None and not os.environ.get("ROP_DUMP"):
         path, source = hit
@@ -112,17 +114,17 @@ def compile_hvp(fn, wrt, param_types: dict, mode: str = "numba", relaxation: str
         c = Compiled(source, path, mod, getattr(mod, fn.__name__),
                      getattr(mod, fn.__name__ + ("_gvp" if output else "_hvp")), None,
                      lambda: _rebuild(fn, wrt, param_types, statics=statics,
-                                      output=output).graph_fn())
+                                      output=output, hidden=hidden).graph_fn())
     else:
-        c = _compile(fn, ir, wrt, param_types, mode, relaxation, check_finite, output)
+        c = _compile(fn, ir, wrt, param_types, mode, relaxation, check_finite, output, hidden)
         index_store(key, c.path)
     c.out_struct, c.plain = ir.out_struct, not statics
     return c
 
 
-def _rebuild(fn, wrt, param_types, relaxation="auto", statics=None, output=None):
+def _rebuild(fn, wrt, param_types, relaxation="auto", statics=None, output=None, hidden=()):
     return _compile(fn, lower(fn, statics=statics), wrt, param_types, "python", relaxation,
-                    output=output)  # graph only
+                    output=output, hidden=hidden)  # graph only
 
 
 @dataclass
@@ -138,6 +140,7 @@ class Unit:
     relaxation: str = "auto"
     check_finite: bool = True
     output: str = None  # for the Gauss-Newton product: where the loss begins
+    hidden: tuple = ()  # structural damping: (hidden value, the name of its gradient) pairs
     prims: dict = None
     types: dict = None
     namer: object = None
@@ -209,8 +212,9 @@ def rtransform(u: Unit):
     """R{·} statement by statement, list-slot activity inside it (transforms/); each rule's
     formula becomes three-address R-statements (ir/builder.py)."""
     cut = _cut_of(u.output, u.ir) if u.output else None
+    hidden = damped_of(u.hidden, u.ir) if u.hidden else ()
     u.rfn = r_transform(copy.deepcopy(u.ir), u.wrt, u.types, u.prims, u.namer, u.relaxation,
-                        storage=u.storage, cut=cut)
+                        storage=u.storage, cut=cut, hidden=hidden)
     for v, r in u.rfn.rnames.items():
         u.types.setdefault(r, u.types.get(v))
 
@@ -264,11 +268,11 @@ def run_passes(u: Unit) -> Unit:
 
 
 def _compile(fn, ir, wrt, param_types, mode, relaxation="auto", check_finite=True,
-             output=None) -> Compiled:
+             output=None, hidden=()) -> Compiled:
     # the lowered IR is cached on the function: the passes work on a copy
     ir = copy.deepcopy(ir)
     u = run_passes(Unit(fn, ir, tuple(wrt), param_types, relaxation, check_finite, output,
-                        namer=ir.namer))
+                        hidden, namer=ir.namer))
     path = write_module(u.source, f"{fn.__name__}_{'gvp' if output else 'hvp'}")
     mod = load_module(path, mode, externs_for(ir))
     rfn = u.rfn

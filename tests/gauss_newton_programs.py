@@ -197,3 +197,50 @@ def deep_mlp_slot(Ws, bs, X, T):
         if i > 0:
             d = (Ws[i].T @ d) * (1.0 - acts[i] ** 2)
     return dWs, dbs
+
+
+# ---------------------------------------------------------------- structural damping
+# (tests/test_structural_damping.py): each names its hidden values and their gradients
+
+# the seed MLP with the hidden layer's pre-activation named: hidden={"a1": "d1"}
+def seed_mlp_named(W1, b1, W2, b2, X, T):
+    a1 = W1 @ X + b1[:, None]
+    y1 = sigmoid(a1)
+    y2 = W2 @ y1 + b2[:, None]
+    d2 = (y2 - T) / X.shape[1]
+    d1 = (W2.T @ d2) * y1 * (1.0 - y1)
+    return d1 @ X.T, d1.sum(axis=1), d2 @ y1.T, d2.sum(axis=1)
+
+
+# a deep MLP whose backward pass names the gradient of each hidden layer's activities:
+# hidden={"acts[i]": "dh"} with output="acts[L]"
+def deep_mlp_named(Ws, bs, X, T):
+    L = len(Ws)
+    acts = [None] * (L + 1)
+    acts[0] = X
+    for i in range(L):
+        h = Ws[i] @ acts[i] + bs[i][:, None]
+        if i < L - 1:
+            acts[i + 1] = np.tanh(h)
+        else:
+            acts[i + 1] = h
+    d = (acts[L] - T) / X.shape[1]
+    dWs = [None] * L
+    dbs = [None] * L
+    for i in range(L - 1, -1, -1):
+        dWs[i] = d @ acts[i].T
+        dbs[i] = d.sum(axis=1)
+        if i > 0:
+            dh = Ws[i].T @ d
+            d = dh * (1.0 - acts[i] ** 2)
+    return dWs, dbs
+
+
+# refused: the backward pass reuses the hidden value's name
+def hidden_rebound(W1, W2, X, T):
+    h = np.tanh(W1 @ X)
+    y = W2 @ h
+    d = y - T
+    dh = W2.T @ d
+    h = dh * (1 - np.tanh(W1 @ X) ** 2)
+    return h @ X.T, d @ np.tanh(W1 @ X).T

@@ -13,13 +13,125 @@ the forward values' R (the σ'' terms, Vᵀδ) are structurally zero and never c
 Refused at the user's line, because activity after the cut follows z alone: an output that is
 a parameter or never bound, and a loss that reads z through another name that held it before
 the cut (a list slot it was stored in, an array it is a view of).
+
+Structural damping (Martens & Sutskever 2011; Martens' slide "put a do-not-change prior on the
+hidden unit activities") adds μ/2 ‖h(θ+p) − h(θ)‖² to the quadratic model, so the product
+becomes G v + μ J_hᵀ J_h v.  Both halves are already in the compiled code: J_h v is R{h} of
+the forward pass (computed before the cut), and J_hᵀ is what the user's backward pass does to
+the gradient of the loss with respect to h.  So the user names h and the variable holding its
+gradient (``hidden={"hs[t]": "dh"}``), and on the line that assigns that gradient the
+transform adds ``R{dh} += μ R{hs[t]}``: the backward pass then carries μ J_h v back to the
+parameters with the loss's own term.  One line, no second pass.
 """
 
 from __future__ import annotations
 
+import ast
+from dataclasses import dataclass
+
 from ..ir.nodes import Append, Assign, Const, SetItem, TupleOp, Var, defined_names, operand_vars, walk
 from ..ir.storage import ALIAS_PRIMS
 from .slots import is_token, token
+
+
+def _error(loc, msg, hint):
+    from ..ir.storage import _error as err
+    return err(loc, msg, hint)
+
+
+@dataclass(frozen=True)
+class Damped:
+    """One hidden value of structural damping, in IR names: ``base`` or ``base[index]``
+    (``index`` an ast expression), and ``grad``, the variable the backward pass assigns the
+    loss's gradient with respect to it; ``key``/``grad_text`` as the user wrote them."""
+
+    base: str
+    index: object  # ast.expr or None
+    grad: str
+    key: str
+    grad_text: str
+
+
+def damped_of(hidden, ir) -> tuple:
+    """The user's ``hidden={"hs[t]": "dh"}`` pairs as IR names (``Function.scope``)."""
+    out = []
+    for key, grad in hidden:
+        node = ast.parse(key, mode="eval").body
+        ren = _Rename(ir.scope)
+        if isinstance(node, ast.Name):
+            base, index = ir.scope.get(node.id, node.id), None
+        else:
+            base = ir.scope.get(node.value.id, node.value.id)
+            index = ren.visit(node.slice)
+        out.append(Damped(base, index, ir.scope.get(grad, grad), key, grad))
+    return tuple(out)
+
+
+class _Rename(ast.NodeTransformer):
+    def __init__(self, scope):
+        self.scope = scope
+
+    def visit_Name(self, node):
+        return ast.Name(id=self.scope.get(node.id, node.id), ctx=ast.Load())
+
+
+def damping_sites(tr, k, state) -> dict:
+    """Where structural damping adds μ R{h}: for each hidden value, the one line after the cut
+    that assigns its gradient's name (the id of its last IR statement there -> the R-expression
+    of h, read from the forward pass's R, which the cut leaves as it was).  Refused at the
+    user's line: a gradient name assigned on no line or on several (which one is the gradient
+    of h?), a hidden value that does not depend on the parameters, or one rebound or written
+    after the output (then R{h} of the forward pass is not what the line would read)."""
+    fn = tr.fn
+    after = list(walk(fn.body[k + 1:]))
+    sites = {}
+    for d in tr.hidden:
+        assigns = [s for s in after if isinstance(s, Assign) and s.target == d.grad]
+        if not assigns:
+            raise _error(fn.loc, f"structural damping: `{d.grad_text}`, named as the gradient of "
+                                 f"`{d.key}`, is not assigned after the output `{tr.cut[0]}`",
+                         f"name the variable the backward pass assigns dE/d{d.key} to")
+        lines = sorted({s.loc.lineno for s in assigns})
+        if len(lines) > 1:
+            second = next(s for s in assigns if s.loc.lineno == lines[1])
+            raise _error(second.loc, f"structural damping: `{d.grad_text}` is assigned on lines "
+                                     f"{', '.join(map(str, lines))}; rop adds μ R{{{d.key}}} on the "
+                                     "line that assigns the gradient of the hidden value",
+                         f"give the gradient of `{d.key}` a name of its own, assigned on one line")
+        for s in after:
+            if d.base in defined_names(s) or isinstance(s, (SetItem, Append)) and s.obj == d.base:
+                raise _error(s.loc, f"structural damping: this changes `{d.key.split('[')[0]}` after "
+                                    f"the output `{tr.cut[0]}`, so the hidden value `{d.key}` "
+                                    "is no longer the forward pass's",
+                             f"keep the forward pass's `{d.key.split('[')[0]}` unchanged in the "
+                             "backward pass (use another name there)")
+        if d.base not in state:
+            raise _error(assigns[-1].loc, f"structural damping: the hidden value `{d.key}` does "
+                                          "not depend on the parameters in wrt",
+                         "name a hidden layer's activities or an RNN's states")
+        base = ast.Name(id=tr.rname(d.base), ctx=ast.Load())
+        rh = base if d.index is None else ast.Subscript(value=base, slice=d.index,
+                                                       ctx=ast.Load())
+        sites[id(assigns[-1])] = (rh, d)
+    return sites
+
+
+def damp(tr, st, active, out):
+    """On the line assigning the gradient of a hidden value h: R{grad} += μ R{h} (see the
+    module's docstring); from here the backward pass carries it to the parameters."""
+    rh, d = tr.sites[id(st)]
+    index = () if d.index is None else ast.walk(d.index)
+    for n in (x.id for x in index if isinstance(x, ast.Name)):
+        if n not in tr.defined:
+            raise _error(st.loc, f"structural damping: `{d.key}` is read on this line, where "
+                                 f"`{n}` is not bound", "name a hidden value this line can read")
+    term = ast.BinOp(left=ast.Name(id=tr.mu, ctx=ast.Load()), op=ast.Mult(), right=rh)
+    if st.target in active:
+        term = ast.BinOp(left=ast.Name(id=tr.rname(st.target), ctx=ast.Load()), op=ast.Add(),
+                         right=term)
+    out.extend(tr.build(tr.rname(st.target), term, st.loc))
+    active.add(st.target)
+    return active
 
 
 def cut_index(fn, z) -> int:
@@ -28,9 +140,7 @@ def cut_index(fn, z) -> int:
     output that is a parameter or never bound, and a later read of another name that holds
     z's memory (a list slot or a tuple holding it): activity after the cut follows z alone,
     so the loss must read z itself."""
-    def err(loc, msg, hint):
-        from ..ir.storage import _error
-        return _error(loc, msg, hint)
+    err = _error
     if z in fn.params:
         raise err(fn.loc, f"output `{z}` is a parameter of {fn.name}: name the value the network "
                           "computes, where the loss begins", "e.g. output=\"y\" for `y = W2 @ h + b2`")

@@ -28,7 +28,7 @@ from ..ir.nodes import (Append, Assign, Break, Const, Continue, For, Function, I
 from ..ir.storage import ALIAS_PRIMS, Storage
 from ..rules.table import COSTLY, apply_rule
 from ..rules.templates import T, name as aname
-from .gauss_newton import counts_below_slot, cut_at, cut_index
+from .gauss_newton import counts_below_slot, cut_at, cut_index, damp, damping_sites
 from .relaxation import may_relax
 from .slots import SlotFacts, is_token, token
 
@@ -42,9 +42,12 @@ class _Loop:
 
 class RTransform:
     def __init__(self, fn: Function, wrt, types: dict, prims: dict, namer, slot_activity=True,
-                 storage=None, forced=frozenset(), cut=None):
+                 storage=None, forced=frozenset(), cut=None, hidden=()):
         self.fn = fn
         self.cut = cut  # the output for the Gauss-Newton product (transforms/gauss_newton.py)
+        self.hidden = hidden  # structural damping's hidden values (gauss_newton.Damped)
+        self.sites: dict = {}  # id of a line's statement -> the μ R{h} it gets (damping_sites)
+        self.mu = None  # the structural damping weight's parameter
         self.below: set = set()  # counters provably below an output slot's index
         self.after_cut = False
         self.storage = storage if storage is not None else Storage(fn, types)
@@ -122,6 +125,10 @@ class RTransform:
             z, slot = self.cut
             k = cut_index(self.fn, z)
             body, state = self.block(self.fn.body[:k + 1], active)
+            if state is not None and self.hidden:
+                self.sites = damping_sites(self, k, state)
+                self.mu = self.namer.fresh("mu")
+                self.types[self.mu] = 0
             if state is not None:
                 state = cut_at(self, state, body)
                 self.after_cut = True
@@ -129,7 +136,8 @@ class RTransform:
                 body += rest
         self._unread_zero_slots(body)
         rparams = [self.rname(w) for w in self.wrt]
-        return Function(self.fn.name, params + rparams, body, self.fn.loc,
+        mu = [self.mu] if self.mu is not None else []  # structural damping's weight
+        return Function(self.fn.name, params + rparams + mu, body, self.fn.loc,
                         self.fn.filename, helpers=self.fn.helpers, user_names=self.fn.user_names,
                         temps=set(self.fn_temps), rparams=rparams, rnames=dict(self.rnames))
 
@@ -187,6 +195,8 @@ class RTransform:
         such a read; any other use (stored, returned, passed on, or read unguarded) keeps the
         real zero."""
         sl = self.slots
+        for _, d in self.sites.values():  # structural damping reads the forward R-list
+            self.slot_zeros.pop(d.base, None)
         if not self.slot_zeros or (self.relax_mode == "auto" and may_relax(self.fn)):
             return
         tainted = {self.rnames[t]: info for t, info in sl.taint.items() if t in self.rnames}
@@ -286,9 +296,12 @@ class RTransform:
         sl.assigned(st.target)
         active -= sl.all_tokens(st.target)  # a list rebound: its old slots are gone
         try:
-            return self._assign(st, active, out)
+            active = self._assign(st, active, out)
         finally:
             sl.note_def(st)
+        if self.sites and id(st) in self.sites:
+            active = damp(self, st, active, out)
+        return active
 
     def _assign(self, st, active, out):
         sl = self.slots
@@ -644,7 +657,7 @@ def _subst(expr, old, new):
 
 
 def r_transform(fn, wrt, types, prims, namer, relaxation="auto", slot_activity=True,
-                storage=None, cut=None) -> Function:
+                storage=None, cut=None, hidden=()) -> Function:
     for w in wrt:
         if w not in fn.params:
             raise RopSyntaxError(f"`{w}` in wrt is not a parameter of {fn.name}", fn.filename,
@@ -653,7 +666,7 @@ def r_transform(fn, wrt, types, prims, namer, relaxation="auto", slot_activity=T
     forced = frozenset()
     while True:  # at most once more per class that becomes active late
         tr = RTransform(copy.deepcopy(fn), wrt, types, prims, copy.deepcopy(namer), slot_activity,
-                        storage, forced, cut)
+                        storage, forced, cut, hidden)
         tr.relax_mode = relaxation
         out = tr.run()
         if not tr.late - forced:
