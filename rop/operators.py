@@ -41,9 +41,10 @@ class Block:
 class Layout:
     """The flat layout of a parameter structure (an array, or tuples, lists and dicts of them).
 
-    ``Layout(tree, names)`` with ``names`` labelling the entries of the tuple ``tree`` (the
-    ``wrt`` names); with a single name the structure is that parameter itself and
-    ``unflatten`` returns it bare, as the function's gradient holds it.  Dict keys keep the
+    ``Layout(tree)`` for any structure; ``Layout(values, names)`` for the tuple of ``wrt``
+    values with their names (block names then read ``W1``, ``Ws[0]``, ``params['b1']``).  With a
+    single name the structure is that parameter itself: ``unflatten`` returns it bare, as the
+    function's gradient holds it, and ``flatten`` takes it bare or in a 1-tuple.  Dict keys keep the
     order of the dict the layout was made from; ``flatten`` reads any dict with the same keys
     in that order.
     """
@@ -51,9 +52,11 @@ class Layout:
     def __init__(self, tree: Any, names: Sequence[str] | None = None):
         names = tuple(names) if names is not None else None
         self.single = names is not None and len(names) == 1
-        if names is not None and not self.single:
+        if names is not None:
             if not isinstance(tree, (tuple, list)) or len(tree) != len(names):
                 raise ValueError(f"Layout: {len(names)} names for {_describe(tree)}")
+            if self.single:
+                tree = tree[0]
         self.names = names
         self.blocks: list[Block] = []
         root = names[0] if self.single else ""
@@ -85,10 +88,11 @@ class Layout:
                 and len(tree) == 1:
             tree = tree[0]  # (v,) for one wrt parameter, as .hvp accepts it
         out = np.empty(self.size)
-        self._fill(self._skel, tree, out, self.names[0] if self.single else "the structure")
+        top = self.names if self.names is not None and not self.single else None
+        self._fill(self._skel, tree, out, self.names[0] if self.single else "the structure", top)
         return out
 
-    def _fill(self, skel, x, out, path):
+    def _fill(self, skel, x, out, path, top=None):
         kind = skel[0]
         if kind == "dict":
             if not isinstance(x, dict) or set(x) != set(skel[2]):
@@ -99,7 +103,7 @@ class Layout:
             if not isinstance(x, (tuple, list)) or len(x) != skel[2]:
                 self._mismatch(x, path, f"a {skel[1].__name__} of {skel[2]}")
             for i, (c, s) in enumerate(zip(x, skel[3])):
-                self._fill(s, c, out, f"{path}[{i}]")
+                self._fill(s, c, out, top[i] if top else f"{path}[{i}]")
         else:
             b = self.blocks[skel[1]]
             if isinstance(x, (dict, tuple, list)) or np.shape(x) != b.shape:
