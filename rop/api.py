@@ -195,6 +195,9 @@ class _BoundHVP:
     def compile(self, *args, **kwargs):
         return self._hvp.compile(self._obj, *args, **kwargs)
 
+    def operator(self, *args, **kwargs):
+        return self._hvp.operator(self._obj, *args, **kwargs)
+
     def __getattr__(self, name):  # .source, .path, .graph, .inspect()
         return getattr(self._hvp, name)
 
@@ -264,6 +267,13 @@ class HVP:
         self._check_globals()
         bound = self._bind(args, kwargs)
         return self._get(bound)
+
+    def operator(self, *args: Any, **kwargs: Any):
+        """This product at these arguments as a flat symmetric ``scipy.sparse.linalg.LinearOperator``
+        (float64; ``.layout`` converts flat vectors to and from the ``wrt`` parameters), for
+        SciPy's solvers and :mod:`rop.curvature`'s estimators: see :func:`rop.operators.operator`."""
+        from .operators import operator
+        return operator(self, *args, **kwargs)
 
     def _bind(self, args, kwargs):
         if not kwargs and len(args) == len(self._params):  # the common call: all positional

@@ -17,6 +17,7 @@ EXAMPLES = {
     "boltzmann.py": ["--quick"],
     "course_style.py": [],
     "hessian_free.py": ["--quick"],
+    "curvature.py": ["--quick"],
 }
 
 
@@ -30,6 +31,8 @@ def test_example_runs(name, tmp_path):
     args = list(EXAMPLES[name])
     if name == "boltzmann.py":
         args += ["--plot", str(tmp_path / "estimators.png")]
+    if name == "curvature.py":
+        args += ["--plot", str(tmp_path / "density.png")]
     if name == "hessian_free.py":
         args += ["--plot", str(tmp_path / "hf.png"), "--results", str(tmp_path / "hf.md")]
     proc = subprocess.run([sys.executable, str(ROOT / "examples" / name), *args],
@@ -39,6 +42,9 @@ def test_example_runs(name, tmp_path):
     assert "Traceback" not in proc.stderr
     if name == "boltzmann.py":
         assert (tmp_path / "estimators.png").stat().st_size > 1000
+    if name == "curvature.py":
+        assert (tmp_path / "density.png").stat().st_size > 1000
+        assert "top-5 Hessian eigenvalues" in proc.stdout
     if name == "hessian_free.py":  # HF lowered the training error (the example asserts it too)
         assert "Hessian-free lowered the training error" in proc.stdout
         assert (tmp_path / "hf.png").stat().st_size > 1000
