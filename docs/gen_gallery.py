@@ -50,6 +50,9 @@ SHAPES = {
     "course_style.py:loss": "params={W1=5x6,b1=6,W2=6x3,b2=3},X=8x5,y=labels:8:3",
     # a 6-4-2-4-6 autoencoder: len(Ws) = 4, the code layer (after layer 2) linear
     "hessian_free.py:backprop": "Ws=[4x6,2x4,4x2,6x4],bs=[4,2,4,6],X=pos:6x10",
+    # a 4-unit RNN over 3 steps, 5 sequences
+    "hessian_free_rnn.py:backprop": "Wxh=4x2,Whh=4x4*0.5,bh=4,Why=1x4,by=1,h0=4x5,"
+                                    "xs=[2x5,2x5,2x5],target=1x5",
 }
 
 # functions whose registered R-rule is a statistical estimate, not the derivative of the
