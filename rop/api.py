@@ -322,21 +322,34 @@ class HVP:
             out += got
         return tuple(out)
 
-    def _get(self, bound, flat=None):
+    def _get(self, bound, flat=None, linearized=False):
         from .frontend.statics import statics_key
         statics, sig, names, values = flat or self._flat(bound)
         key = tuple((n, _rank(x)) for n, x in zip(names, values))
         if statics:
             key += (("#statics", statics_key(statics)),)
+        if linearized:
+            key += (("#linearized", self.relaxation),)
         c = self._compiled.get(key)
+        if isinstance(c, Exception):  # known not to split: the caller falls back
+            raise c
         if c is None:
-            from .pipeline import compile_hvp
+            from .pipeline import compile_hvp, compile_linearized
+            from .transforms.linearize import NotLinearizable
             self._current_ir(statics)
+            ranks = {n: r for n, r in key if not n.startswith("#")}
             try:
-                c = compile_hvp(self.owner.fn, self._ir_wrt(sig),
-                                {n: r for n, r in key if n != "#statics"}, self.mode,
-                                self.relaxation, self.check_finite, statics=statics,
-                                output=self.output, hidden=self.hidden)
+                if linearized:
+                    c = compile_linearized(self.owner.fn, self._ir_wrt(sig), ranks, self.mode,
+                                           self.check_finite, statics=statics,
+                                           output=self.output, hidden=self.hidden)
+                else:
+                    c = compile_hvp(self.owner.fn, self._ir_wrt(sig), ranks, self.mode,
+                                    self.relaxation, self.check_finite, statics=statics,
+                                    output=self.output, hidden=self.hidden)
+            except NotLinearizable as exc:
+                self._compiled[key] = exc
+                raise
             except RopError:
                 raise
             except Exception as exc:  # a bug in rop: say so, never a bare traceback
@@ -344,7 +357,8 @@ class HVP:
                     f"rop failed to compile {self.owner.fn.__name__}: {type(exc).__name__}: {exc}. "
                     "This is a bug in rop; please report it with the function's source.") from None
             self._compiled[key] = c
-        self._last = c
+        if not linearized:
+            self._last = c
         return c
 
     def __call__(self, *args: Any, v: Any = _NO_V, structural: float | None = None,
@@ -373,25 +387,9 @@ class HVP:
         wrt = self.owner.wrt
         flat = self._flat(bound)
         statics, sig, names, values = flat
-        if not isinstance(v, (tuple, list)) or len(v) != len(wrt):
-            if len(wrt) == 1 and not isinstance(v, (tuple, list)) or \
-                    len(wrt) == 1 and wrt[0] in bound and isinstance(bound[wrt[0]], (list, tuple)) and \
-                    isinstance(v, (tuple, list)) and len(v) == len(bound[wrt[0]]) and \
-                    not isinstance(v[0], (tuple, list)) and len(v) != 1:
-                v = (v,)
-            else:
-                got = len(v) if isinstance(v, (tuple, list)) else type(v).__name__
-                raise RopCallError(f"{name}.{self.kind}: v must hold one direction per wrt parameter "
-                                   f"{wrt}, in that order; got {got}")
         ir_wrt = self._ir_wrt(sig)
         call_args = [_as_arg(x, p, name, is_param=p in ir_wrt) for p, x in zip(names, values)]
-        if sig is None:
-            directions = [_check_direction(bound[w], d, w, name) for w, d in zip(wrt, v)]
-        else:
-            from .frontend.statics import entry_at, flat_direction, value_at
-            directions = [_check_direction(p, dd, pname, name) for w, d in zip(wrt, v)
-                          for _, pname, p, dd in flat_direction(entry_at(sig, w), d, w, name,
-                                                                value_at(bound, w))]
+        directions = self._directions(bound, sig, v)
         c = self._get(bound, flat)
         relax = getattr(c.module, "__rop_relaxations__", [])
         status = (np.zeros((len(relax), 4)),) if relax else ()
@@ -408,6 +406,35 @@ class HVP:
             from .frontend.statics import rebuild
             out, r_out = rebuild(c.out_struct, out), rebuild(c.out_struct, r_out)
         return out, r_out
+
+    def _directions(self, bound, sig, v) -> list:
+        """``v`` checked against the parameters and flattened as the generated function takes
+        the directions (a dict's values one by one)."""
+        name = self.owner.fn.__name__
+        wrt = self.owner.wrt
+        if not isinstance(v, (tuple, list)) or len(v) != len(wrt):
+            if len(wrt) == 1 and not isinstance(v, (tuple, list)) or \
+                    len(wrt) == 1 and wrt[0] in bound and isinstance(bound[wrt[0]], (list, tuple)) and \
+                    isinstance(v, (tuple, list)) and len(v) == len(bound[wrt[0]]) and \
+                    not isinstance(v[0], (tuple, list)) and len(v) != 1:
+                v = (v,)
+            else:
+                got = len(v) if isinstance(v, (tuple, list)) else type(v).__name__
+                raise RopCallError(f"{name}.{self.kind}: v must hold one direction per wrt parameter "
+                                   f"{wrt}, in that order; got {got}")
+        if sig is None:
+            return [_check_direction(bound[w], d, w, name) for w, d in zip(wrt, v)]
+        from .frontend.statics import entry_at, flat_direction, value_at
+        return [_check_direction(p, dd, pname, name) for w, d in zip(wrt, v)
+                for _, pname, p, dd in flat_direction(entry_at(sig, w), d, w, name,
+                                                      value_at(bound, w))]
+
+    def linearize(self, *args: Any, structural: float | None = None, **kwargs: Any):
+        """Linearise once at these arguments (``jax.linearize``): the primal pass runs now and
+        its tape is kept; ``lin(v)`` then runs only the R-statements, per direction, and
+        ``lin.outputs`` are the function's outputs.  See :class:`rop.linearized.Linearized`."""
+        from .linearized import Linearized
+        return Linearized(self, args, kwargs, structural)
 
     def _structural(self, mu) -> tuple:
         """The structural damping weight as the generated function's last argument (none

@@ -286,9 +286,21 @@ def operator(hvp, *args: Any, gradient: int | Callable | None = None,
         hvp, args = hvp._hvp, (hvp._obj, *args)
     bound = hvp._bind(args, kwargs)
     layout = Layout(_wrt_values(hvp.owner, bound), hvp.owner.wrt)
-    call = _caller(hvp, layout, gradient)
-    return CurvatureOperator(layout, lambda x: call(args, kwargs, x),
-                             name="Gauss-Newton" if hvp.kind == "gvp" else "Hessian")
+    # linearised once (rop/linearized.py): the primal pass runs here, each product only the
+    # R-statements, from its tape
+    lin = hvp.linearize(*args, **kwargs)
+    pick = [None if gradient is None else _picker(gradient)]
+    name = f"{hvp.owner.fn.__name__}.{hvp.kind}"
+
+    def product(x):
+        r_out = lin(layout.directions(x))
+        if pick[0] is None:
+            pick[0] = _find_gradient(r_out, layout, name)
+        return layout.flatten(pick[0](r_out))
+    op = CurvatureOperator(layout, product,
+                           name="Gauss-Newton" if hvp.kind == "gvp" else "Hessian")
+    op.linearized = lin
+    return op
 
 
 def dataset_operator(hvp, batches: Iterable | Callable[[], Iterable], *,

@@ -35,6 +35,7 @@ from .ir.verify import verify
 from .rules.table import RULES
 from .transforms.relaxation import co_converge_loops
 from .transforms.gauss_newton import damped_of
+from .transforms.linearize import linearize
 from .transforms.rtransform import r_transform
 
 
@@ -48,6 +49,8 @@ class Compiled:
     ir: object       # the R-transformed IR
     graph_fn: object  # builds the networkx dataflow graph on demand
     out_struct: object = None  # how the results hold dicts (frontend/statics.py)
+    linearize: object = None  # (args...) -> (outputs, tape): the primal part, once
+    tangent: object = None    # (args..., *tape, R_args...) -> R{outputs}: per direction
     plain: bool = True  # no static arguments: the generated function takes the user's
 
 
@@ -122,6 +125,42 @@ def compile_hvp(fn, wrt, param_types: dict, mode: str = "numba", relaxation: str
     return c
 
 
+def compile_linearized(fn, wrt, param_types, mode: str = "numba", check_finite: bool = True,
+                       statics=None, output=None, hidden=()) -> Compiled:
+    """R{fn} split into ``<name>_linearize`` (the primal part, run once at fixed arguments,
+    returning the outputs and the tape) and ``<name>_tangent`` (the R-statements alone, run
+    per direction from the tape): transforms/linearize.py.  Raises ``NotLinearizable`` when
+    the function has a part the split does not handle."""
+    ir = lower(fn, statics=statics)
+    kind = "_gvp" if output else "_hvp"
+    key = _index_key(ir, wrt, param_types) + "a" + "fc"[check_finite] + \
+        (f"|G:{output}" if output else "") + (f"|S:{hidden!r}" if hidden else "") + "|L"
+    hit = index_lookup(key)
+    if hit is not None and not os.environ.get("ROP_DUMP"):
+        path, source = hit
+        mod = load_module(path, mode, externs_for(ir))
+        rfn = None
+    else:
+        ir = copy.deepcopy(ir)
+        u = Unit(fn, ir, tuple(wrt), param_types, "auto", check_finite, output, hidden,
+                 namer=ir.namer)
+        for p in PASSES[:-1]:
+            p(u)
+        lin, tan, _ = linearize(u.rfn, u.types, u.namer, fn.__name__ + kind)
+        u.linearized = (lin, tan)
+        emit(u)
+        source = u.source
+        path = write_module(source, f"{fn.__name__}{kind}_lin")
+        index_store(key, path)
+        mod = load_module(path, mode, externs_for(ir))
+        rfn = u.rfn
+    c = Compiled(source, path, mod, getattr(mod, fn.__name__), None, rfn, None,
+                 linearize=getattr(mod, fn.__name__ + kind + "_linearize"),
+                 tangent=getattr(mod, fn.__name__ + kind + "_tangent"))
+    c.out_struct, c.plain = ir.out_struct, not statics
+    return c
+
+
 def _rebuild(fn, wrt, param_types, relaxation="auto", statics=None, output=None, hidden=()):
     return _compile(fn, lower(fn, statics=statics), wrt, param_types, "python", relaxation,
                     output=output, hidden=hidden)  # graph only
@@ -141,6 +180,7 @@ class Unit:
     check_finite: bool = True
     output: str = None  # for the Gauss-Newton product: where the loss begins
     hidden: tuple = ()  # structural damping: (hidden value, the name of its gradient) pairs
+    linearized: tuple = None  # (primal part, tangent part) when split (transforms/linearize.py)
     prims: dict = None
     types: dict = None
     namer: object = None
@@ -247,7 +287,7 @@ def emit(u: Unit):
     temps = set(ir.temps) | {r for v, r in rfn.rnames.items() if v in ir.temps} | rfn.temps
     temps |= {n for n in u.namer.taken if n not in ir.user_names and n.endswith("_new")}
     u.source = emit_module(u.fn, ir, u.primal, rfn, u.prims, u.types, temps, u.wrt,
-                           u.param_types if u.check_finite else None, u.output)
+                           u.param_types if u.check_finite else None, u.output, u.linearized)
 
 
 PASSES = (infer_ranks, fold_ranks, inplace, memory, rtransform, co_converge, dce, release, emit)
@@ -310,7 +350,7 @@ def call_checks(wrt, rnames, param_types, namer_taken) -> list[str]:
 
 
 def emit_module(fn, ir, primal, rfn, prims, types, temps, wrt, param_types=None,
-                output=None) -> str:
+                output=None, linearized=None) -> str:
     em = Emitter(prims, types, temps)
     filename = os.path.basename(ir.filename)
     suffix = "_gvp" if output else "_hvp"
@@ -319,6 +359,10 @@ def emit_module(fn, ir, primal, rfn, prims, types, temps, wrt, param_types=None,
             f"R{{.}} along v = ({', '.join('R_' + w for w in wrt)}) through the output `{output}` only "
             f"(the network's curvature cut away)\n-- the Gauss-Newton product G v = J^T H_L J v when "
             "the outputs are the gradient.")
+    if linearized:
+        what += (f"\nLinearised: {fn.__name__}{suffix}_linearize runs the primal part once and returns "
+                 f"the outputs and its tape;\n{fn.__name__}{suffix}_tangent replays the R-statements "
+                 "from the tape, once per direction.")
     out = [
         f'"""R{{{fn.__name__}}}: generated by rop {__version__} from {filename}:{ir.loc.lineno}.',
         "",
@@ -345,11 +389,20 @@ def emit_module(fn, ir, primal, rfn, prims, types, temps, wrt, param_types=None,
         out += ["", *hem.function(passes.dce(hfn), hfn.name, r_mode=False), ""]
         names.append(hfn.name)
     out += ["", *em.function(primal, fn.__name__, r_mode=False), ""]
-    hvp_lines = em.function(rfn, fn.__name__ + suffix, r_mode=True)
-    if param_types is not None:
-        hvp_lines[1:1] = call_checks(wrt, rfn.rnames, param_types, ir.user_names)
-    out += ["", *hvp_lines, ""]
-    names += [fn.__name__, fn.__name__ + suffix]
+    if linearized:
+        lin, tan = linearized
+        out += ["", *em.function(lin, lin.name, r_mode=False), ""]
+        tan_lines = em.function(tan, tan.name, r_mode=False)
+        if param_types is not None:
+            tan_lines[1:1] = call_checks(wrt, rfn.rnames, param_types, ir.user_names)
+        out += ["", *tan_lines, ""]
+        names += [fn.__name__, lin.name, tan.name]
+    else:
+        hvp_lines = em.function(rfn, fn.__name__ + suffix, r_mode=True)
+        if param_types is not None:
+            hvp_lines[1:1] = call_checks(wrt, rfn.rnames, param_types, ir.user_names)
+        out += ["", *hvp_lines, ""]
+        names += [fn.__name__, fn.__name__ + suffix]
     out.append("")
     out.append(f"__rop_functions__ = {tuple(names)!r}")
     relax = [(r.index, f"{os.path.basename(r.loc.filename)}:{r.loc.lineno}", r.loc.text)

@@ -72,8 +72,11 @@ def load_module(path: str, mode: str, externs: dict | None = None) -> types.Modu
     spec.loader.exec_module(mod)
     for ename, obj in (externs or {}).items():
         setattr(mod, ename, _for_mode(obj, mode))
+    mod.Tape = list  # a linearised function's tape (transforms/linearize.py)
     if mode == "numba":
         import numba
+        from numba.typed import List
+        mod.Tape = List
         with open(path, encoding="utf-8") as fh:
             if "rt.gemm(" in fh.read():  # its C kernel is called by symbol: bind it first
                 from ..runtime.blas import ensure_kernel

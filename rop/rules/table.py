@@ -700,6 +700,10 @@ runtime("zeros_but", ("lst", "keep"), _zeros_but_emit, lambda nd, ops=None: None
 runtime("ifexp", ("c", "a", "b"), "a if c else b",
         lambda nd, ops=None: nd_broadcast({k: nd.get(k) for k in ("a", "b")}), views=("a", "b"))
 runtime("below_finite", ("a", "b"), "a <= b < np.inf", nd_scalar)
+# the linearised primal part's record of what the tangent part reads (transforms/linearize.py):
+# a list in Python, Numba's typed List in compiled code (it crosses calls empty or not)
+runtime("tape", (), "Tape()", lambda nd, ops=None: None)
+runtime("untape", ("x",), "list(x)", lambda nd, ops=None: None)  # a list, read back from it
 
 
 # ----------------------------------------------------------------------------- derived lists

@@ -1,0 +1,119 @@
+"""Linearise once (rop/linearized.py, transforms/linearize.py): ``f.hvp.linearize(*args)``.
+
+The split R{f} must compute what R{f} computes: on every program of the course corpus
+(tests/course_programs.py, written as courses write backprop), ``lin.outputs`` equal the
+function's own outputs and ``lin(v)`` equals the oracle's ``jax.jvp`` (the exact H v, written
+separately in JAX) to the corpus's tolerance, in mode="python"; in mode="numba" on a subset
+of them (each a Numba compile).  Then: what the split keeps out of the tangent part (no
+primal work per direction), what it refuses to split and falls back from, and that the
+linearisation holds its own copy of the arguments.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import test_courses as TC  # noqa: E402
+import gauss_newton_programs as P  # noqa: E402
+from rop import rop  # noqa: E402
+
+# the programs whose R-statements read a list per step (Nielsen's mini-batch loops): not split
+NOT_SPLIT = {"Network.mini_batch_gradient", "Network2.total_cost_and_gradient"}
+NUMBA_SUBSET = ("two_layer_net_loss", "FullyConnectedNet.loss", "lossFun", "lstm_step_grads",
+                "Network.mini_batch_gradient")
+
+
+def check(name, mode):
+    f, exc = TC.compiled(name, mode)
+    assert exc is None, exc
+    args, kwargs, v = TC.point(name)
+    a, kw, d = copy.deepcopy(args), copy.deepcopy(kwargs), copy.deepcopy(v)
+    lin = f.hvp.linearize(*a, **kw)
+    r = lin(d)
+    r2 = lin(d)  # the tape is read again from its start
+    assert all(TC.identical(x, y) for x, y in zip(args, a)), "an argument was modified"
+    assert all(TC.identical(x, y) for x, y in zip(v, d)), "a direction was modified"
+    assert lin.split == (name not in NOT_SPLIT), lin.reason
+    if lin.split:
+        ok, _, msg = TC.rel_close(lin.outputs, TC.reference(name), TC.PRIMAL_RTOL)
+        assert ok, f"outputs differ from the function's: {msg}"
+    entry = TC.ENTRY[name]
+    _, o_jvp = TC.oracle(name)
+    ok, _, msg = TC.rel_close(entry.pick(r), o_jvp, TC.ORACLE_RTOL)
+    assert ok, f"lin(v) differs from the oracle's jax.jvp: {msg}"
+    assert TC.rel_close(r2, r, 0.0)[0], "a second product along v differs from the first"
+    return lin
+
+
+@pytest.mark.parametrize("name", sorted(TC.ENTRY))
+def test_course_program_linearised_python(name):
+    check(name, "python")
+
+
+@pytest.mark.parametrize("name", NUMBA_SUBSET)
+def test_course_program_linearised_numba(name):
+    check(name, "numba")
+
+
+def test_the_tangent_part_does_no_primal_work():
+    """The seed MLP's tangent function computes no sigmoid and no primal matrix product: the
+    coefficient y1 (1 - y1) comes from the tape, computed once."""
+    f = rop(wrt=("W1", "b1", "W2", "b2"), mode="python")(P.seed_mlp)
+    r = np.random.default_rng(0)
+    args = (r.normal(size=(4, 3)), r.normal(size=4), r.normal(size=(2, 4)), r.normal(size=2),
+            r.normal(size=(3, 6)), r.normal(size=(2, 6)))
+    lin = f.hvp.linearize(*args)
+    src = "\n".join(line.split("#")[0] for line in lin.source.splitlines())  # code, no comments
+    tangent = src[src.index("def seed_mlp_hvp_tangent"):src.index("__rop_functions__")]
+    linearize = src[src.index("def seed_mlp_hvp_linearize"):src.index("def seed_mlp_hvp_tangent")]
+    assert "sigmoid(" not in tangent and "W1, X" not in tangent.replace("R_W1, X", "")
+    assert "R_" not in linearize, "the primal part reads a direction"
+    assert "y1 * (1.0 - y1)" in linearize  # the coefficient, once
+
+
+def test_a_relaxation_is_not_split_and_falls_back():
+    from examples.recurrent_backprop import rbp_gradient
+    f = rop(wrt=("W",), mode="python")(rbp_gradient.fn)
+    r = np.random.default_rng(1)
+    W, I, target, mask = 0.3 * r.normal(size=(5, 5)), r.normal(size=5), r.normal(size=5), \
+        (r.uniform(size=5) > 0.5).astype(float)
+    V = r.normal(size=(5, 5))
+    lin = f.hvp.linearize(W, I, target, mask)
+    assert not lin.split and "while" in lin.reason
+    _, Hv = f.hvp(W, I, target, mask, v=V)
+    assert TC.rel_close(lin(V), Hv, 0.0)[0]
+
+
+def test_the_linearisation_keeps_its_own_arguments():
+    f = rop(wrt=("W1", "b1", "W2", "b2"), mode="python")(P.seed_mlp)
+    r = np.random.default_rng(2)
+    args = [r.normal(size=(4, 3)), r.normal(size=4), r.normal(size=(2, 4)), r.normal(size=2),
+            r.normal(size=(3, 6)), r.normal(size=(2, 6))]
+    v = tuple(r.normal(size=a.shape) for a in args[:4])
+    _, Hv = f.hvp(*args, v=v)
+    lin = f.hvp.linearize(*args)
+    for a in args:
+        a *= 3.0  # the caller changes its arrays afterwards
+    assert TC.rel_close(lin(v), Hv, 0.0)[0]
+
+
+def test_the_operator_runs_the_primal_once():
+    """``f.hvp.operator`` is linearised: its products count, the primal part ran once."""
+    f = rop(wrt=("W1", "b1", "W2", "b2"), mode="python")(P.seed_mlp)
+    r = np.random.default_rng(3)
+    args = (r.normal(size=(4, 3)), r.normal(size=4), r.normal(size=(2, 4)), r.normal(size=2),
+            r.normal(size=(3, 6)), r.normal(size=(2, 6)))
+    H = f.hvp.operator(*args)
+    assert H.linearized.split
+    M = H @ np.eye(H.shape[0])
+    assert H.linearized.products == H.shape[0]
+    e = np.zeros(H.shape[0])
+    e[5] = 1.0
+    _, col = f.hvp(*args, v=H.layout.directions(e))
+    assert np.allclose(M[:, 5], H.layout.flatten(col), rtol=0, atol=1e-14)
