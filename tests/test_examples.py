@@ -18,6 +18,7 @@ EXAMPLES = {
     "course_style.py": [],
     "hessian_free.py": ["--quick"],
     "curvature.py": ["--quick"],
+    "hessian_free_rnn.py": ["--quick"],
 }
 
 
@@ -45,6 +46,8 @@ def test_example_runs(name, tmp_path):
     if name == "curvature.py":
         assert (tmp_path / "density.png").stat().st_size > 1000
         assert "top-5 Hessian eigenvalues" in proc.stdout
+    if name == "hessian_free_rnn.py":  # both runs lowered the loss (the example asserts it)
+        assert "| 0.3 |" in proc.stdout and "| 0 |" in proc.stdout
     if name == "hessian_free.py":  # HF lowered the training error (the example asserts it too)
         assert "Hessian-free lowered the training error" in proc.stdout
         assert (tmp_path / "hf.png").stat().st_size > 1000
