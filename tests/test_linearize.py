@@ -25,8 +25,7 @@ from rop import rop  # noqa: E402
 
 # the programs whose R-statements read a list per step (Nielsen's mini-batch loops): not split
 NOT_SPLIT = {"Network.mini_batch_gradient", "Network2.total_cost_and_gradient"}
-NUMBA_SUBSET = ("two_layer_net_loss", "FullyConnectedNet.loss", "lossFun", "lstm_step_grads",
-                "Network.mini_batch_gradient")
+NUMBA_SUBSET = ("FullyConnectedNet.loss", "lossFun", "Network.mini_batch_gradient")
 
 
 def check(name, mode):
