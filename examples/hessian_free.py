@@ -80,15 +80,26 @@ def forward(Ws, bs, X):
     L = len(Ws)
     acts = [X]
     for i in range(L - 1):
-        h = Ws[i] @ acts[i] + bs[i][:, None]
-        acts.append(h if 2 * (i + 1) == L else 0.5 * (1.0 + np.tanh(0.5 * h)))  # σ(h), no overflow
-    return acts, Ws[L - 1] @ acts[L - 1] + bs[L - 1][:, None]
+        h = Ws[i] @ acts[i]
+        h += bs[i][:, None]
+        if 2 * (i + 1) != L:              # σ(h) = (1 + tanh(h/2))/2: no overflow; in place
+            h *= 0.5
+            np.tanh(h, out=h)
+            h += 1.0
+            h *= 0.5
+        acts.append(h)
+    z = Ws[L - 1] @ acts[L - 1]
+    z += bs[L - 1][:, None]
+    return acts, z
 
 
-def cross_entropy(Ws, bs, X):
-    """The training objective without weight decay: mean over cases of Σ_pixels CE(σ(z), X)."""
-    _, z = forward(Ws, bs, X)
-    return float(np.sum(np.logaddexp(0.0, z) - X * z)) / X.shape[1]
+def cross_entropy(Ws, bs, X, pass_=None):
+    """The training objective without weight decay: mean over cases of Σ_pixels CE(σ(z), X),
+    with softplus(z) = max(z, 0) + log1p(e^−|z|) (stable, and twice as fast as
+    ``np.logaddexp(0, z)``).  ``pass_`` is ``forward(Ws, bs, X)`` if already computed."""
+    _, z = pass_ or forward(Ws, bs, X)
+    softplus = np.log1p(np.exp(-np.abs(z))) + np.maximum(z, 0.0)
+    return (float(np.sum(softplus)) - float(np.vdot(X, z))) / X.shape[1]
 
 
 def squared_error(Ws, bs, X):
@@ -97,22 +108,24 @@ def squared_error(Ws, bs, X):
     return float(np.sum((0.5 * (1.0 + np.tanh(0.5 * z)) - X) ** 2)) / X.shape[1]
 
 
-def grad_sq_mean(Ws, bs, X):
+def grad_sq_mean(Ws, bs, X, pass_=None):
     """(1/B) Σᵢ ∇ℓᵢ ⊙ ∇ℓᵢ, shaped like (Ws, bs): the preconditioner's diagonal (Martens 2010
     §4.7) on the scale of the mean loss.  Case i's gradient of a layer's weights is the outer
     product δᵢ aᵢᵀ, so Σᵢ (δᵢ aᵢᵀ)² = (δ²)(a²)ᵀ: one matrix product per layer, no loop over
-    cases."""
-    acts, z = forward(Ws, bs, X)
+    cases.  ``pass_`` is ``forward(Ws, bs, X)`` if already computed."""
+    acts, z = pass_ or forward(Ws, bs, X)
     L, B = len(Ws), X.shape[1]
     delta = 0.5 * (1.0 + np.tanh(0.5 * z)) - X            # per case, not divided by B
     dWs, dbs = [None] * L, [None] * L
     for i in range(L - 1, -1, -1):
-        dWs[i] = (delta ** 2) @ (acts[i] ** 2).T / B
-        dbs[i] = np.sum(delta ** 2, axis=1) / B
+        d2 = delta * delta
+        dWs[i] = d2 @ (acts[i] * acts[i]).T
+        dWs[i] /= B
+        dbs[i] = np.sum(d2, axis=1) / B
         if i > 0:
             delta = Ws[i].T @ delta
             if 2 * i != L:
-                delta = delta * acts[i] * (1.0 - acts[i])
+                delta *= acts[i] * (1.0 - acts[i])
     return dWs, dbs
 
 
@@ -220,8 +233,10 @@ def compiled_gradient():
 
 
 # ----------------------------------------------------------------------------- the methods
-def run_hf(params, X, budget, curvature_batch, bar=True):
-    mon = Monitor("Hessian-free", X, budget, bar)
+def hf_functions(X, curvature_batch, read=lambda batch: None):
+    """HF's functions on the autoencoder (objective, gradient, curvature, precond_diag, as
+    ``hessian_free`` takes them) and the curvature mini-batches: ``curvature_batch`` cases each,
+    a fixed random partition of X's columns.  ``read(batch)`` is told of every batch read."""
     grad = compiled_gradient()
     n = X.shape[1]
     order = np.random.default_rng(0).permutation(n)
@@ -229,26 +244,36 @@ def run_hf(params, X, budget, curvature_batch, bar=True):
     minibatches = [np.ascontiguousarray(X[:, order[j::k]]) for j in range(k)]
 
     def objective(p, b):
-        mon.read(b)
+        read(b)
         return cross_entropy(p[0], p[1], b)
 
+    last = [None, None, None]          # (params, batch, forward pass) of the last gradient
+
     def gradient(p, b):
-        mon.read(b)
-        return cross_entropy(p[0], p[1], b), grad(tuple(p[0]), tuple(p[1]), b)
+        read(b)
+        last[:] = p, b, forward(p[0], p[1], b)
+        return cross_entropy(p[0], p[1], b, last[2]), grad(tuple(p[0]), tuple(p[1]), b)
 
     def curvature(p, b, v):
-        mon.read(b)
+        read(b)
         return backprop.gvp(p[0], p[1], b, v=v)[1]
 
     def precond(p, b):
-        mon.read(b)
-        return grad_sq_mean(p[0], p[1], b)
+        """hessian_free asks for it at the point and batch of the step's gradient (the same
+        objects, never written): the loss's forward pass there is reused."""
+        read(b)
+        return grad_sq_mean(p[0], p[1], b, last[2] if p is last[0] and b is last[1] else None)
 
+    return dict(objective=objective, gradient=gradient, curvature=curvature,
+                precond_diag=precond, curvature_batches=minibatches)
+
+
+def run_hf(params, X, budget, curvature_batch, bar=True):
+    mon = Monitor("Hessian-free", X, budget, bar)
     mon.record(params)
     params, history = hessian_free(
-        objective, gradient, curvature, params, batch=X, curvature_batches=minibatches,
-        precond_diag=precond, weight_decay=WEIGHT_DECAY, steps=10 ** 6, progress=False,
-        callback=lambda p, rec: mon.record(p))
+        params=params, batch=X, weight_decay=WEIGHT_DECAY, steps=10 ** 6, progress=False,
+        callback=lambda p, rec: mon.record(p), **hf_functions(X, curvature_batch, mon.read))
     return mon.close(), history
 
 
@@ -414,6 +439,24 @@ SETUPS = {   # data -> (full, quick): encoder layers (the decoder mirrors them),
 RATES = {"Adam": [3e-4, 1e-3, 3e-3, 1e-2, 3e-2], "SGD+momentum": [3e-3, 1e-2, 3e-2, 1e-1, 3e-1]}
 
 
+def problem(data, quick=False, seed=0):
+    """(setup, X, X_test, layers, params): the experiment's data, network and initial
+    parameters for ``data`` (``"digits"`` or ``"curves"``), full size or ``quick``."""
+    setup = dict(SETUPS[data][quick])
+    rng = np.random.default_rng(seed)
+    if data == "digits":
+        X, X_test = digits_data(rng, setup["n_train"])
+        X_test = X_test[:, :setup["n_test"]]
+    else:
+        side = 8 if quick else 16
+        X = curves_data(rng, setup["n_train"] + setup["n_test"], side)
+        X, X_test = X[:, :setup["n_train"]], X[:, setup["n_train"]:]
+        setup["encoder"] = [side * side] + setup["encoder"][1:]
+    X, X_test = np.ascontiguousarray(X), np.ascontiguousarray(X_test)
+    layers = setup["encoder"] + setup["encoder"][-2::-1]
+    return setup, X, X_test, layers, sparse_init(layers, rng)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -431,20 +474,8 @@ def main(argv=None):
 
 def experiment(args):
 
-    setup = dict(SETUPS[args.data][args.quick])
+    setup, X, X_test, layers, params = problem(args.data, args.quick, args.seed)
     budget = args.budget if args.budget is not None else setup["budget"]
-    rng = np.random.default_rng(args.seed)
-    if args.data == "digits":
-        X, X_test = digits_data(rng, setup["n_train"])
-        X_test = X_test[:, :setup["n_test"]]
-    else:
-        side = 8 if args.quick else 16
-        X = curves_data(rng, setup["n_train"] + setup["n_test"], side)
-        X, X_test = X[:, :setup["n_train"]], X[:, setup["n_train"]:]
-        setup["encoder"][0] = side * side
-    X, X_test = np.ascontiguousarray(X), np.ascontiguousarray(X_test)
-    layers = setup["encoder"] + setup["encoder"][-2::-1]
-    params = sparse_init(layers, rng)
     n_params = sum(W.size + b.size for W, b in zip(*params))
     config = (f"data {args.data}: {X.shape[1]} training cases, {X_test.shape[1]} test, "
               f"{X.shape[0]} pixels; autoencoder {'-'.join(map(str, layers))} "

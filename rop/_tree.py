@@ -4,6 +4,10 @@ optimiser never flattens the user's parameters into one vector and back.
 
 Leaves are NumPy arrays or numbers; containers are tuples (named tuples too), lists and dicts.
 Every helper returns new arrays and never writes the ones it was given.
+
+``Flat`` is the one exception to "never flatten", and it is internal: an iterative solver's
+own vectors (CG's x, r, d) live in one contiguous buffer each, so that an update is one NumPy
+call instead of one per leaf; the user's functions still get the tree, as views into it.
 """
 
 from __future__ import annotations
@@ -60,6 +64,33 @@ def tree_zeros_like(xs: Tree) -> Tree:
         dtype = np.asarray(x).dtype
         return np.zeros(np.shape(x), dtype=dtype if dtype.kind == "f" else np.float64)
     return tree_map(zeros, xs)
+
+
+class Flat:
+    """The layout of a tree's leaves in one contiguous vector: ``vector(tree)`` copies a tree
+    (shaped like ``like``) into a new vector, ``tree(vec)`` gives the tree of views into
+    ``vec`` (no copy: writing ``vec`` changes them).  The dtype is the leaves' floating type
+    (float64 for integer leaves)."""
+
+    def __init__(self, like: Tree):
+        leaves = [np.asarray(x) for x in tree_leaves(like)]
+        self.like = like
+        self.shapes = [x.shape for x in leaves]
+        ends = np.cumsum([x.size for x in leaves])
+        self.bounds = list(zip([0, *ends[:-1].tolist()], ends.tolist()))
+        self.size = int(ends[-1]) if len(ends) else 0
+        dtype = np.result_type(*leaves) if leaves else np.float64
+        self.dtype = dtype if dtype.kind == "f" else np.dtype(np.float64)
+
+    def vector(self, tree: Tree) -> np.ndarray:
+        out = np.empty(self.size, self.dtype)
+        for (a, b), x in zip(self.bounds, tree_leaves(tree)):
+            out[a:b] = np.ravel(x)
+        return out
+
+    def tree(self, vec: np.ndarray) -> Tree:
+        views = iter([vec[a:b].reshape(sh) for (a, b), sh in zip(self.bounds, self.shapes)])
+        return tree_map(lambda _: next(views), self.like)
 
 
 def tree_all_finite(xs: Tree) -> bool:

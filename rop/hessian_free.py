@@ -34,9 +34,10 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, NamedTuple, Sequence, Tuple, Union
 
 import numpy as np
+from scipy.linalg.blas import get_blas_funcs
 
-from ._tree import (Tree, check_like, tree_all_finite, tree_axpy, tree_dot, tree_leaves,
-                    tree_map, tree_scale, tree_zeros_like)
+from ._tree import (Flat, Tree, check_like, tree_all_finite, tree_axpy, tree_dot, tree_leaves,
+                    tree_map, tree_scale)
 
 __all__ = ["hessian_free", "HFResult", "HFHistory", "HFStep", "conjugate_gradient", "CGResult",
            "cg_should_stop", "backtrack_iterations", "update_damping"]
@@ -108,39 +109,60 @@ class CGResult:
 def conjugate_gradient(apply_B: Callable[[Tree], Tree], g: Tree, x0: Tree | None = None,
                        precond: Tree | None = None, *, max_iters: int = 250,
                        tolerance: float = 5e-4, min_window: int = 10, window_fraction: float = 0.1,
-                       save_iters: set[int] = frozenset()) -> CGResult:
-    """Minimise φ(x) = ½xᵀBx + gᵀx by preconditioned CG from ``x0``, as Martens' HF does.
+                       save_iters: set[int] = frozenset(), shift: float = 0.0) -> CGResult:
+    """Minimise φ(x) = ½xᵀ(B + ``shift``·I)x + gᵀx by preconditioned CG from ``x0``, as
+    Martens' HF does (``shift`` is HF's λ + weight decay, added here so that ``apply_B`` is the
+    bare product).
 
     ``precond`` is the diagonal M (shaped like ``g``): CG runs on M⁻¹-scaled residuals.  φ is
     tracked for free from the residual r = Bx + g, as φ(x) = ½xᵀ(r + g), so the stopping rule
     (:func:`cg_should_stop`) and ρ cost no extra products.  Stops on Martens' rule, at
     ``max_iters``, at a direction d with dᵀBd ≤ 0 (negative curvature: the damped model is not
     convex along d, so its minimiser is not there; keep the iterate reached, Martens 2010 §4.1's
-    reason to prefer Gauss-Newton), or when the residual reaches rounding level.
+    reason to prefer Gauss-Newton), or when the residual reaches rounding level.  A non-finite
+    product raises ``FloatingPointError``.
+
+    CG's vectors live in one contiguous buffer each (``_tree.Flat``), updated in place: one
+    NumPy call per update rather than one per leaf.  ``apply_B`` gets and returns trees shaped
+    like ``g`` (it gets views into CG's buffer, valid for that call); the iterates returned are
+    trees too, never written after they are returned.
     """
-    precond_inv = None if precond is None else tree_map(lambda m: 1.0 / m, precond)
+    flat = Flat(g)
+    gv = flat.vector(g)
+    pinv = None if precond is None else 1.0 / flat.vector(precond)
+    axpy = get_blas_funcs("axpy", (gv,))      # y ← a·x + y in place, one pass, no temporary
+
+    def product(vec):
+        """(B + shift·I) vec, as a new vector."""
+        out = flat.vector(apply_B(flat.tree(vec)))
+        return axpy(vec, out, a=shift) if shift else out
+
     products = 0
-    if x0 is None or not any(np.any(leaf) for leaf in tree_leaves(x0)):
-        x = tree_zeros_like(g) if x0 is None else x0
-        r = g
+    x = None if x0 is None else flat.vector(x0)
+    if x is None or not x.any():
+        x = np.zeros_like(gv)
+        r = gv.copy()
     else:
-        x = x0
-        r = tree_axpy(1.0, apply_B(x0), g)
+        r = product(x)
+        r += gv
         products += 1
-    z = r if precond_inv is None else tree_map(np.multiply, precond_inv, r)
-    d = tree_scale(-1.0, z)
-    rz = tree_dot(r, z)
+    z = r if pinv is None else pinv * r
+    d = -z
+    rz = float(r @ z)
+    if not math.isfinite(rz):
+        raise FloatingPointError(f"CG start: the residual is not finite (rᵀM⁻¹r = {rz}): the "
+                                 "gradient or the curvature product of the warm start is")
     rz_floor = (64 * np.finfo(float).eps) ** 2 * max(
-        tree_dot(g, g if precond_inv is None else tree_map(np.multiply, precond_inv, g)), rz)
-    phis = [0.5 * tree_dot(x, tree_axpy(1.0, r, g))]
+        float(gv @ (gv if pinv is None else pinv * gv)), rz)
+    phis = [0.5 * (float(x @ r) + float(x @ gv))]
     saved, stop, i = [], "max_iters", 0
     while i < max_iters:
         if rz <= rz_floor:
             stop = "converged"
             break
-        Bd = apply_B(d)
+        Bd = product(d)
         products += 1
-        dBd = tree_dot(d, Bd)
+        dBd = float(d @ Bd)
         if not np.isfinite(dBd):
             raise FloatingPointError(f"CG iteration {i + 1}: the curvature product is not finite "
                                      f"(dᵀBd = {dBd})")
@@ -148,22 +170,23 @@ def conjugate_gradient(apply_B: Callable[[Tree], Tree], g: Tree, x0: Tree | None
             stop = "negative curvature"
             break
         alpha = rz / dBd
-        x = tree_axpy(alpha, d, x)
-        r = tree_axpy(alpha, Bd, r)
+        x = axpy(d, x, a=alpha)
+        r = axpy(Bd, r, a=alpha)
         i += 1
-        phis.append(0.5 * tree_dot(x, tree_axpy(1.0, r, g)))
+        phis.append(0.5 * (float(x @ r) + float(x @ gv)))
         if i in save_iters:
-            saved.append((i, x, phis[i]))
+            saved.append((i, flat.tree(x.copy()), phis[i]))
         if cg_should_stop(i, phis, tolerance, min_window, window_fraction):
             stop = "martens"
             break
-        z = r if precond_inv is None else tree_map(np.multiply, precond_inv, r)
-        rz_new = tree_dot(r, z)
-        d = tree_axpy(rz_new / rz, d, tree_scale(-1.0, z))
+        z = r if pinv is None else np.multiply(pinv, r, out=z if z is not r else None)
+        rz_new = float(r @ z)
+        d *= rz_new / rz
+        d = axpy(z, d, a=-1.0)
         rz = rz_new
     if not saved or saved[-1][0] != i:
-        saved.append((i, x, phis[i]))
-    return CGResult(x, i, stop, saved, phis, products)
+        saved.append((i, flat.tree(x), phis[i]))
+    return CGResult(saved[-1][1], i, stop, saved, phis, products)
 
 
 # --------------------------------------------------------------------------------------------
@@ -461,12 +484,10 @@ def hessian_free(objective: Objective, gradient: Gradient, curvature: Curvature,
             used = lam
             shift = lam + wd
 
-            def apply_B(v, _p=theta, _b=cdata, _shift=shift, _s=lam * mu):
+            def apply_B(v, _p=theta, _b=cdata, _s=lam * mu):  # (CG adds shift·v; it checks finiteness)
                 Bv = curvature(_p, _b, v, _s) if mu else curvature(_p, _b, v)
                 check_like(_p, Bv, "curvature")
-                if not tree_all_finite(Bv):
-                    raise FloatingPointError("curvature returned non-finite values")
-                return tree_axpy(_shift, v, Bv) if _shift else Bv
+                return Bv
 
             M = None if precond_diag is None else _preconditioner(
                 precond_diag(theta, data), theta, shift, precond_exponent)
@@ -474,7 +495,8 @@ def hessian_free(objective: Objective, gradient: Gradient, curvature: Curvature,
                   if previous_x is not None and warm_start_decay > 0 else None)
             cg = conjugate_gradient(apply_B, g, x0, M, max_iters=max_cg_iters,
                                     tolerance=cg_tolerance, min_window=cg_min_window,
-                                    window_fraction=cg_window_fraction, save_iters=save_iters)
+                                    window_fraction=cg_window_fraction, save_iters=save_iters,
+                                    shift=shift)
             previous_x = cg.x
             it, p, q, f_p = _backtrack(cg.saved, lambda x: f(tree_axpy(1.0, x, theta), data), backtrack)
 

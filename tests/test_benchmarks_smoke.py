@@ -1,9 +1,8 @@
-"""Smoke test of the benchmark harness (benchmarks/bench_hvp.py).
+"""Smoke tests of the benchmark harnesses (benchmarks/bench_hvp.py, benchmarks/bench_hf_share.py).
 
-Not a timing test: it checks that the harness runs end to end at the smallest size on rop and
-the NumPy hand-written baseline and writes its report, and that the hand-written R{backprop}
-(the baseline rop's speed is judged against) computes the same gradient and Hv as rop.
-Needs neither torch nor autograd.
+Not timing tests: they check that each harness runs end to end at its smallest size and writes
+its report, and that the hand-written R{backprop} (the baseline rop's speed is judged against)
+computes the same gradient and Hv as rop.  Need neither torch nor autograd.
 """
 
 import os
@@ -56,3 +55,21 @@ def test_harness_smallest_size(tmp_path):
     err = float(line.split("Hv rel. err vs rop")[1].split(",")[0])
     assert err < 1e-10
     assert np.isfinite(err)
+
+
+def test_hf_share_smallest_size(tmp_path):
+    """benchmarks/bench_hf_share.py at the example's --quick size: it runs, prints the table
+    and writes it, and its accounting adds up (shares are fractions of the step time)."""
+    out = tmp_path / "hf_share.md"
+    p = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "bench_hf_share.py"), "--sizes", "tiny",
+         "--steps", "2", "--warmup", "1", "--out", str(out)],
+        cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    md = out.read_text()
+    assert md in p.stdout
+    assert "| size | step time (median) |" in md and "digits (quick) 64-32-16-4-16-32-64" in md
+    shares = [float(line.split(": ")[-1].rstrip("%")) for line in md.splitlines()
+              if line.startswith("    - ")]
+    assert "compiled rop code" in md and "HF CG vector updates" in md
+    assert all(s >= -1.0 for s in shares) and abs(sum(shares) - 100.0) < 0.5
