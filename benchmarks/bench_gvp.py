@@ -6,7 +6,9 @@ gradient (the compiled primal), on the network of bench_hvp.py (examples/deep_ml
     python benchmarks/bench_gvp.py [--sizes small|all] [--repeats N] [--min-run S]
 
 Before timing, G v is checked against Jᵀ H_L J v built in JAX (jvp of the network, vjp back;
-H_L = I/B for the squared error).  A harness, not a test: nothing here asserts a time.
+H_L = I/B for the squared error).  "G v linearised" is one product of ``backprop.gvp.linearize``
+(the primal pass done once, as in a CG solve or Hessian-free's inner loop; the time to
+linearise is not in it).  A harness, not a test: nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -51,8 +53,9 @@ def main(argv=None):
     a = ap.parse_args(argv)
     from examples.deep_mlp import backprop
     sizes = SIZES[:2] if a.sizes == "small" else SIZES
-    print("| size | gradient (ms) | H v (ms) | G v (ms) | G v / H v | G v / gradient | G v vs JAX |")
-    print("|---|---|---|---|---|---|---|")
+    print("| size | gradient (ms) | H v (ms) | G v (ms) | G v / H v | G v / gradient | "
+          "G v linearised (ms) | linearised / gradient | G v vs JAX |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for layers, batch in sizes:
         d = make_data(layers, batch)
         Ws, bs, X, T, V, c = (d[k] for k in ("Ws", "bs", "X", "T", "V", "c"))
@@ -62,15 +65,19 @@ def main(argv=None):
         flat = lambda t: np.concatenate([np.ravel(x) for part in t for x in part])  # noqa: E731
         err = float(np.max(np.abs(flat(Gv) - flat(ref))) / np.max(np.abs(flat(ref))))
         primal = backprop.hvp.primal
+        lin = backprop.gvp.linearize(Ws, bs, X, T)
+        assert lin.split and np.allclose(flat(lin((V, c))), flat(Gv), rtol=1e-12, atol=0)
         args = (tuple(Ws), tuple(bs), X, T)
         ts, _ = time_interleaved({
             "grad": lambda: primal(*args),
             "hvp": lambda: backprop.hvp(Ws, bs, X, T, v=(V, c)),
             "gvp": lambda: backprop.gvp(Ws, bs, X, T, v=(V, c)),
+            "lin": lambda: lin((V, c)),
         }, a.repeats, a.min_run)
         m = {k: stats(v)["median"] * 1e3 for k, v in ts.items()}
         print(f"| {size_label(layers, batch)} | {m['grad']:.4g} | {m['hvp']:.4g} | {m['gvp']:.4g} | "
-              f"{m['gvp'] / m['hvp']:.2f} | {m['gvp'] / m['grad']:.2f} | {err:.1e} |", flush=True)
+              f"{m['gvp'] / m['hvp']:.2f} | {m['gvp'] / m['grad']:.2f} | {m['lin']:.4g} | "
+              f"{m['lin'] / m['grad']:.2f} | {err:.1e} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -2,17 +2,19 @@
 """Where the time of a Hessian-free step goes: inside rop's compiled code, or around it.
 
     python benchmarks/bench_hf_share.py [--sizes digits,curves] [--steps N] [--warmup N]
-                                        [--out FILE] [--no-detail]
+                                        [--out FILE] [--no-detail] [--per-product]
 
 Runs ``rop.hessian_free`` on the deep autoencoder of ``examples/hessian_free.py`` exactly as
 the example does (its data, network, sparse initialisation, curvature mini-batches and the
-functions of ``hf_functions``: ``backprop.gvp`` for G v, ``backprop.gvp.primal`` for the
+functions of ``hf_functions``: ``backprop.gvp.linearize`` once per step and its tangent per CG
+product for G v (``--per-product``: a whole ``backprop.gvp`` per product), ``backprop.gvp.primal`` for the
 gradient, the example's NumPy ``cross_entropy`` for the loss and ``grad_sq_mean`` for the
 preconditioner's diagonal), after a warm-up that compiles everything, and splits the wall time
 of each outer step into
 
-* **compiled rop code**: time inside the Numba dispatchers rop generated (the ``Compiled.hvp``
-  and ``Compiled.primal`` behind ``.gvp``, ``.hvp`` and the compiled gradient), argument
+* **compiled rop code**: time inside the Numba dispatchers rop generated (the ``Compiled.hvp``,
+  ``.linearize``, ``.tangent`` and ``.primal`` behind ``.gvp``, its linearisation and the
+  compiled gradient), argument
   unboxing by Numba's dispatcher included;
 * **user NumPy**: the example's own uncompiled loss and preconditioner (``forward``,
   ``cross_entropy``, ``grad_sq_mean``): the user's code, not rop's;
@@ -52,6 +54,7 @@ sys.path.append(str(ROOT))          # (after PYTHONPATH: another rop can be meas
 
 import rop.hessian_free as hf_mod  # noqa: E402
 from rop.api import HVP  # noqa: E402
+from rop.linearized import Linearized  # noqa: E402
 from examples import hessian_free as ex  # noqa: E402
 
 COMPILED, USER, CALL = "compiled rop code", "user NumPy (loss, precond. diagonal)", "rop call path"
@@ -126,10 +129,15 @@ class Instrumented:
         c = self.clock
         for h in (ex.backprop.hvp, ex.backprop.gvp):
             for compiled in h._compiled.values():
-                for attr in ("hvp", "primal"):
-                    d = getattr(compiled, attr)
-                    self._patch(compiled, attr, TimedDispatcher(d, c.wrap(d, COMPILED)))
+                if isinstance(compiled, Exception):        # (a cached refusal)
+                    continue
+                for attr in ("hvp", "primal", "linearize", "tangent"):
+                    d = getattr(compiled, attr, None)
+                    if d is not None:
+                        self._patch(compiled, attr, TimedDispatcher(d, c.wrap(d, COMPILED)))
         self._patch(HVP, "__call__", c.wrap(HVP.__call__, CALL))
+        self._patch(Linearized, "__init__", c.wrap(Linearized.__init__, CALL))
+        self._patch(Linearized, "__call__", c.wrap(Linearized.__call__, CALL))
         for name in ("forward", "cross_entropy", "grad_sq_mean"):
             self._patch(ex, name, c.wrap(getattr(ex, name), USER))
         if self.detail:
@@ -143,7 +151,7 @@ class Instrumented:
             setattr(obj, name, old)
 
 
-def run(size, steps, warmup, detail):
+def run(size, steps, warmup, detail, linearise=True):
     """HF steps of the example on ``size``; per measured step: (wall time, {category: time},
     CG iterations)."""
     data, quick = SIZES[size]
@@ -151,6 +159,7 @@ def run(size, steps, warmup, detail):
     V = tuple([np.zeros_like(a) for a in part] for part in params)
     warm = np.ascontiguousarray(X[:, :2])
     ex.backprop.gvp(*params, warm, v=V)                                    # compile, untimed
+    ex.backprop.gvp.linearize(*params, warm)(V)
     ex.compiled_gradient()(tuple(params[0]), tuple(params[1]), warm)
     clock = Clock()
     marks = []
@@ -159,7 +168,8 @@ def run(size, steps, warmup, detail):
         marks.append((time.perf_counter(), clock.snapshot(), record.cg_iters))
 
     with Instrumented(clock, detail):
-        fns = ex.hf_functions(X, setup["curvature_batch"])       # after wrapping: timed grad
+        fns = ex.hf_functions(X, setup["curvature_batch"],      # after wrapping: timed grad
+                              linearise=linearise)
         marks.append((time.perf_counter(), clock.snapshot(), 0))
         hf_mod.hessian_free(params=ex.copy_params(params), batch=X, weight_decay=ex.WEIGHT_DECAY,
                             steps=warmup + steps, progress=False, callback=callback, **fns)
@@ -202,16 +212,21 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=2, help="HF steps run and not measured first")
     ap.add_argument("--out", metavar="FILE", help="write the report (Markdown) here")
     ap.add_argument("--no-detail", action="store_true", help="skip the run that names the overhead")
+    ap.add_argument("--per-product", action="store_true",
+                    help="a whole .gvp per CG product (curvature=), not the example's default "
+                         "linearisation once per step (curvature_at=)")
     args = ap.parse_args(argv)
     from threadpoolctl import threadpool_limits
-    rows, details = [], []
+    rows = []
     with threadpool_limits(limits=1):
         for size in args.sizes.split(","):
-            label, light = run(size, args.steps, args.warmup, detail=False)
+            label, light = run(size, args.steps, args.warmup, detail=False,
+                               linearise=not args.per_product)
             s = summarise(light)
             d = None
             if not args.no_detail:
-                _, heavy = run(size, args.steps, args.warmup, detail=True)
+                _, heavy = run(size, args.steps, args.warmup, detail=True,
+                               linearise=not args.per_product)
                 d = summarise(heavy)
             rows.append((label, s, d))
             comp = s["share"][COMPILED]
@@ -228,7 +243,10 @@ def report(rows, args):
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines = [f"HF steps of examples/hessian_free.py: {args.steps} measured after {args.warmup} "
              f"warm-up steps (compilation before those), from the example's initial parameters "
-             f"(seed 0), one BLAS thread; load average {load:.2f} at the end.", "",
+             f"(seed 0), one BLAS thread; load average {load:.2f} at the end.  Curvature: "
+             + ("a whole `backprop.gvp` per CG product (`curvature=`, --per-product)."
+                if args.per_product else "`backprop.gvp.linearize` once per step, the tangent "
+                "per CG product (`curvature_at=`, the example's default)."), "",
              "| size | step time (median) | CG iters/step (median) | compiled rop code | "
              "compiled, last 10 steps | + user NumPy | overhead (rop call path, HF Python) |",
              "|---|---|---|---|---|---|---|"]

@@ -233,10 +233,14 @@ def compiled_gradient():
 
 
 # ----------------------------------------------------------------------------- the methods
-def hf_functions(X, curvature_batch, read=lambda batch: None):
+def hf_functions(X, curvature_batch, read=lambda batch: None, linearise=True):
     """HF's functions on the autoencoder (objective, gradient, curvature, precond_diag, as
     ``hessian_free`` takes them) and the curvature mini-batches: ``curvature_batch`` cases each,
-    a fixed random partition of X's columns.  ``read(batch)`` is told of every batch read."""
+    a fixed random partition of X's columns.  ``read(batch)`` is told of every batch read.
+
+    ``linearise``: the curvature as ``curvature_at``, ``backprop.gvp.linearize`` once per outer
+    step (the primal pass once, each CG product only the R-statements); False: a whole
+    ``backprop.gvp`` per product (for the benchmark's comparison)."""
     grad = compiled_gradient()
     n = X.shape[1]
     order = np.random.default_rng(0).permutation(n)
@@ -258,14 +262,23 @@ def hf_functions(X, curvature_batch, read=lambda batch: None):
         read(b)
         return backprop.gvp(p[0], p[1], b, v=v)[1]
 
+    def curvature_at(p, b):
+        lin = backprop.gvp.linearize(p[0], p[1], b)
+
+        def G(v):
+            read(b)
+            return lin(v)
+        return G
+
     def precond(p, b):
         """hessian_free asks for it at the point and batch of the step's gradient (the same
         objects, never written): the loss's forward pass there is reused."""
         read(b)
         return grad_sq_mean(p[0], p[1], b, last[2] if p is last[0] and b is last[1] else None)
 
-    return dict(objective=objective, gradient=gradient, curvature=curvature,
-                precond_diag=precond, curvature_batches=minibatches)
+    curv = dict(curvature=None, curvature_at=curvature_at) if linearise else dict(curvature=curvature)
+    return dict(objective=objective, gradient=gradient, precond_diag=precond,
+                curvature_batches=minibatches, **curv)
 
 
 def run_hf(params, X, budget, curvature_batch, bar=True):
@@ -294,7 +307,7 @@ def run_first_order(kind, lr, params, X, budget, batch_size, seed, bar=True):
     m = [np.zeros_like(a) for a in theta]
     s = [np.zeros_like(a) for a in theta]
     batches = minibatch_order(X.shape[1], batch_size, np.random.default_rng(seed))
-    n, every, last, step = X.shape[1], max(1, X.shape[1] // batch_size), -math.inf, 0
+    every, last, step = max(1, X.shape[1] // batch_size), -math.inf, 0
     mon.record((theta[:L], theta[L:]))
     while True:
         Xb = np.ascontiguousarray(X[:, next(batches)])

@@ -415,6 +415,8 @@ def test_bad_inputs_are_named():
     with pytest.raises(TypeError, match="objective must return a scalar"):
         hessian_free(lambda t, _: t, grad, curv, np.ones(2), steps=1, **QUIET)
     with pytest.raises(TypeError, match="curvature must be a function"):
+        hessian_free(obj, grad, "Hv", np.zeros(2), **QUIET)
+    with pytest.raises(TypeError, match="curvature=None and curvature_at"):
         hessian_free(obj, grad, None, np.zeros(2), **QUIET)
 
 
@@ -520,6 +522,38 @@ def test_tanh_mlp_with_rops_own_hvp_decreases_monotonically():
     assert sum(h["accepted"]) >= 4
     assert isinstance(theta, tuple) and [t.shape for t in theta] == [q.shape for q in params]
     assert mlp_loss(theta, batch) == pytest.approx(h[-1].loss, rel=1e-12)
+
+
+def test_curvature_at_linearises_once_per_step_and_matches_per_product_curvature():
+    """``curvature_at`` (rop's ``.hvp.linearize`` once per outer step) takes the same steps as
+    ``curvature`` (a whole ``.hvp`` per CG product): the same CG iterations, losses and λ."""
+    from rop import rop
+    f = rop(wrt=("W1", "b1", "W2", "b2"), mode="python")(mlp_grads)
+    rng = np.random.default_rng(9)
+    params = (rng.normal(size=(6, 3)) / 2, np.zeros(6), rng.normal(size=(2, 6)) / 2, np.zeros(2))
+    batch = (rng.normal(size=(3, 40)), rng.normal(size=(2, 40)))
+    gradient = lambda p, b: (mlp_loss(p, b), f(*p, *b))
+    calls = []
+
+    def at(p, b):
+        calls.append(1)
+        lin = f.hvp.linearize(*p, *b)
+        assert lin.split
+        return lin
+
+    _, h1 = hessian_free(mlp_loss, gradient, lambda p, b, v: f.hvp(*p, *b, v=v)[1], params,
+                         batch=batch, steps=5, **QUIET)
+    _, h2 = hessian_free(mlp_loss, gradient, None, params, curvature_at=at, batch=batch,
+                         steps=5, **QUIET)
+    assert len(calls) == 5 and sum(h2["cg_iters"]) > 5   # once per step, many products each
+    assert list(h1["cg_iters"]) == list(h2["cg_iters"])
+    np.testing.assert_allclose(h2["damping"], h1["damping"], rtol=1e-12)
+    np.testing.assert_allclose(h2["loss"], h1["loss"], rtol=1e-10)
+    with pytest.raises(TypeError, match="exactly one of them"):
+        hessian_free(mlp_loss, gradient, None, params, batch=batch)
+    with pytest.raises(TypeError, match="curvature_at must return a function"):
+        hessian_free(mlp_loss, gradient, None, params, curvature_at=lambda p, b: 0.0,
+                     batch=batch, steps=1, **QUIET)
 
 
 # ---------------------------------------------------------------------------------------------
