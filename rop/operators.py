@@ -145,20 +145,24 @@ class Layout:
         v = self.vector(vec)
         return self._build(self._skel, v)
 
-    def directions(self, vec: Any) -> tuple:
-        """``vec`` as ``.hvp``'s ``v``: one direction per ``wrt`` parameter, always a tuple."""
-        tree = self.unflatten(vec)
+    def directions(self, vec: Any, views: bool = False) -> tuple:
+        """``vec`` as ``.hvp``'s ``v``: one direction per ``wrt`` parameter, always a tuple.
+        ``views``: the arrays are views of ``vec`` (C-contiguous), not copies; for rop's own
+        products, which never write a direction."""
+        v = self.vector(vec)
+        tree = self._build(self._skel, np.ascontiguousarray(v) if views else v, views)
         return (tree,) if self.single else tuple(tree)
 
-    def _build(self, skel, v):
+    def _build(self, skel, v, views=False):
         kind = skel[0]
         if kind == "dict":
-            return skel[1]((k, self._build(s, v)) for k, s in zip(skel[2], skel[3]))
+            return skel[1]((k, self._build(s, v, views)) for k, s in zip(skel[2], skel[3]))
         if kind == "seq":
-            items = [self._build(s, v) for s in skel[3]]
+            items = [self._build(s, v, views) for s in skel[3]]
             return skel[1](*items) if hasattr(skel[1], "_fields") else skel[1](items)
         b = self.blocks[skel[1]]
-        return v[b.slice].reshape(b.shape).copy()
+        block = v[b.slice].reshape(b.shape)
+        return block if views else block.copy()
 
 
 def _describe(x) -> str:
@@ -187,7 +191,10 @@ class CurvatureOperator(LinearOperator):
         self.products_done = 0
 
     def matvec(self, x):
-        return super().matvec(self.layout.vector(x))
+        """``H x``: shape (n,) for x of shape (n,), (n, 1) for (n, 1), as SciPy's."""
+        column = np.ndim(x) == 2
+        y = super().matvec(self.layout.vector(x))
+        return y.reshape(-1, 1) if column else y
 
     def matmat(self, X):
         X = np.asarray(X, dtype=np.float64)
@@ -205,10 +212,12 @@ class CurvatureOperator(LinearOperator):
         if self._products is not None:
             self.products_done += X.shape[1]
             return np.asarray(self._products(np.ascontiguousarray(X)), dtype=np.float64)
-        out = np.empty((self.shape[0], X.shape[1]))
+        # one contiguous row per direction, in and out (a column of X is strided)
+        rows = np.ascontiguousarray(X.T, dtype=np.float64)
+        out = np.empty((X.shape[1], self.shape[0]))
         for j in range(X.shape[1]):
-            out[:, j] = self._matvec(X[:, j])
-        return out
+            out[j] = self._matvec(rows[j])
+        return out.T
 
     _rmatvec = _matvec
     _rmatmat = _matmat
@@ -243,7 +252,7 @@ def _caller(hvp, layout: Layout, gradient):
     name = f"{hvp.owner.fn.__name__}.{hvp.kind}"
 
     def call(args, kwargs, x):
-        _, r_out = hvp(*args, v=layout.directions(x), **kwargs)
+        _, r_out = hvp(*args, v=layout.directions(x, views=True), **kwargs)
         if pick[0] is None:
             pick[0] = _find_gradient(r_out, layout, name)
         return layout.flatten(pick[0](r_out))
@@ -293,7 +302,7 @@ def operator(hvp, *args: Any, gradient: int | Callable | None = None,
     name = f"{hvp.owner.fn.__name__}.{hvp.kind}"
 
     def product(x):
-        r_out = lin(layout.directions(x))
+        r_out = lin(layout.directions(x, views=True))
         if pick[0] is None:
             pick[0] = _find_gradient(r_out, layout, name)
         return layout.flatten(pick[0](r_out))

@@ -65,6 +65,9 @@ def test_operator_is_the_jax_hessian(seed_mlp):
     x = np.random.default_rng(1).normal(size=26)
     assert np.allclose(H.rmatvec(x), J @ x, atol=1e-10) and H.H is H
     assert np.allclose(H.matmat(np.eye(26)[:, :3]), J[:, :3], atol=1e-10)
+    col = H @ x[:, None]                        # one column stays a column, as in SciPy
+    assert col.shape == (26, 1) and np.allclose(col[:, 0], J @ x, atol=1e-10)
+    assert (H @ x).shape == (26,)
 
 
 def test_gauss_newton_operator_is_jt_hl_j(seed_mlp):
