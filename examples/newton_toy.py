@@ -84,9 +84,13 @@ def train(f, P0, T):
 def seed_torch_curves():
     """The seed's own code (its first and third loops: gradient descent and Newton with
     torch.autograd.functional.hessian), float32 as the seed runs it."""
+    import warnings
+
     import torch
     from torch import nn
     from torch.autograd import functional as AF
+    # the seed's backward(create_graph=True) makes torch warn of a reference cycle: kept as written
+    warnings.filterwarnings("ignore", message="Using backward.. with create_graph=True")
     criterion = nn.MSELoss(reduction="mean")
     curves = {}
     for method in ("gradient descent", "Newton"):

@@ -104,8 +104,8 @@ def analyse(name, A, quick, runs, iters):
 
 
 def table(results):
-    print(f"\n| block | n | λmax(H) | λmin(H) | tr H (Hutch++ ± se) | tr H exact | λmax(G) | "
-          f"tr G (Hutch++ ± se) | tr G exact | negative eigenvalues of H |")
+    print("\n| block | n | λmax(H) | λmin(H) | tr H (Hutch++ ± se) | tr H exact | λmax(G) | "
+          "tr G (Hutch++ ± se) | tr G exact | negative eigenvalues of H |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     (Hw, Hb, _), (Gw, Gb, _) = results["H"], results["G"]
     for key in ["whole", *Hb]:
