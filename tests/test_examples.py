@@ -76,17 +76,3 @@ def test_example_runs(name, tmp_path):
         assert (tmp_path / "hf.png").stat().st_size > 1000
         assert "| Hessian-free (Gv) |" in (tmp_path / "hf.md").read_text()
 
-
-def test_newton_toy_reproduces_the_seeds_figures_with_torch():
-    """--torch-init draws the seed's initial values with torch.manual_seed(0) and runs the
-    seed's own PyTorch loops beside rop's: the figures are the seed's (its code's, 0.1446 ->
-    3.9e-5 by Newton and 0.0773 by gradient descent), in rop's columns and in the seed's."""
-    pytest.importorskip("torch")
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "newton_toy.py"), "--quick",
-                           "--torch-init"], capture_output=True, text=True, timeout=300, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    rows = {r.split()[0]: r.split() for r in proc.stdout.splitlines()
-            if r.split() and r.split()[0].isdigit() and len(r.split()) == 5}
-    assert rows["0"][1:] == ["0.1446", "1.446e-01", "0.1446", "1.446e-01"]
-    assert rows["39"][1:] == ["0.0773", "3.900e-05", "0.0773", "3.900e-05"]
