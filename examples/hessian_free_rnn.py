@@ -17,7 +17,8 @@ semi-definite), and ``dh`` is the variable the backward loop assigns dE/dhs[t + 
 ``backprop.gvp(..., v=v, structural=w)`` is G v + w J_hᵀ J_h v: the curvature of Martens &
 Sutskever's "do-not-change prior on the hidden unit activities", from the same compiled code.
 ``rop.hessian_free(..., structural_damping=mu)`` passes w = λμ, so the prior follows the
-Levenberg–Marquardt damping λ.
+Levenberg–Marquardt damping λ.  The curvature is linearised once per HF step
+(``backprop.gvp.linearize(..., structural=w)``, passed as ``curvature_at``).
 
 The run compares μ = 0 (plain Gauss-Newton HF) with μ > 0, the same steps, data and seeds, and
 prints the training loss and the fraction of test cases solved.
@@ -113,11 +114,13 @@ def train(params, data, steps, mu):
     def gradient(p, b):
         return loss(p, b), primal(*p, b[0], tuple(b[1]), b[2])
 
-    def curvature(p, b, v, weight=0.0):
-        return backprop.gvp(*p, *b, v=v, structural=weight)[1]
+    def curvature_at(p, b, weight=0.0):
+        """Linearised once per HF step (the forward and backward pass through time once; each
+        CG product only the R-statements): v -> G v + weight · J_hᵀ J_h v."""
+        return backprop.gvp.linearize(*p, *b, structural=weight)
 
-    return hessian_free(loss, gradient, curvature, params, batch=data, steps=steps,
-                        damping=1.0, structural_damping=mu, progress=False)
+    return hessian_free(loss, gradient, None, params, curvature_at=curvature_at, batch=data,
+                        steps=steps, damping=1.0, structural_damping=mu, progress=False)
 
 
 def main(argv=None):
@@ -145,7 +148,8 @@ def main(argv=None):
         txs, ttarget = addition_data(rng, n_test, T)
         h0 = np.zeros((n_hidden, n_train))
         p0 = init(rng, 2, n_hidden)
-        backprop.gvp(*p0, h0, xs, target, v=p0, structural=0.0)  # compile, off the clock
+        backprop.gvp(*p0, h0, xs, target, v=p0, structural=0.0)  # compile, off the clock:
+        backprop.gvp.linearize(*p0, h0, xs, target, structural=0.0)(p0)  # gradient, linearised
         for mu in (0.0, args.mu):
             start = time.perf_counter()
             params, history = train(p0, (h0, xs, target), steps, mu)
