@@ -19,7 +19,31 @@ from __future__ import annotations
 import copy
 from typing import Any, Sequence
 
+import numpy as np
+
 from .errors import RopError
+
+
+# the directions' numbers one batched call takes at most (see Linearized.chunk)
+BATCH_NUMBERS = 16384
+
+
+def _stack(items: list):
+    """One direction parameter's k values stacked on a new leading axis (a list parameter:
+    a tuple of stacks, one per item)."""
+    if isinstance(items[0], (list, tuple)):
+        return tuple(np.stack([np.asarray(x, dtype=np.float64) for x in col])
+                     for col in zip(*items))
+    return np.stack([np.asarray(x, dtype=np.float64) for x in items])
+
+
+def _unstack(r, j: int):
+    """Direction ``j``'s slice of a batched result."""
+    if isinstance(r, tuple):
+        return tuple(_unstack(x, j) for x in r)
+    if isinstance(r, list):
+        return [_unstack(x, j) for x in r]
+    return r[j]
 
 
 class Linearized:
@@ -38,6 +62,7 @@ class Linearized:
         self._runtime_error = _runtime_error
         self.products = 0
         self._fast = False  # set once the tangent function is compiled (see _fast_call)
+        self._k_ready, self._k_failed = False, ""
         self._nwrt = len(hvp.owner.wrt)
         self._mu = hvp._structural(structural)
         hvp._check_globals()
@@ -130,8 +155,70 @@ class Linearized:
         return self._rebuild(r)
 
     def many(self, vs: Sequence[Any]) -> list:
-        """R{outputs} along each direction of ``vs``, in order (one primal pass for all)."""
+        """R{outputs} along each direction of ``vs``, in order (one primal pass for all).
+
+        When the tangent part is batched (``batched``), the k directions go through one call
+        of ``<name>_tangent_k``, whose R-values carry all k at once (a matrix product with a
+        direction is one BLAS call k times wider); otherwise one tangent call per direction."""
+        vs = list(vs)
+        if len(vs) > 1 and self.batched:
+            dirs = [self._hvp._directions(self._bound, self._sig, v) for v in vs]
+            c = self.chunk(sum(np.size(x) for d in dirs[0]
+                               for x in (d if isinstance(d, (list, tuple)) else (d,))))
+            out = []
+            for s in range(0, len(vs), c):
+                part = dirs[s:s + c]
+                r = self.stacked(tuple(_stack([d[i] for d in part]) for i in range(len(part[0]))),
+                                 len(part)) if len(part) > 1 else None
+                out += [self._rebuild(_unstack(r, j)) for j in range(len(part))] \
+                    if r is not None else [self(v) for v in vs[s:s + c]]
+            return out
         return [self(v) for v in vs]
+
+    def chunk(self, n: int) -> int:
+        """How many directions of ``n`` numbers each go into one batched call: as many as keep
+        the call's R-values near the cache (``BATCH_NUMBERS`` numbers of directions in all);
+        past that, k slices of large arrays cost more memory traffic than k calls cost
+        dispatch, and one call per direction is faster (benchmarks/bench_matmat.py)."""
+        return max(1, BATCH_NUMBERS // max(1, n))
+
+    @property
+    def batched(self) -> bool:
+        """Whether k directions run in one compiled call (``many``, ``H @ V``); if not,
+        ``batch_reason`` says why."""
+        return self.split and self._c.tangent_k is not None and not self._k_failed
+
+    @property
+    def batch_reason(self) -> str:
+        if self.batched:
+            return ""
+        if not self.split:
+            return self.reason
+        return self._k_failed or self._c.batch_reason
+
+    def stacked(self, dirs: tuple, k: int, checked: bool = False):
+        """The raw R{outputs} of ``k`` directions stacked on a leading axis, ``dirs`` one per
+        generated direction parameter (an array (k, ...) for an array parameter, a tuple of
+        them for a list), float64 and C-contiguous; None if the batched call is not available
+        or a direction is not finite (the caller then takes the per-direction path, which
+        names the bad one)."""
+        if not self.batched:
+            return None
+        for d in () if checked else dirs:
+            for a in (d if isinstance(d, tuple) else (d,)):
+                if not np.isfinite(a).all():
+                    return None
+        f = self._c.tangent_k
+        if not self._k_ready and hasattr(f, "disable_compile"):
+            f.disable_compile(False)  # typed once, for these argument types
+        try:
+            r = f(*self._args, *self._tape, *dirs, *self._mu, k)
+        except Exception as exc:  # a batching defect must not cost a result: per direction
+            self._k_failed = f"the batched tangent failed ({type(exc).__name__}: {exc})"
+            return None
+        self._k_ready = True
+        self.products += k
+        return r
 
     @property
     def source(self) -> str:

@@ -153,6 +153,42 @@ class Layout:
         tree = self._build(self._skel, np.ascontiguousarray(v) if views else v, views)
         return (tree,) if self.single else tuple(tree)
 
+    def stack_rows(self, rows: np.ndarray) -> tuple:
+        """k flat vectors (the rows of ``rows``, shape (k, n)) as the batched tangent takes
+        its directions: per ``wrt`` parameter an array (k,) + shape, a tuple of them for a
+        list (rop/linearized.py ``Linearized.stacked``)."""
+        k = rows.shape[0]
+
+        def build(skel):
+            if skel[0] == "dict":
+                raise TypeError("dict parameters are not stacked")
+            if skel[0] == "seq":
+                return tuple(build(s) for s in skel[3])
+            b = self.blocks[skel[1]]
+            return np.ascontiguousarray(rows[:, b.slice]).reshape((k,) + b.shape)
+        tree = build(self._skel)
+        return (tree,) if self.single else tree
+
+    def flatten_rows(self, tree: Any, k: int) -> np.ndarray:
+        """The (k, n) matrix of a batched structure (each leaf (k,) + its block's shape)."""
+        out = np.empty((k, self.size))
+
+        def fill(skel, x):
+            if skel[0] == "seq":
+                for s, c in zip(skel[3], x):
+                    fill(s, c)
+                return
+            b = self.blocks[skel[1]]
+            x = np.asarray(x)
+            if x.shape != (k,) + b.shape:
+                raise ValueError(f"{b.name}: got shape {x.shape}, expected {(k,) + b.shape}")
+            out[:, b.slice] = x.reshape(k, -1)
+        if self.single and isinstance(tree, (tuple, list)) and len(tree) == 1 \
+                and self._skel[0] != "seq":
+            tree = tree[0]
+        fill(self._skel, tree)
+        return out
+
     def _build(self, skel, v, views=False):
         kind = skel[0]
         if kind == "dict":
@@ -306,7 +342,40 @@ def operator(hvp, *args: Any, gradient: int | Callable | None = None,
         if pick[0] is None:
             pick[0] = _find_gradient(r_out, layout, name)
         return layout.flatten(pick[0](r_out))
-    op = CurvatureOperator(layout, product,
+    def products(X):
+        """k columns at once: one call of the batched tangent when there is one (the R-values
+        carry the k directions, matrix products k times wider), else one product each."""
+        rows = np.ascontiguousarray(X.T)
+        k = rows.shape[0]
+        out = np.empty((k, layout.size))
+        start = 0
+        if pick[0] is None:  # the first product tells which output is the gradient
+            out[0] = product(rows[0])
+            start = 1
+        # the stacked fast path needs the directions as the generated function takes them:
+        # with arguments compiled in (dicts), Linearized.many stacks them
+        plain = lin._sig is None
+        finite = lin.batched and bool(np.isfinite(rows).all())
+        c = lin.chunk(layout.size) if finite else 1
+        while start < k:
+            stop = min(k, start + c)
+            if not plain and stop - start > 1:
+                outs = lin.many([layout.directions(rows[j], views=True)
+                                 for j in range(start, stop)])
+                for j, r_out in zip(range(start, stop), outs):
+                    out[j] = layout.flatten(pick[0](r_out))
+                start = stop
+                continue
+            r = lin.stacked(layout.stack_rows(rows[start:stop]), stop - start, checked=True) \
+                if stop - start > 1 else None
+            if r is not None:
+                out[start:stop] = layout.flatten_rows(pick[0](lin._rebuild(r)), stop - start)
+            else:
+                for j in range(start, stop):
+                    out[j] = product(rows[j])
+            start = stop
+        return out.T
+    op = CurvatureOperator(layout, product, products,
                            name="Gauss-Newton" if hvp.kind == "gvp" else "Hessian")
     op.linearized = lin
     return op

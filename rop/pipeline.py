@@ -35,6 +35,7 @@ from .ir.verify import verify
 from .rules.table import RULES
 from .transforms.relaxation import co_converge_loops
 from .transforms.gauss_newton import damped_of
+from .transforms.batch import NotBatchable, batch
 from .transforms.linearize import linearize
 from .transforms.rtransform import r_transform
 
@@ -51,6 +52,8 @@ class Compiled:
     out_struct: object = None  # how the results hold dicts (frontend/statics.py)
     linearize: object = None  # (args...) -> (outputs, tape): the primal part, once
     tangent: object = None    # (args..., *tape, R_args...) -> R{outputs}: per direction
+    tangent_k: object = None  # (args..., *tape, R_args stacked..., k) -> R{outputs}, k at once
+    batch_reason: str = ""    # why there is no tangent_k (transforms/batch.py)
     plain: bool = True  # no static arguments: the generated function takes the user's
 
 
@@ -134,7 +137,7 @@ def compile_linearized(fn, wrt, param_types, mode: str = "numba", check_finite: 
     ir = lower(fn, statics=statics)
     kind = "_gvp" if output else "_hvp"
     key = _index_key(ir, wrt, param_types) + "a" + "fc"[check_finite] + \
-        (f"|G:{output}" if output else "") + (f"|S:{hidden!r}" if hidden else "") + "|L"
+        (f"|G:{output}" if output else "") + (f"|S:{hidden!r}" if hidden else "") + "|L2"
     hit = index_lookup(key)
     if hit is not None and not os.environ.get("ROP_DUMP"):
         path, source = hit
@@ -147,7 +150,11 @@ def compile_linearized(fn, wrt, param_types, mode: str = "numba", check_finite: 
         for p in PASSES[:-1]:
             p(u)
         lin, tan, _ = linearize(u.rfn, u.types, u.namer, fn.__name__ + kind)
-        u.linearized = (lin, tan)
+        try:
+            many = batch(tan, u.types, u.namer, tan.name + "_k")
+        except NotBatchable as exc:
+            many = str(exc)
+        u.linearized = (lin, tan, many)
         emit(u)
         source = u.source
         path = write_module(source, f"{fn.__name__}{kind}_lin")
@@ -156,7 +163,9 @@ def compile_linearized(fn, wrt, param_types, mode: str = "numba", check_finite: 
         rfn = u.rfn
     c = Compiled(source, path, mod, getattr(mod, fn.__name__), None, rfn, None,
                  linearize=getattr(mod, fn.__name__ + kind + "_linearize"),
-                 tangent=getattr(mod, fn.__name__ + kind + "_tangent"))
+                 tangent=getattr(mod, fn.__name__ + kind + "_tangent"),
+                 tangent_k=getattr(mod, fn.__name__ + kind + "_tangent_k", None),
+                 batch_reason=getattr(mod, "__rop_not_batched__", ""))
     c.out_struct, c.plain = ir.out_struct, not statics
     return c
 
@@ -389,14 +398,25 @@ def emit_module(fn, ir, primal, rfn, prims, types, temps, wrt, param_types=None,
         out += ["", *hem.function(passes.dce(hfn), hfn.name, r_mode=False), ""]
         names.append(hfn.name)
     out += ["", *em.function(primal, fn.__name__, r_mode=False), ""]
+    not_batched = None
     if linearized:
-        lin, tan = linearized
+        lin, tan, many = linearized
         out += ["", *em.function(lin, lin.name, r_mode=False), ""]
         tan_lines = em.function(tan, tan.name, r_mode=False)
         if param_types is not None:
             tan_lines[1:1] = call_checks(wrt, rfn.rnames, param_types, ir.user_names)
         out += ["", *tan_lines, ""]
         names += [fn.__name__, lin.name, tan.name]
+        if isinstance(many, str):
+            not_batched = many
+        else:  # the directions arrive checked and stacked (rop/linearized.py)
+            fk, types_k = many
+            emk = Emitter(prims, types_k, temps | fk.temps)
+            lines_k = emk.function(fk, fk.name, r_mode=False)
+            lines_k[1:1] = [f"    # {len(fk.rparams)} directions' stacks, each (K, ...) with one "
+                            "slice per direction"]
+            out += ["", *lines_k, ""]
+            names.append(fk.name)
     else:
         hvp_lines = em.function(rfn, fn.__name__ + suffix, r_mode=True)
         if param_types is not None:
@@ -405,6 +425,8 @@ def emit_module(fn, ir, primal, rfn, prims, types, temps, wrt, param_types=None,
         names += [fn.__name__, fn.__name__ + suffix]
     out.append("")
     out.append(f"__rop_functions__ = {tuple(names)!r}")
+    if not_batched is not None:
+        out.append(f"__rop_not_batched__ = {not_batched!r}")
     relax = [(r.index, f"{os.path.basename(r.loc.filename)}:{r.loc.lineno}", r.loc.text)
              for r in rfn.relax_loops]
     out.append(f"__rop_relaxations__ = {relax!r}")

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import test_courses as TC  # noqa: E402
 import gauss_newton_programs as P  # noqa: E402
 from rop import rop  # noqa: E402
+from rop.errors import RopCallError  # noqa: E402
 
 # the programs whose R-statements read a list per step (Nielsen's mini-batch loops): not split
 NOT_SPLIT = {"Network.mini_batch_gradient", "Network2.total_cost_and_gradient"}
@@ -116,3 +117,99 @@ def test_the_operator_runs_the_primal_once():
     e[5] = 1.0
     _, col = f.hvp(*args, v=H.layout.directions(e))
     assert np.allclose(M[:, 5], H.layout.flatten(col), rtol=0, atol=1e-14)
+
+
+# ------------------------------------------------------------------------ many directions
+# the course programs whose tangent part batches (transforms/batch.py); the others fall back to
+# one tangent call per direction, each with its reason
+BATCHED = {"Network.backprop", "Network2.backprop", "affine_forward", "affine_relu_forward",
+           "compute_gradient_linear_reg", "cost_function_reg", "gru_step_grads",
+           "hidden_activation_mlp", "logistic_cost_and_gradient", "logistic_loss_logaddexp",
+           "mlp_activation_variants", "output_layer_grads", "rbm_cd1_update", "ridge_gradient",
+           "skipgram", "svm_loss", "svm_loss_naive"}
+NUMBA_BATCHED = ("hidden_activation_mlp", "svm_loss_naive")
+SCALES = (1.0, -2.0, 0.5)
+
+
+def _scale(x, a):
+    if isinstance(x, (list, tuple)):
+        return type(x)(_scale(e, a) for e in x)
+    if isinstance(x, dict):
+        return {k: _scale(e, a) for k, e in x.items()}
+    return float(x) * a if np.ndim(x) == 0 else np.asarray(x) * a
+
+
+def check_many(name, mode):
+    """``lin.many`` of three directions (v, -2v, v/2) against the oracle's jax.jvp along v,
+    scaled: R{f} is linear in the direction."""
+    f, exc = TC.compiled(name, mode)
+    assert exc is None, exc
+    args, kwargs, v = TC.point(name)
+    lin = f.hvp.linearize(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+    vs = [_scale(v, a) for a in SCALES]
+    keep = copy.deepcopy(vs)
+    rs = lin.many(vs)
+    assert all(TC.identical(x, y) for x, y in zip(vs, keep)), "a direction was modified"
+    assert lin.batched == (name in BATCHED), lin.batch_reason
+    assert lin.batched or lin.batch_reason
+    _, o_jvp = TC.oracle(name)
+    entry = TC.ENTRY[name]
+    for a, r in zip(SCALES, rs):
+        ok, _, msg = TC.rel_close(entry.pick(r), _scale(o_jvp, a), TC.ORACLE_RTOL)
+        assert ok, f"direction {a}·v: {msg}"
+    return lin
+
+
+@pytest.mark.parametrize("name", sorted(TC.ENTRY))
+def test_course_program_many_directions_python(name):
+    check_many(name, "python")
+
+
+@pytest.mark.parametrize("name", NUMBA_BATCHED)
+def test_course_program_many_directions_numba(name):
+    lin = check_many(name, "numba")
+    assert lin.batched, lin.batch_reason  # compiled and ran (a failure would have fallen back)
+
+
+@pytest.mark.parametrize("mode", ["python", "numba"])
+def test_matmat_is_one_batched_call_equal_to_the_jax_hessian(mode, monkeypatch):
+    """``H @ V`` of the deep MLP (lists of layers): k columns in batched calls of the tangent
+    part, in chunks (``BATCH_NUMBERS``), equal to JAX's dense Hessian; a non-finite column is
+    refused by name, as a single product would be."""
+    import jax
+    import jax.numpy as jnp
+    import rop.linearized as L
+    from examples import deep_mlp
+    jax.config.update("jax_enable_x64", True)
+    f = rop(deep_mlp.backprop.fn, wrt=("Ws", "bs"), mode=mode)
+    Ws, bs, X, T, _, _ = deep_mlp.init([3, 5, 4, 2], 6)
+    H = f.hvp.operator(Ws, bs, X, T)
+    n = H.shape[0]
+
+    def loss(theta):
+        blocks = [theta[b.slice].reshape(b.shape) for b in H.layout.blocks]
+        L_ = len(Ws)
+        a = X
+        for i, (W, b) in enumerate(zip(blocks[:L_], blocks[L_:])):
+            a = W @ a + b[:, None]
+            a = jnp.tanh(a) if i < len(Ws) - 1 else a
+        return 0.5 * jnp.sum((a - T) ** 2) / X.shape[1]
+    theta = H.layout.flatten((Ws, bs))
+    J = np.asarray(jax.hessian(lambda t: loss(t))(jnp.asarray(theta)))
+    V = np.random.default_rng(0).normal(size=(n, 9))
+    calls = []
+    real = L.Linearized.stacked
+
+    def counting(self, dirs, k, checked=False):
+        calls.append(k)
+        return real(self, dirs, k, checked)
+    monkeypatch.setattr(L.Linearized, "stacked", counting)
+    assert np.allclose(H @ V, J @ V, rtol=1e-10, atol=1e-12)
+    assert H.linearized.batched and calls == [8]  # the first column alone, then one call
+    monkeypatch.setattr(L, "BATCH_NUMBERS", 3 * n)
+    calls.clear()
+    assert np.allclose(H @ V, J @ V, rtol=1e-10, atol=1e-12)
+    assert calls == [3, 3, 3]
+    V[4, 5] = np.nan
+    with pytest.raises(RopCallError, match="`Ws` or its direction contains NaN or Inf"):
+        H @ V

@@ -706,6 +706,29 @@ runtime("tape", (), "Tape()", lambda nd, ops=None: None)
 runtime("untape", ("x",), "list(x)", lambda nd, ops=None: None)  # a list, read back from it
 
 
+# the batched tangent (transforms/batch.py): R-values with a leading axis of k directions;
+# rop/runtime/batched.py.  Ranks here are of the stored arrays, the batch axis included.
+def _bexpand_emit(env):
+    """``x[:, None, ...]``: a batched value lifted to a higher rank after its batch axis, so
+    that it broadcasts against the unbatched operands of an elementwise operation."""
+    n = env["n"].value
+    index = ast.Tuple(elts=[ast.Slice()] + [ast.Constant(None)] * n, ctx=ast.Load())
+    return ast.Subscript(value=env["x"], slice=index, ctx=ast.Load())
+
+
+for _name, _rank in (("bmm_l2", 3), ("bmm_l1", 2), ("bmm_v", None), ("bmm_r2", 3),
+                     ("bmm_r1", 2), ("bmm_rv2", 2), ("bmm_rv1", 1)):
+    runtime(_name, ("a", "b"), f"rt.{_name}(a, b)", lambda nd, ops=None, r=_rank: r)
+runtime("bexpand", ("x", "n"), _bexpand_emit, lambda nd, ops=None: None)
+runtime("bsum_all", ("x",), "rt.bsum_all(x)", lambda nd, ops=None: 1)
+runtime("bmean_all", ("x",), "rt.bmean_all(x)", lambda nd, ops=None: 1)
+runtime("breshape", ("x", "k", "shape"), "rt.breshape(x, k, shape)", lambda nd, ops=None: None)
+runtime("bbroadcast_as", ("r", "y"), "rt.bbroadcast_as(r, y)", lambda nd, ops=None: None)
+runtime("bzeros", ("x", "k"), "rt.bzeros(x, k)", lambda nd, ops=None: None)
+runtime("bzeros_scalar", ("k",), "rt.bzeros_scalar(k)", lambda nd, ops=None: 1)
+runtime("bzeros_list", ("x", "k"), "rt.bzeros_list(x, k)", lambda nd, ops=None: None)
+
+
 # ----------------------------------------------------------------------------- derived lists
 # what other modules need to know of the primitives, read off the entries above
 

@@ -280,6 +280,10 @@ from .arrays import (array, tile, repeat, cumsum, concatenate, stack, vstack, hs
                      column_stack, pad_constant, unravel_index)
 from .moments import var, std, prod, var_tangent, prod_tangent  # noqa: E402
 from .einsum import einsum  # noqa: E402
+# the batched tangent's helpers (k directions at once: transforms/batch.py)
+from .batched import (bmm_l2, bmm_l1, bmm_v, bmm_r2, bmm_r1, bmm_rv2, bmm_rv1,  # noqa: E402
+                      bsum_all, bmean_all, breshape, bbroadcast_as, bzeros, bzeros_scalar,
+                      bzeros_list)
 
 
 # ---------------------------------------------------------------------------

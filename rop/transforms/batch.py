@@ -1,0 +1,348 @@
+"""Many directions per call: the tangent part batched over k directions (``jax.vmap`` of the
+linearised product, made statement by statement on the IR).
+
+``<name>_tangent`` (transforms/linearize.py) runs the R-statements for one direction.  In a
+Lanczos run, a Hutchinson estimate or ``H @ V`` it runs k times, and at the small sizes where
+curvature is cheap the k calls cost more than the arithmetic.  ``<name>_tangent_k`` takes the
+k directions stacked on a leading axis (``R_W`` of shape (k,) + W.shape) and gives every
+R-value that axis; the primal values read from the tape have none.  Then
+
+* elementwise operations broadcast as written, once the batched operand of lower rank is lifted
+  after its batch axis (``R_b[:, None]``);
+* a matrix product with one batched operand is one BLAS call on a matrix k times wider or
+  taller (``W @ R_a`` on (n, k·B)), instead of k calls (``rt.bmm_*``);
+* reductions, transposes, indexing and reshapes shift their axes past the batch axis;
+* R-containers (lists of R-values, ``rt.zeros_of``) hold batched arrays.
+
+The rules are by primitive, from the operands' ranks (known at compile time).  A tangent
+statement on a primitive without a batching rule here (an einsum, a user's helper, a maximum's
+tangent) raises :class:`NotBatchable`, and the caller runs the single-direction tangent per
+direction instead: correct, only slower.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from ..ir.nodes import (Append, Assign, Break, Const, Continue, Effect, For, Function, If,
+                        Return, SetItem, SliceOp, TupleOp, Var, walk)
+
+# R = f(R{x}) elementwise, or a linear combination that broadcasts: the batch axis rides along
+_ELEMENTWISE = {"add", "sub", "mul", "div", "neg", "pos", "copy", "array_copy", "where",
+                "ifexp"}
+_ALLOC = {"zeros_of", "zeros_but", "zeros_like"}
+_MATMUL = {"matmul", "dot"}
+
+
+class NotBatchable(Exception):
+    """The tangent part has a statement without a batching rule; the message says which."""
+
+
+def _bump(t, name):
+    """The type of a batched value: every array and number in it one rank higher."""
+    if _rank(t) is not None:
+        return t + 1
+    if isinstance(t, tuple) and t[0] == "list":
+        return ("list", _bump(t[1], name))
+    if isinstance(t, tuple) and t[0] == "tuple":
+        return ("tuple", tuple(_bump(i, name) for i in t[1]))
+    raise NotBatchable(f"`{name}` holds {t!r}: only arrays, numbers, and lists and tuples of "
+                       "them are batched")
+
+
+def _rank(t):
+    """A value's rank from the types table: an int, or None for lists and the unknown."""
+    return t if isinstance(t, int) and not isinstance(t, bool) else None
+
+
+class _Batch:
+    def __init__(self, tan: Function, types: dict, namer):
+        self.tan, self.types, self.namer = tan, types, namer
+        self.k = namer.fresh("K")
+        self.batched = set(tan.rparams)
+        self.new_types = dict(types)
+
+    # ------------------------------------------------------------------ what carries k
+    def classify(self):
+        """The names whose values carry the batch axis: the directions, and whatever an
+        R-statement computes from them, allocates for them, or stores them into."""
+        changed = True
+        while changed:
+            changed = False
+            for s in walk(self.tan.body):
+                if isinstance(s, Assign) and s.prim == "len":
+                    continue  # the length of an R-list is the list's: no batch axis
+                if isinstance(s, Assign) and s.target not in self.batched and (
+                        set(s.reads()) & self.batched or (s.is_r and s.prim in _ALLOC)):
+                    self.batched.add(s.target)
+                    changed = True
+                elif isinstance(s, (SetItem, Append)) and s.obj not in self.batched and \
+                        set(operand_vars_of(s.value)) & self.batched:
+                    self.batched.add(s.obj)
+                    changed = True
+        for n in self.batched:
+            self.new_types[n] = _bump(self.types.get(n), n)
+
+    def is_b(self, op) -> bool:
+        return isinstance(op, Var) and op.name in self.batched
+
+    def rank(self, op):
+        """The primal rank of an operand (without the batch axis)."""
+        if isinstance(op, Const):
+            return 0 if isinstance(op.value, (int, float, bool)) else None
+        if isinstance(op, Var):
+            return _rank(self.types.get(op.name))
+        return None
+
+    def is_list(self, op) -> bool:
+        """A list or a tuple (indexing picks an item: no batch axis to skip)."""
+        return isinstance(op, Var) and isinstance(self.types.get(op.name), tuple) and \
+            self.types[op.name][0] in ("list", "tuple")
+
+    # ------------------------------------------------------------------ rewriting
+    def lift(self, op, to, out, loc):
+        """``op`` (batched, of primal rank p) lifted to rank ``to`` after its batch axis."""
+        p = self.rank(op)
+        if p is None:
+            raise NotBatchable(f"line {loc.lineno}: the rank of `{op.name}` is not known")
+        if p >= to:
+            return op
+        tmp = self.namer.fresh(op.name + "_up")
+        self.new_types[tmp] = to + 1
+        out.append(Assign(tmp, "bexpand", (op, Const(to - p)), loc, is_r=True))
+        return Var(tmp)
+
+    def index(self, index, loc):
+        """An index into a batched array, the batch axis kept whole in front."""
+        items = index.items if isinstance(index, TupleOp) else (index,)
+        arrays = []
+        for pos, it in enumerate(items):
+            ok = isinstance(it, SliceOp) or (isinstance(it, Const) and (
+                it.value is None or it.value is Ellipsis or isinstance(it.value, int))) or \
+                (isinstance(it, Var) and self.rank(it) in (0, 1) and it.name not in self.batched)
+            if isinstance(it, Var) and self.rank(it) == 1:
+                arrays.append(pos)
+            if not ok:
+                raise NotBatchable(f"line {loc.lineno}: an index other than numbers, slices, "
+                                   "None, ... and index vectors (a mask)")
+        # NumPy puts the dimensions of separated index arrays first: only adjacent ones keep
+        # their place behind the batch axis
+        if arrays and arrays != list(range(arrays[0], arrays[0] + len(arrays))):
+            raise NotBatchable(f"line {loc.lineno}: index arrays separated by a slice")
+        return TupleOp((SliceOp(None, None, None),) + tuple(items))
+
+    def assign(self, s: Assign, out: list):
+        a, loc = s.args, s.loc
+        if s.target not in self.batched:
+            out.append(s)
+            return
+        r = self.rank(Var(s.target))
+        p = s.prim
+        if p in ("zeros_of", "zeros_but"):
+            x = a[0]
+            if p == "zeros_but" or self.is_list(x):
+                elem = self.types.get(x.name)[1] if isinstance(x, Var) else None
+                if _rank(elem) is None:
+                    raise NotBatchable(f"line {loc.lineno}: an R-list of {elem!r}")
+                out.append(Assign(s.target, "bzeros_list", (x, Var(self.k)), loc, is_r=True))
+            elif self.rank(x) == 0:
+                out.append(Assign(s.target, "bzeros_scalar", (Var(self.k),), loc, is_r=True))
+            else:
+                out.append(Assign(s.target, "bzeros", (x, Var(self.k)), loc, is_r=True))
+            return
+        if p == "copy" and (isinstance(a[0], TupleOp) or self.is_list(a[0])):
+            leaves = _leaves(a[0])
+            if not all(self.is_b(x) for x in leaves):
+                raise NotBatchable(f"line {loc.lineno}: a tuple of R-values and other values")
+            out.append(s)
+            return
+        if p == "zeros_like":
+            out.append(s if self.is_b(a[0]) else
+                       Assign(s.target, "bzeros", (a[0], Var(self.k)), loc, is_r=True))
+            return
+        if p in _ELEMENTWISE and not any(self.is_b(x) for x in a):
+            # a batched name bound to a value without the batch axis: an R-accumulator's
+            # start (`R_loss = 0.0`), which needs one zero per direction
+            if r == 0 and p == "copy" and isinstance(a[0], Const) and a[0].value == 0:
+                out.append(Assign(s.target, "bzeros_scalar", (Var(self.k),), loc, is_r=True))
+                return
+            raise NotBatchable(f"line {loc.lineno}: `{s.target}` is bound to a value that is "
+                               "the same for every direction")
+        if p in _ELEMENTWISE:
+            if r is None:
+                raise NotBatchable(f"line {loc.lineno}: `{p}` of unknown rank")
+            args = tuple(self.lift(x, r, out, loc) if self.is_b(x) else x for x in a)
+            if p == "ifexp" and not (self.is_b(a[1]) and self.is_b(a[2])):
+                raise NotBatchable(f"line {loc.lineno}: a conditional with one R-branch")
+            out.append(_with(s, args=args))
+            return
+        if p == "float":
+            out.append(_with(s, prim="copy", args=(a[0],)))
+            return
+        if p in _MATMUL:
+            x, y = a[0], a[1]
+            if self.is_b(x) and self.is_b(y):
+                raise NotBatchable(f"line {loc.lineno}: a product of two R-values")
+            px, py = self.rank(x), self.rank(y)
+            if self.is_b(x):
+                name = {(2, 2): "bmm_l2", (2, 1): "bmm_l1", (1, 2): "bmm_v",
+                        (1, 1): "bmm_v"}.get((px, py))
+            else:
+                name = {(2, 2): "bmm_r2", (2, 1): "bmm_r1", (1, 2): "bmm_rv2",
+                        (1, 1): "bmm_rv1"}.get((px, py))
+            if name is None:
+                raise NotBatchable(f"line {loc.lineno}: a product of ranks {px} and {py}")
+            out.append(_with(s, prim=name, args=(x, y), kwargs=()))
+            return
+        if p in ("sum", "mean"):
+            x = a[0]
+            axis = a[1] if len(a) > 1 else Const(None)
+            keep = a[2] if len(a) > 2 else Const(False)
+            if not (isinstance(axis, Const) and isinstance(keep, Const)):
+                raise NotBatchable(f"line {loc.lineno}: a {p} over an axis known only at run time")
+            if axis.value is None:
+                if keep.value:
+                    raise NotBatchable(f"line {loc.lineno}: a {p} over all axes with keepdims")
+                out.append(_with(s, prim="b" + p + "_all", args=(x,), kwargs=()))
+                return
+            if not isinstance(axis.value, int):
+                raise NotBatchable(f"line {loc.lineno}: a {p} over several axes")
+            ax = axis.value + 1 if axis.value >= 0 else axis.value
+            out.append(_with(s, args=(x, Const(ax), keep), kwargs=()))
+            return
+        if p == "transpose":
+            x = a[0]
+            axes = a[1] if len(a) > 1 else Const(None)
+            px = self.rank(x)
+            if isinstance(axes, Const) and axes.value is None:
+                if px is None:
+                    raise NotBatchable(f"line {loc.lineno}: a transpose of unknown rank")
+                if px <= 1:
+                    out.append(_with(s, prim="copy", args=(x,)))
+                    return
+                perm = (0,) + tuple(range(px, 0, -1))
+            elif isinstance(axes, TupleOp) and all(isinstance(i, Const) and isinstance(i.value, int)
+                                                   for i in axes.items):
+                perm = (0,) + tuple(i.value % px + 1 for i in axes.items)
+            else:
+                raise NotBatchable(f"line {loc.lineno}: a transpose with axes known only at run time")
+            out.append(_with(s, args=(x, TupleOp(tuple(Const(i) for i in perm))), kwargs=()))
+            return
+        if p == "getitem":
+            x, idx = a[0], a[1]
+            if self.is_list(x):
+                out.append(s)  # an item of an R-list: batched as the list's items are
+                return
+            if not self.is_b(x):
+                raise NotBatchable(f"line {loc.lineno}: an index that is an R-value")
+            out.append(_with(s, args=(x, self.index(idx, loc))))
+            return
+        if p in ("reshape", "ravel"):
+            x = a[0]
+            shape = TupleOp((Const(-1),)) if p == "ravel" else a[1]
+            if isinstance(shape, Const) and isinstance(shape.value, int):
+                shape = TupleOp((shape,))
+            out.append(_with(s, prim="breshape", args=(x, Var(self.k), shape), kwargs=()))
+            return
+        if p == "broadcast_as":
+            x, like = a[0], a[1]
+            rl = self.rank(like)
+            if rl is None:
+                raise NotBatchable(f"line {loc.lineno}: a broadcast to a value of unknown rank")
+            if rl == 0:
+                out.append(_with(s, prim="copy", args=(x,)))
+                return
+            out.append(_with(s, prim="bbroadcast_as", args=(self.lift(x, rl, out, loc), like)))
+            return
+        if p == "list":
+            if not all(self.is_b(x) for x in a):
+                raise NotBatchable(f"line {loc.lineno}: a list of R-values and other values")
+            out.append(s)
+            return
+        if p == "getitem_list" or p == "copy_list":
+            out.append(s)
+            return
+        raise NotBatchable(f"line {loc.lineno}: no batching rule for `{p}`")
+
+    def block(self, stmts) -> list:
+        out: list = []
+        for s in stmts:
+            if isinstance(s, Assign):
+                self.assign(s, out)
+            elif isinstance(s, SetItem):
+                if s.obj in self.batched and not self.is_list(Var(s.obj)):
+                    r = self.rank(Var(s.obj))
+                    idx = self.index(s.index, s.loc)
+                    n_int = sum(1 for i in (s.index.items if isinstance(s.index, TupleOp)
+                                            else (s.index,)) if not isinstance(i, SliceOp)
+                                and not (isinstance(i, Const) and i.value in (None, Ellipsis)))
+                    fancy = any(isinstance(i, Var) and self.rank(i) == 1 for i in
+                                (s.index.items if isinstance(s.index, TupleOp) else (s.index,)))
+                    value = self.lift(s.value, r - n_int, out, s.loc) \
+                        if self.is_b(s.value) and not fancy else s.value
+                    out.append(SetItem(s.obj, idx, value, s.loc, s.is_r))
+                elif s.obj in self.batched or not (set(operand_vars_of(s.value)) & self.batched):
+                    out.append(s)
+                else:
+                    raise NotBatchable(f"line {s.loc.lineno}: an R-value stored into `{s.obj}`")
+            elif isinstance(s, Append):
+                out.append(s)
+            elif isinstance(s, Effect):
+                if s.call != "rt.release":
+                    raise NotBatchable(f"line {s.loc.lineno}: `{s.call}`")
+                out.append(s)
+            elif isinstance(s, For):
+                out.append(For(s.var, s.start, s.stop, s.step, self.block(s.body), s.loc))
+            elif isinstance(s, If):
+                out.append(If(s.test, self.block(s.body), self.block(s.orelse), s.loc))
+            elif isinstance(s, Return):
+                self.check_return(s.value, s.loc)
+                out.append(copy.copy(s))
+            elif isinstance(s, (Break, Continue)):
+                out.append(copy.copy(s))
+            else:
+                raise NotBatchable(f"line {s.loc.lineno}: a {type(s).__name__}")
+        return out
+
+    def check_return(self, value, loc):
+        """Every R-output carries the batch axis (the caller slices it per direction)."""
+        if isinstance(value, TupleOp):
+            for it in value.items:
+                self.check_return(it, loc)
+        elif not self.is_b(value):
+            raise NotBatchable(f"line {loc.lineno}: an R-output that is not an R-value "
+                               f"({value})")
+
+    def run(self, name) -> Function:
+        self.classify()
+        body = self.block(self.tan.body)
+        t = self.tan
+        fn = Function(name, list(t.params) + [self.k], body, t.loc, t.filename,
+                      helpers=t.helpers, user_names=t.user_names, temps=set(t.temps),
+                      rparams=list(t.rparams), rnames=dict(t.rnames))
+        self.new_types[self.k] = 0
+        return fn
+
+
+def _leaves(op) -> list:
+    return [x for it in op.items for x in _leaves(it)] if isinstance(op, TupleOp) else [op]
+
+
+def operand_vars_of(op):
+    from ..ir.nodes import operand_vars
+    return list(operand_vars(op))
+
+
+def _with(s: Assign, **changes) -> Assign:
+    new = copy.copy(s)
+    for k, v in changes.items():
+        setattr(new, k, v)
+    return new
+
+
+def batch(tan: Function, types: dict, namer, name: str) -> tuple[Function, dict]:
+    """``(f_tangent_k, types)``: the tangent function ``tan`` batched over k directions (a
+    last parameter ``K``), with the types of its names (batched ranks one higher).  Raises
+    :class:`NotBatchable`."""
+    b = _Batch(tan, types, namer)
+    return b.run(name), b.new_types
