@@ -211,6 +211,27 @@ def _describe(x) -> str:
 
 # ------------------------------------------------------------------------------------- operators
 
+def _by_columns(X: np.ndarray, product: Callable, group: int = 8, rows: int = 4096) -> np.ndarray:
+    """``[product(x) for x in X's columns]`` as the columns of an (n, k) array.  A column of a
+    C-ordered X is strided, one cache line per entry, and NumPy copies a transposed view in the
+    order of its output: for a model of 10⁶ parameters that costs as much as the product.  So
+    the columns are taken ``group`` at a time and transposed in blocks of ``rows`` rows, which
+    stay in cache (and the results written back the same way)."""
+    n, k = X.shape
+    out = np.empty((n, k))
+    for j in range(0, k, group):
+        g = min(group, k - j)
+        block = np.empty((g, n))
+        for r in range(0, n, rows):
+            block[:, r:r + rows] = X[r:r + rows, j:j + g].T
+        res = np.empty((g, n))
+        for i in range(g):
+            res[i] = product(block[i])
+        for r in range(0, n, rows):
+            out[r:r + rows, j:j + g] = res[:, r:r + rows].T
+    return out
+
+
 class CurvatureOperator(LinearOperator):
     """A symmetric float64 ``LinearOperator`` on the flat layout (``rmatvec`` is ``matvec``).
 
@@ -247,13 +268,8 @@ class CurvatureOperator(LinearOperator):
     def _matmat(self, X):
         if self._products is not None:
             self.products_done += X.shape[1]
-            return np.asarray(self._products(np.ascontiguousarray(X)), dtype=np.float64)
-        # one contiguous row per direction, in and out (a column of X is strided)
-        rows = np.ascontiguousarray(X.T, dtype=np.float64)
-        out = np.empty((X.shape[1], self.shape[0]))
-        for j in range(X.shape[1]):
-            out[j] = self._matvec(rows[j])
-        return out.T
+            return np.asarray(self._products(X), dtype=np.float64)
+        return _by_columns(X, self._matvec)
 
     _rmatvec = _matvec
     _rmatmat = _matmat
@@ -343,10 +359,15 @@ def operator(hvp, *args: Any, gradient: int | Callable | None = None,
             pick[0] = _find_gradient(r_out, layout, name)
         return layout.flatten(pick[0](r_out))
     def products(X):
-        """k columns at once: one call of the batched tangent when there is one (the R-values
-        carry the k directions, matrix products k times wider), else one product each."""
+        """k columns at once: batched calls of the tangent part when it is batched and the
+        model small enough for a chunk of several directions (``Linearized.chunk``), else one
+        product per column, read and written in place (a large model's n × k matrices are
+        not copied)."""
+        k = X.shape[1]
+        c = lin.chunk(layout.size) if lin.batched else 1
+        if c == 1 or k == 1 or not np.isfinite(X).all():
+            return _by_columns(X, product)
         rows = np.ascontiguousarray(X.T)
-        k = rows.shape[0]
         out = np.empty((k, layout.size))
         start = 0
         if pick[0] is None:  # the first product tells which output is the gradient
@@ -355,8 +376,6 @@ def operator(hvp, *args: Any, gradient: int | Callable | None = None,
         # the stacked fast path needs the directions as the generated function takes them:
         # with arguments compiled in (dicts), Linearized.many stacks them
         plain = lin._sig is None
-        finite = lin.batched and bool(np.isfinite(rows).all())
-        c = lin.chunk(layout.size) if finite else 1
         while start < k:
             stop = min(k, start + c)
             if not plain and stop - start > 1:
