@@ -231,6 +231,9 @@ class _Batch:
         if p == "getitem":
             x, idx = a[0], a[1]
             if self.is_list(x):
+                if not self.is_b(x):
+                    raise NotBatchable(f"line {loc.lineno}: `{s.target}` is bound to an item "
+                                       f"of `{x.name}`, which holds no direction")
                 out.append(s)  # an item of an R-list: batched as the list's items are
                 return
             if not self.is_b(x):
@@ -281,11 +284,19 @@ class _Batch:
                     value = self.lift(s.value, r - n_int, out, s.loc) \
                         if self.is_b(s.value) and not fancy else s.value
                     out.append(SetItem(s.obj, idx, value, s.loc, s.is_r))
-                elif s.obj in self.batched or not (set(operand_vars_of(s.value)) & self.batched):
+                elif s.obj in self.batched:
+                    if not self.is_b(s.value):
+                        raise NotBatchable(f"line {s.loc.lineno}: a value without the directions "
+                                           f"stored into `{s.obj}`")
+                    out.append(s)
+                elif not (set(operand_vars_of(s.value)) & self.batched):
                     out.append(s)
                 else:
                     raise NotBatchable(f"line {s.loc.lineno}: an R-value stored into `{s.obj}`")
             elif isinstance(s, Append):
+                if (s.obj in self.batched) != self.is_b(s.value):
+                    raise NotBatchable(f"line {s.loc.lineno}: `{s.obj}` would hold values with "
+                                       "and without the directions")
                 out.append(s)
             elif isinstance(s, Effect):
                 if s.call != "rt.release":
