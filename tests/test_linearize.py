@@ -26,7 +26,7 @@ from rop.errors import RopCallError  # noqa: E402
 
 # the programs whose R-statements read a list per step (Nielsen's mini-batch loops): not split
 NOT_SPLIT = {"Network.mini_batch_gradient", "Network2.total_cost_and_gradient"}
-NUMBA_SUBSET = ("FullyConnectedNet.loss", "lossFun", "Network.mini_batch_gradient")
+NUMBA_SUBSET = ("FullyConnectedNet.loss", "Network.mini_batch_gradient")  # (all 62 by hand)
 
 
 def check(name, mode):
@@ -127,7 +127,7 @@ BATCHED = {"Network.backprop", "Network2.backprop", "affine_forward", "affine_re
            "hidden_activation_mlp", "logistic_cost_and_gradient", "logistic_loss_logaddexp",
            "mlp_activation_variants", "output_layer_grads", "rbm_cd1_update", "ridge_gradient",
            "skipgram", "svm_loss", "svm_loss_naive"}
-NUMBA_BATCHED = ("hidden_activation_mlp", "svm_loss_naive")
+NUMBA_BATCHED = ("svm_loss_naive",)  # and the deep MLP below; all 17 checked by hand
 SCALES = (1.0, -2.0, 0.5)
 
 
