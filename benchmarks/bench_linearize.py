@@ -24,23 +24,15 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from benchmarks.bench_hvp import SIZES, make_data, size_label, stats, time_interleaved  # noqa: E402
+from benchmarks.bench_hvp import (SIZES, jax_loss, make_data, size_label, stats,  # noqa: E402
+                                  time_interleaved)
 
 
 def jax_products(d):
     import jax
     import jax.numpy as jnp
     jax.config.update("jax_enable_x64", True)
-
-    def loss(params, X, T):
-        Ws, bs = params
-        a, L = X, len(Ws)
-        for i in range(L):
-            h = Ws[i] @ a + bs[i][:, None]
-            a = jnp.tanh(h) if i < L - 1 else h
-        r = a - T
-        return 0.5 * jnp.sum(r * r) / X.shape[1]
-    g = jax.grad(loss)
+    g = jax.grad(jax_loss)
     P = ([jnp.asarray(W) for W in d["Ws"]], [jnp.asarray(b) for b in d["bs"]])
     V = ([jnp.asarray(W) for W in d["V"]], [jnp.asarray(b) for b in d["c"]])
     X, T = jnp.asarray(d["X"]), jnp.asarray(d["T"])

@@ -23,9 +23,10 @@ direction instead: correct, only slower.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace as _with
 
 from ..ir.nodes import (Append, Assign, Break, Const, Continue, Effect, For, Function, If,
-                        Return, SetItem, SliceOp, TupleOp, Var, walk)
+                        Return, SetItem, SliceOp, TupleOp, Var, operand_vars, walk)
 
 # R = f(R{x}) elementwise, or a linear combination that broadcasts: the batch axis rides along
 _ELEMENTWISE = {"add", "sub", "mul", "div", "neg", "pos", "copy", "array_copy", "where",
@@ -77,7 +78,7 @@ class _Batch:
                     self.batched.add(s.target)
                     changed = True
                 elif isinstance(s, (SetItem, Append)) and s.obj not in self.batched and \
-                        set(operand_vars_of(s.value)) & self.batched:
+                        set(operand_vars(s.value)) & self.batched:
                     self.batched.add(s.obj)
                     changed = True
         for n in self.batched:
@@ -289,7 +290,7 @@ class _Batch:
                         raise NotBatchable(f"line {s.loc.lineno}: a value without the directions "
                                            f"stored into `{s.obj}`")
                     out.append(s)
-                elif not (set(operand_vars_of(s.value)) & self.batched):
+                elif not (set(operand_vars(s.value)) & self.batched):
                     out.append(s)
                 else:
                     raise NotBatchable(f"line {s.loc.lineno}: an R-value stored into `{s.obj}`")
@@ -337,18 +338,6 @@ class _Batch:
 
 def _leaves(op) -> list:
     return [x for it in op.items for x in _leaves(it)] if isinstance(op, TupleOp) else [op]
-
-
-def operand_vars_of(op):
-    from ..ir.nodes import operand_vars
-    return list(operand_vars(op))
-
-
-def _with(s: Assign, **changes) -> Assign:
-    new = copy.copy(s)
-    for k, v in changes.items():
-        setattr(new, k, v)
-    return new
 
 
 def batch(tan: Function, types: dict, namer, name: str) -> tuple[Function, dict]:
