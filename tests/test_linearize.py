@@ -210,6 +210,9 @@ def test_matmat_is_one_batched_call_equal_to_the_jax_hessian(mode, monkeypatch):
     calls.clear()
     assert np.allclose(H @ V, J @ V, rtol=1e-10, atol=1e-12)
     assert calls == [3, 3, 3]
+    assert np.allclose(H @ np.asfortranarray(V), J @ V, rtol=1e-10, atol=1e-12)
+    monkeypatch.setattr(L, "BATCH_NUMBERS", 1)  # one tangent call per column
+    assert np.allclose(H @ V, J @ V, rtol=1e-10, atol=1e-12)
     V[4, 5] = np.nan
     with pytest.raises(RopCallError, match="`Ws` or its direction contains NaN or Inf"):
         H @ V

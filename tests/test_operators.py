@@ -195,3 +195,14 @@ def test_dict_params_and_a_gradient_inside_the_outputs():
     assert np.allclose(H @ np.eye(H.shape[0]), J, atol=1e-10)
     Hv = H.apply(params)
     assert isinstance(Hv, dict) and np.allclose(H.layout.flatten(Hv), J @ H.layout.flatten(params))
+
+
+@pytest.mark.parametrize("shape", [(7, 3), (40000, 3), (5, 1), (70000, 1)])
+def test_columns_are_read_as_rows_in_any_memory_order(shape):
+    """``H @ V`` reads V's columns as contiguous rows: a blocked compiled transpose for large
+    C-ordered blocks, NumPy for small ones, none for Fortran order or one column."""
+    from rop.operators import _rows
+    X = np.random.default_rng(0).normal(size=shape)
+    for Y in (X, np.asfortranarray(X)):
+        R = _rows(Y)
+        assert R.flags.c_contiguous and np.array_equal(R, X.T)
