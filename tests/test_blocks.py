@@ -265,3 +265,33 @@ def test_backpack_crosslib_benchmark(tmp_path):
     out = tmp_path / "kfac.md"
     assert bench.main(["--out", str(out)]) == 0
     assert "target ≤ 1e-10: met" in out.read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- your own functions
+def tanh_by_exp(h):
+    return 2.0 / (1.0 + np.exp(-2.0 * h)) - 1.0
+
+
+def swish(h):
+    return h / (1.0 + np.exp(-h))
+
+
+def half_squared_gradient(Z, T):
+    return 0.5 * (Z - T) + 0.5 * Z - 0.5 * T
+
+
+def test_functions_of_your_own(cache):
+    """An activation and a loss gradient passed as functions go through the same derivation:
+    tanh written with exp, per layer, and squared error written another way, give the blocks of
+    the dense Hessian of the tanh network; swish's f' and f'' match central differences."""
+    H, layout = dense_cached(cache, "hvp", "tanh", "squared")
+    net = Network([tanh_by_exp, "tanh"], half_squared_gradient)
+    assert_blocks(net.hessian_blocks(*problem("squared")), H, layout)
+    act = Network(swish).activations(2)[0]
+    h = np.linspace(-2.0, 2.0, 7)[:, None]
+    g = np.linspace(0.5, 1.5, 7)[:, None]
+    eps = 1e-4
+    fd1 = (swish(h + eps) - swish(h - eps)) / (2 * eps)
+    fd2 = (swish(h + eps) - 2 * swish(h) + swish(h - eps)) / eps ** 2
+    assert rel(act.value_and_derivative(h)[1], fd1) < 1e-7
+    assert rel(act.second_derivative_times(h, g), fd2 * g) < 1e-6
