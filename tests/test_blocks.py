@@ -252,21 +252,6 @@ def test_errors_name_the_argument_and_shapes():
     assert "last is linear" in str(e.value)
 
 
-# --------------------------------------------------------------------------- cross-library
-def test_backpack_crosslib_benchmark(tmp_path):
-    """benchmarks/bench_kfac_crosslib.py: rop's KFLR and KFRA factors equal BackPACK's (float64)."""
-    pytest.importorskip("backpack")
-    import importlib.util
-    from pathlib import Path
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_kfac_crosslib.py"
-    spec = importlib.util.spec_from_file_location("bench_kfac_crosslib", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    out = tmp_path / "kfac.md"
-    assert bench.main(["--out", str(out)]) == 0
-    assert "target ≤ 1e-10: met" in out.read_text(encoding="utf-8")
-
-
 # --------------------------------------------------------------------------- your own functions
 def tanh_by_exp(h):
     return 2.0 / (1.0 + np.exp(-2.0 * h)) - 1.0
