@@ -41,6 +41,8 @@ from .blocks_derive import Activation, Loss, activation, loss
 __all__ = ["Network", "Pass", "LayerBlock", "KroneckerFactors", "Activation", "Loss",
            "activation", "loss", "ACTIVATIONS", "LOSSES"]
 
+# KFLR back-propagates K columns per sample: at most this many numbers at once (1 GB)
+KFLR_NUMBERS = 1 << 27
 ACTIVATIONS = ("tanh", "sigmoid", "softplus", "relu", "identity")
 LOSSES = ("squared", "logistic", "softmax")
 
@@ -211,12 +213,23 @@ class Network:
         the mean of products.  One :class:`KroneckerFactors` per layer."""
         p = self.forward_backward(Ws, bs, X, T)
         Ws = p.W
-        C = _psd_factor(p.H_out)                                 # (B, K, K): 𝓗_L = C Cᵀ
-        Gs = [None] * len(p.a)
-        for l in range(len(p.a) - 1, -1, -1):
-            if l < len(p.a) - 1:
-                C = p.fprime[l].T[:, :, None] * np.einsum("ji,njk->nik", Ws[l + 1], C)
-            Gs[l] = np.einsum("nik,njk->ij", C, C) / p.batch
+        B, L = p.batch, len(p.a)
+        K = p.H_out.shape[1]
+        Gs = [np.zeros((W.shape[0], W.shape[0])) for W in Ws]
+        # samples in chunks whose B·K columns fit KFLR_NUMBERS numbers at the widest layer
+        step = max(1, KFLR_NUMBERS // (K * max(W.shape[0] for W in Ws)))
+        for s in range(0, B, step):
+            n = min(B, s + step) - s
+            C = _psd_factor(p.H_out[s:s + n])                    # (n, K, K): 𝓗_L = C Cᵀ
+            # the n·K columns side by side, sample by sample: (m, n·K), so that
+            # back-propagating them through a layer is one matrix product and G one more
+            C = np.ascontiguousarray(C.transpose(1, 0, 2)).reshape(K, n * K)
+            for l in range(L - 1, -1, -1):
+                if l < L - 1:
+                    C = Ws[l + 1].T @ C
+                    C = (C.reshape(-1, n, K) * p.fprime[l][:, s:s + n, None]).reshape(-1, n * K)
+                Gs[l] += C @ C.T
+        Gs = [G / B for G in Gs]
         return [_factors(G, a) for G, a in zip(Gs, p.a)]
 
     def kfra(self, Ws, bs, X, T) -> list:
@@ -264,7 +277,12 @@ def _factors(G, a) -> KroneckerFactors:
 
 def _psd_factor(H: np.ndarray) -> np.ndarray:
     """C with C Cᵀ = H for each (K × K) H of a stack: the eigenvectors scaled by √λ.  The loss is
-    convex in z, so λ ≥ 0 up to rounding; rounding below zero is clipped."""
+    convex in z, so λ ≥ 0 up to rounding; rounding below zero is clipped.  A diagonal H (a
+    logistic or squared-error output) is its own eigendecomposition: C = √H."""
+    idx = np.arange(H.shape[1])
+    diag = H[:, idx, idx]
+    if np.array_equal(H, np.zeros_like(H) + diag[:, :, None] * np.eye(H.shape[1])):
+        return np.sqrt(np.clip(diag, 0.0, None))[:, :, None] * np.eye(H.shape[1])
     lam, U = np.linalg.eigh(H)
     return U * np.sqrt(np.clip(lam, 0.0, None))[:, None, :]
 

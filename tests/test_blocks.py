@@ -280,3 +280,20 @@ def test_functions_of_your_own(cache):
     fd2 = (swish(h + eps) - 2 * swish(h) + swish(h - eps)) / eps ** 2
     assert rel(act.value_and_derivative(h)[1], fd1) < 1e-7
     assert rel(act.second_derivative_times(h, g), fd2 * g) < 1e-6
+
+
+def test_kflr_in_sample_chunks_equals_the_whole_batch(monkeypatch):
+    """KFLR back-propagates K columns per sample in chunks of samples (memory bound
+    ``KFLR_NUMBERS``); chunking changes only the order of a sum."""
+    import rop.blocks as B
+    r = np.random.default_rng(7)
+    sizes = [5, 7, 6, 4]
+    Ws = [r.normal(size=(m, n)) for n, m in zip(sizes[:-1], sizes[1:])]
+    bs = [r.normal(size=m) for m in sizes[1:]]
+    X, T = r.normal(size=(5, 9)), np.abs(r.normal(size=(4, 9)))
+    T /= T.sum(axis=0)
+    whole = Network("tanh", "softmax").kflr(Ws, bs, X, T)
+    monkeypatch.setattr(B, "KFLR_NUMBERS", 4 * 7 * 2)  # two samples per chunk
+    chunked = Network("tanh", "softmax").kflr(Ws, bs, X, T)
+    for a, b in zip(whole, chunked):
+        assert np.allclose(a.G, b.G, rtol=1e-13, atol=1e-15)

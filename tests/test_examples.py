@@ -20,6 +20,7 @@ EXAMPLES = {
     "newton_toy.py": ["--quick"],
     "spectrum.py": ["--quick"],
     "hessian_free_rnn.py": ["--quick"],
+    "kfac_autoencoder.py": ["--quick"],
 }
 # examples whose --quick run is a test in their own module (run once, not twice)
 RUN_ELSEWHERE = {"local_hessian.py": "tests/test_local_hessian.py::test_example_quick"}
@@ -39,6 +40,8 @@ def test_example_runs(name, tmp_path):
         args += ["--plot", str(tmp_path / "plot.png")]
     if name == "hessian_free.py":
         args += ["--plot", str(tmp_path / "hf.png"), "--results", str(tmp_path / "hf.md")]
+    if name == "kfac_autoencoder.py":
+        args += ["--plot", str(tmp_path / "kfac.png"), "--results", str(tmp_path / "kfac.md")]
     proc = subprocess.run([sys.executable, str(ROOT / "examples" / name), *args],
                           capture_output=True, text=True, timeout=900, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -77,4 +80,8 @@ def test_example_runs(name, tmp_path):
         assert "Hessian-free lowered the training error" in proc.stdout
         assert (tmp_path / "hf.png").stat().st_size > 1000
         assert "| Hessian-free (Gv) |" in (tmp_path / "hf.md").read_text()
-
+    if name == "kfac_autoencoder.py":  # both optimisers lowered the error; table and plot written
+        assert "KFRA lowered the training error" in proc.stdout
+        assert "KFLR lowered the training error" in proc.stdout
+        assert (tmp_path / "kfac.png").stat().st_size > 1000
+        assert "| KFRA |" in (tmp_path / "kfac.md").read_text()
