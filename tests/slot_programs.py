@@ -213,3 +213,39 @@ def reread_name(Ws, bs, X):
         last = acts[i]
         s = s + np.sum(last * last)
     return s + np.sum(Ws[0].T @ last)
+
+
+def appended_literal(Ws, bs, X):
+    """``acts = [X]`` grown by appends and read at ``acts[-1]`` (the habit of code written
+    with examples as rows): an append never lands on slot 0, and ``acts[-1]`` is slot 0
+    exactly while the list holds X alone (``len(acts) == 1``)."""
+    acts = [X]
+    for i in range(len(Ws)):
+        acts.append(np.tanh(Ws[i] @ acts[-1] + bs[i][:, None]))
+    d = acts[-1]
+    dWs = []
+    for i in range(len(Ws) - 1, -1, -1):
+        dWs.append(d @ acts[i].T)
+        d = (Ws[i].T @ d) * (1.0 - acts[i] ** 2)
+    return dWs
+
+
+def appended_literal_active(Ws, bs, X):
+    """The same, but the literal's second value is active: ``acts[-1]`` hits no zero slot
+    once the list holds it, and slot 1 is never read as zero."""
+    acts = [X, np.tanh(Ws[0] @ X + bs[0][:, None])]
+    for i in range(1, len(Ws)):
+        acts.append(np.tanh(Ws[i] @ acts[-1] + bs[i][:, None]))
+    return acts[-1] + acts[1].sum()
+
+
+def negative_counter_read(Ws, bs, X):
+    """Nielsen's backward loop reads ``acts[-l - 1]``: an index that may be negative reaches
+    slot 0 at ``-l - 1 == -len(acts)``, not at 0, so no product may be versioned on it."""
+    acts = [X]
+    for i in range(len(Ws)):
+        acts.append(np.tanh(Ws[i] @ acts[-1] + bs[i][:, None]))
+    d = acts[-1]
+    for l in range(1, len(Ws) + 1):
+        d = (Ws[-l].T @ d) * acts[-l - 1]
+    return d

@@ -26,6 +26,7 @@ import ast
 import collections
 import copy
 import functools
+import inspect
 import types
 from typing import Callable, NamedTuple
 
@@ -438,6 +439,34 @@ def test_primal_and_modes_agree(name):
             assert ok, f"{name}[{mode}]: outputs differ from the original function ({worst:.2e})"
         ok, worst = close(per_mode["numba"][1], per_mode["python"][1], MODES_RTOL)
         assert ok, f"{name}: R{{outputs}} of numba and python modes differ ({worst:.2e})"
+
+
+def _returns_early(fn) -> bool:
+    tree = ast.parse(inspect.getsource(fn)).body[0]
+    return any(isinstance(x, ast.Return) and x is not tree.body[-1] for x in ast.walk(tree))
+
+
+# every program with a `return` before its end, and every 10th of the others (the default
+# suite's time budget: all 189 take 6 minutes; tests/test_linearize.py linearises every
+# program of the course corpus)
+LINEARISED = sorted({n for n in NAMES if _returns_early(CASE[n].fn)} | set(NAMES[::10]))
+
+
+@pytest.mark.parametrize("name", LINEARISED)
+def test_linearised_products_equal_hvp(name):
+    """``f.hvp.linearize(*args)`` (the primal part once, the R-statements per product) gives
+    the outputs and R{outputs} of ``f.hvp``, or falls back with its reason (mode="python")."""
+    skip_known(name)
+    case = CASE[name]
+    f = compiled(case, "python")
+    for args, v, per_mode in run(name):
+        out, r = per_mode["python"]
+        lin = f.hvp.linearize(*copy.deepcopy(args))
+        assert lin.split or lin.reason
+        ok, worst = close(lin(copy.deepcopy(v)), r, 1e-12)
+        assert ok, f"{name}: the linearised product differs from .hvp ({worst:.2e}); {lin!r}"
+        ok, worst = close(lin.outputs, out, 1e-12)
+        assert ok, f"{name}: the linearisation's outputs differ ({worst:.2e})"
 
 
 @pytest.mark.parametrize("name", NAMES)

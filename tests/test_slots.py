@@ -42,6 +42,9 @@ CASES = {
     "returns_list": (("Ws", "bs"), 1),
     "read_at_length": (("Ws", "bs"), 2),
     "reread_name": (("Ws", "bs"), 1),
+    "appended_literal": (("Ws", "bs"), 2),  # and the forward product, on len(acts) == 1
+    "appended_literal_active": (("Ws", "bs"), 0),
+    "negative_counter_read": (("Ws", "bs"), 0),
 }
 
 # programs whose zero slot is never read while zero: no zeros are allocated for it
@@ -92,6 +95,9 @@ def test_hv_matches_jax_fd_and_the_unoptimised_compiler(name, data):
     assert flat_err(leaves(out_on), leaves(out_off)) < 1e-14
     assert flat_err(leaves(r_on), leaves(r_off)) < 1e-12, "the slot analysis changed Hv"
     assert versions(on.source) - versions(off.source) == expected_versions, on.source
+    if name == "appended_literal":  # the forward read acts[-1] is versioned on the length
+        assert re.search(r"= len\(acts\) == 1$", on.source, flags=re.M), on.source
+        assert "len(acts)" not in off.source
     placeholder = re.search(r"\[e if k (==|in) [^\]]* else rt\.zeros_of\(e\) for k, e in", on.source)
     placeholder = placeholder is not None
     assert placeholder == (name in PLACEHOLDER), on.source

@@ -58,6 +58,10 @@ class _Split:
         body = rfn.body
         if any(isinstance(s, While) for s in walk(body)):
             raise NotLinearizable("a `while` loop (a relaxation) runs to its own fixed point")
+        early = [s for s in walk(body) if isinstance(s, Return) and s is not body[-1]]
+        if early:  # the tape returned there would hold values only the other paths compute
+            raise NotLinearizable(f"line {early[0].loc.lineno}: a `return` before the end "
+                                  "of the function")
         k = rfn.params.index(rfn.rparams[0]) if rfn.rparams else len(rfn.params)
         self.base = rfn.params[:k]  # the function's own parameters
         self.dirs = rfn.params[k:]  # the directions (and structural damping's weight)

@@ -211,9 +211,9 @@ class RTransform:
             if isinstance(s, Assign) and target in self.builder.made:
                 # an operation inside a formula: the R-statement it is part of reads the value
                 via[target], taints = taints, ()
-            for (pred, lst) in taints:
+            for (pred, lst, slot) in taints:
                 if not (isinstance(s, Assign) and target in tainted) and pred not in guard:
-                    raw.add((lst, pred[1]))
+                    raw.add((lst, slot))
             for n in reads & set(rlists):
                 # the whole R-value is the slot (a slot read inside a larger formula is one of
                 # the builder's temporaries: not followed, so the slot keeps its zero)
@@ -324,13 +324,17 @@ class RTransform:
             out.append(st)  # a hidden slot after the cut: held fixed
             active.discard(st.target)
             return active
-        hit = None
+        hit, slot = None, None
         if st.prim == "getitem" and isinstance(st.args[0], Var) and st.args[0].name in active:
             hit = sl.read(st.args[0].name, st.args[1], active)
             if hit == "zero":  # a slot whose R is structurally zero
                 out.append(st)
                 active.discard(st.target)
                 return active
+            slot = hit[1] if isinstance(hit, tuple) and hit[0] != "guard" else None
+            if isinstance(hit, tuple) and hit[0] == "len":
+                slot = hit[2]
+                hit = self._position(st, hit[1], hit[2], out)
         prim = self.prims[st.prim]
         env = {p: operand_ast(a) for p, a in zip(prim.params, st.args)}
         renv = {p: self.r_of(a, active) for p, a in zip(prim.params, st.args)
@@ -355,7 +359,7 @@ class RTransform:
             hit = None
         if hit is not None:
             sl.czero[st.target] = hit
-            sl.taint[st.target] = (hit, st.args[0].name)
+            sl.taint[st.target] = (hit, st.args[0].name, slot)
         names = {n.id for n in ast.walk(r) if isinstance(n, ast.Name)}
         rt = self.rname(st.target)
         if st.target in names and y_ph in names:
@@ -375,6 +379,18 @@ class RTransform:
             out.extend(self.build(rt, _subst(r, y_ph, st.target), st.loc))
         active.add(st.target)
         return active
+
+    def _position(self, st, c, k, out):
+        """``x = lst[c]``, c < 0, reads the zero slot k exactly when ``len(lst) == k - c``: the
+        length, named beside the read, and the predicate ``(its name, k - c)``, so R{x}'s uses
+        are versioned ``if len(lst) == k - c`` (``ys[-1]`` of ``ys = [X]``: ``len(ys) == 1``),
+        as for a counter."""
+        n = self.namer.temp()
+        self.fn_temps.add(n)
+        self.slots.temps.add(n)
+        self.types[n] = 0
+        out.append(Assign(n, "len", (Var(st.args[0].name),), st.loc))
+        return (n, k - c)
 
     def _own_memory(self, st, r):
         """R mirrors the primal's memory: ``y = f(...)`` makes a fresh array, so R{y} must not
@@ -469,7 +485,7 @@ class RTransform:
         if rv is None:
             rv = self.zeros_expr(st.value)
         else:
-            active |= self.slots.all_tokens(st.obj)
+            active |= self.slots.tokens_appended(st.obj)
         value = self.build_operand(rv, st.loc, out)
         out.append(Append(self.rname(st.obj), value, st.loc, is_r=True))
         return active

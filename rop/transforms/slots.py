@@ -23,7 +23,8 @@ not tracked, and any index not provably different from ``k`` may hit it.
 
 from __future__ import annotations
 
-from ..ir.nodes import Append, Assign, Const, Return, SetItem, Var, operand_vars, walk
+from ..ir.nodes import (Append, Assign, Const, Return, SetItem, Var, defined_names, operand_vars,
+                        walk)
 
 _MAX_SLOT = 16  # constant slots followed per list
 _LIST_MAKERS = {"list", "list_repeat"}
@@ -66,17 +67,47 @@ def tracked_lists(fn, storage=None) -> dict:
     return {lst: frozenset({0} | slots.get(lst, set())) for lst in ok}
 
 
+def initial_lengths(fn, universe) -> dict:
+    """{tracked list: its length when made}, for lists every definition of which is a literal
+    (``ys = [X]``: 1).  A tracked list only grows, by ``append`` (anything else that could
+    shrink it, ``pop`` or a slice assignment, passes it on and untracks it), so an append
+    never lands on a slot below that length."""
+    out: dict = {}
+    for st in walk(fn.body):
+        if isinstance(st, Assign) and st.target in universe:
+            n = len(st.args) if st.prim == "list" else 0
+            out[st.target] = min(out.get(st.target, n), n)
+    return out
+
+
+def _never_negative(fn) -> set:
+    """Names every assignment of which is a ``len(...)`` or a non-negative integer constant
+    (``L = len(Ws)``): never negative wherever they are read."""
+    ok, bad = set(), set(fn.params)
+    for st in walk(fn.body):
+        for n in defined_names(st):
+            if isinstance(st, Assign) and st.target == n and (
+                    st.prim == "len" or st.prim == "copy" and isinstance(st.args[0], Const)
+                    and type(st.args[0].value) is int and st.args[0].value >= 0):
+                ok.add(n)
+            else:
+                bad.add(n)
+    return ok - bad
+
+
 class SlotFacts:
     """The facts the R-transform consults; owned by one :class:`RTransform`."""
 
     def __init__(self, fn, storage=None):
         self.universe = tracked_lists(fn, storage)
+        self.min_len = initial_lengths(fn, self.universe)
+        self.nonneg = _never_negative(fn)
         self.temps = set(fn.temps)
         self.lb: dict[str, int] = {}       # integer lower bounds
         self.defs: dict[str, Assign] = {}  # temporaries' definitions, for branch tests
         self.czero: dict[str, tuple] = {}  # temp -> (index name, k): R{temp} = 0 when index == k
         self.counters: set[str] = set()    # counters of the enclosing loops not assigned in them
-        self.taint: dict[str, tuple] = {}  # temp -> ((index name, k), list): read from a zero slot
+        self.taint: dict[str, tuple] = {}  # temp -> ((index name, k), list, slot): read from a zero slot
         self.raw: set[tuple] = set()       # (list, k): R{list[k]} may be read where it is zero
 
     # ------------------------------------------------------------------ integers
@@ -84,7 +115,8 @@ class SlotFacts:
         if isinstance(op, Const) and type(op.value) is int:
             return op.value
         if isinstance(op, Var):
-            return self.lb.get(op.name)
+            lb = self.lb.get(op.name)
+            return 0 if lb is None and op.name in self.nonneg else lb
         return None
 
     def may_equal(self, idx, k: int) -> bool:
@@ -157,6 +189,12 @@ class SlotFacts:
     def all_tokens(self, lst) -> set:
         return {token(lst, k) for k in self.universe.get(lst, ())}
 
+    def tokens_appended(self, lst) -> set:
+        """Slots an active value appended to ``lst`` may land on: those at or past the length
+        the list was made with."""
+        n = self.min_len.get(lst, 0)
+        return {token(lst, k) for k in self.universe.get(lst, ()) if k >= n}
+
     def tokens_written(self, lst, idx) -> set:
         """Slots an active value stored at ``lst[idx]`` may land on."""
         return {token(lst, k) for k in self.universe.get(lst, ()) if self.may_equal(idx, k)}
@@ -165,10 +203,15 @@ class SlotFacts:
         """For ``x = lst[idx]`` with ``lst`` active: "zero" when R{x} is zero, a predicate
         ``(index name, k)`` when it is zero exactly when ``idx == k`` (and the index keeps its
         value until R{x} is used), ``("guard", index name, slots)`` when it is zero at those
-        slots (the read is then guarded), else None."""
+        slots (the read is then guarded), ``("len", c, k)`` for ``lst[c]`` with c < 0 that
+        hits the one zero slot k exactly when ``len(lst) + c == k`` (``ys[-1]`` while ``ys``
+        holds only its first value: the R-transform versions on that position), else None."""
         if lst not in self.universe:
             return None
         reach = [k for k in sorted(self.universe[lst]) if self.may_equal(idx, k)]
+        if isinstance(idx, Const) and type(idx.value) is int and idx.value < 0:
+            # lst[c] is slot len(lst) + c, and the list never holds fewer than it was made with
+            reach = [k for k in reach if k - idx.value >= self.min_len.get(lst, 0)]
         hits = [k for k in reach if token(lst, k) not in active]
         # a slot read where it may be non-zero is read as it is: it must hold a real zero
         self.raw.update((lst, k) for k in reach if k not in hits)
@@ -177,6 +220,13 @@ class SlotFacts:
         if isinstance(idx, Const) and type(idx.value) is int and idx.value >= 0:
             return "zero"
         if isinstance(idx, Const):  # lst[-1]: the slot depends on the list's length
+            if type(idx.value) is int and len(hits) == 1:
+                return ("len", idx.value, hits[0])
+            self.raw.update((lst, k) for k in hits)
+            return None
+        lo = self.lower_bound(idx) if isinstance(idx, Var) else None
+        if isinstance(idx, Var) and (lo is None or lo < 0):
+            # an index that may be negative reaches slot k also at k - len(lst): `lst[-l - 1]`
             self.raw.update((lst, k) for k in hits)
             return None
         if isinstance(idx, Var) and len(hits) == 1 and \
