@@ -154,6 +154,12 @@ def stacking(b, s, out):
             out.append(_with(s, prim="concatenate" if r >= 2 else "stack", args=(xs, Const(1))))
         elif p == "hstack" and r >= 1:
             out.append(_with(s, prim="concatenate", args=(xs, Const(1 if r == 1 else 2))))
+        elif p in ("vstack", "hstack") and r == 0:  # numbers: a vector, or a column of them
+            t = _fresh(b, xs.name + "_stacked", 1) if p == "vstack" else s.target
+            out.append(Assign(t, "stack", (xs, Const(1)), s.loc, is_r=True))
+            if p == "vstack":
+                out.append(Assign(s.target, "getitem", (Var(t), TupleOp((_ALL, _ALL, Const(None)))),
+                                  s.loc, is_r=True))
         else:
             _no(s, f"`{p}` of a list of rank-{r} items")
         return
