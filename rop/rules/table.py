@@ -735,7 +735,7 @@ for _name, _params in (("bmax_tangent", ("x", "rx", "axis", "keepdims")),
                        ("bvar_tangent", ("x", "rx", "axis", "ddof", "keepdims")),
                        ("bprod_tangent", ("x", "rx", "axis", "keepdims")),
                        ("bouter_l", ("a", "b")),
-                       ("bouter_r", ("a", "b"))):
+                       ("bouter_r", ("a", "b")), ("bdiagflat", ("x",))):
     runtime(_name, _params, f"rt.{_name}({', '.join(_params)})", lambda nd, ops=None: None)
 
 

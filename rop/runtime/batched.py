@@ -297,6 +297,17 @@ def bouter_r(a, B):
     return np.ravel(a)[None, :, None] * B.reshape(k, -1)[:, None, :]
 
 
+def bdiagflat(x):
+    """``np.diagflat`` of each direction: (k, ...) -> (k, n, n), n = x[0].size."""
+    k = x.shape[0]
+    v = x.reshape(k, -1)
+    n = v.shape[1]
+    out = np.zeros((k, n, n))
+    i = np.arange(n)
+    out[:, i, i] = v
+    return out
+
+
 # ------------------------------------------------------------------ their Numba forms
 def _first_of(first, k):
     """An array for k results shaped like ``first`` (a number or an array), ``first`` in
@@ -378,6 +389,20 @@ def _ov_bsetitem_mask(x, mask, value):
                 setitem_mask(x[j], mask, value)
     else:
         raise TypingError(f"rop.runtime.bsetitem_mask: unsupported value {value}")
+    return impl
+
+
+@overload(bdiagflat)
+def _ov_bdiagflat(x):
+    def impl(x):
+        k = x.shape[0]
+        v = np.ascontiguousarray(x).reshape((k, -1))
+        n = v.shape[1]
+        out = np.zeros((k, n, n))
+        for j in range(k):
+            for i in range(n):
+                out[j, i, i] = v[j, i]
+        return out
     return impl
 
 

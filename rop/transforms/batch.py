@@ -63,6 +63,8 @@ class _Batch:
         self.batched = set(tan.rparams)
         self.new_types = dict(types)
         self.bools = _bool_names(primal) if primal is not None else set()
+        if primal is not None:
+            _check_ranks(primal, types, tan)
 
     # ------------------------------------------------------------------ what carries k
     def classify(self):
@@ -393,6 +395,28 @@ class _Batch:
                       rparams=list(t.rparams), rnames=dict(t.rnames))
         self.new_types[self.k] = 0
         return fn
+
+
+def _check_ranks(fn: Function, types: dict, tan: Function):
+    """Refuse a tangent part that reads a name ``fn`` binds to values of different ranks
+    (``x = x.reshape(-1, 1)`` of a vector): the types table keeps one rank per name
+    (ir/shapes.py), and the batching rules lift and pick products by it."""
+    from ..ir.shapes import _assign_type
+    from ..rules.table import RULES
+    prims = {**RULES, **{p.name: p for p, _ in fn.helpers.values()}}
+    used = {n for s in walk(tan.body) for n in s.reads()} | \
+        {s.target for s in walk(tan.body) if isinstance(s, Assign)}
+    for s in walk(fn.body):
+        if not isinstance(s, Assign) or s.target not in used:
+            continue
+        try:
+            t = _assign_type(s, types, prims)
+        except Exception:  # noqa: BLE001  (a rank rule that cannot tell: no conflict known)
+            continue
+        have = types.get(s.target)
+        if _rank(t) is not None and _rank(have) is not None and t != have:
+            raise NotBatchable(f"line {s.loc.lineno}: `{s.target}` is bound to values of "
+                               f"ranks {have} and {t}")
 
 
 _COMPARE = {"lt", "le", "gt", "ge", "eq", "ne", "not"}

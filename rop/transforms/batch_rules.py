@@ -102,6 +102,17 @@ def outer(b, s, out):
     out.append(_with(s, prim="bouter_l" if b.is_b(x) else "bouter_r"))
 
 
+def diagflat(b, s, out):
+    """``np.diagflat(x)`` (and ``np.diag`` of a vector): one diagonal matrix per direction.
+    ``np.diag`` of a matrix is a view of its diagonal: refused."""
+    x = s.args[0]
+    if s.kwargs or len(s.args) != 1 or not b.is_b(x):
+        _no(s, f"`{s.prim}` of other than one batched operand")
+    if s.prim == "diag" and b.rank(x) != 1:
+        _no(s, "`diag` of other than a vector")
+    out.append(_with(s, prim="bdiagflat", args=(x,)))
+
+
 def squeeze(b, s, out):
     """``rt.squeeze`` of a number (rop's rank inference takes squeeze only there): a copy.
     Of an array the result's rank depends on its shape, and a batch of one direction would
@@ -283,7 +294,7 @@ def pad(b, s, out):
 
 RULES = {
     "max_tangent": per_direction, "min_tangent": per_direction, "clip_tangent": per_direction,
-    "call": call, "outer": outer, "squeeze": squeeze,
+    "call": call, "outer": outer, "squeeze": squeeze, "diagflat": diagflat, "diag": diagflat,
     "concatenate": stacking, "stack": stacking, "vstack": stacking, "hstack": stacking,
     "column_stack": stacking, "array": array, "cumsum": along_axis, "repeat": along_axis,
     "tile": tile, "pad": pad,
