@@ -12,12 +12,16 @@ R-value that axis; the primal values read from the tape have none.  Then
 * a matrix product with one batched operand is one BLAS call on a matrix k times wider or
   taller (``W @ R_a`` on (n, k·B)), instead of k calls (``rt.bmm_*``);
 * reductions, transposes, indexing and reshapes shift their axes past the batch axis;
-* R-containers (lists of R-values, ``rt.zeros_of``) hold batched arrays.
+* R-containers (lists of R-values, ``rt.zeros_of``) hold batched arrays;
+* stackings, cumulative sums, repeats, tiles, pads shift their axes too, and the tangents of
+  selections and moments (``rt.max_tangent``, ``rt.clip_tangent``, ``rt.var_tangent``) run
+  once per direction slice inside the call (transforms/batch_rules.py).
 
 The rules are by primitive, from the operands' ranks (known at compile time).  A tangent
-statement on a primitive without a batching rule here (an einsum, a user's helper, a maximum's
-tangent) raises :class:`NotBatchable`, and the caller runs the single-direction tangent per
-direction instead: correct, only slower.
+statement on a primitive without a batching rule (an einsum, a user's helper), or one whose
+ranks the types table cannot vouch for (a name bound to values of two ranks, a read through a
+boolean mask of rank >= 2), raises :class:`NotBatchable`, and the caller runs the
+single-direction tangent per direction instead: correct, only slower.
 """
 
 from __future__ import annotations
