@@ -151,7 +151,7 @@ def compile_linearized(fn, wrt, param_types, mode: str = "numba", check_finite: 
             p(u)
         lin, tan, _ = linearize(u.rfn, u.types, u.namer, fn.__name__ + kind)
         try:
-            many = batch(tan, u.types, u.namer, tan.name + "_k")
+            many = batch(tan, u.types, u.namer, tan.name + "_k", primal=u.rfn)
         except NotBatchable as exc:
             many = str(exc)
         u.linearized = (lin, tan, many)

@@ -127,7 +127,16 @@ BATCHED = {"Network.backprop", "Network2.backprop", "affine_forward", "affine_re
            "hidden_activation_mlp", "logistic_cost_and_gradient", "logistic_loss_logaddexp",
            "mlp_activation_variants", "output_layer_grads", "rbm_cd1_update", "ridge_gradient",
            "skipgram", "svm_loss", "svm_loss_naive"}
-NUMBA_BATCHED = ("svm_loss_naive",)  # and the deep MLP below; all 17 checked by hand
+BATCHED |= {  # with the rules of transforms/batch_rules.py (tests/test_batch_rules.py)
+    "FullyConnectedNet.loss", "RNNNumpy.bptt", "TwoLayerNet.loss", "affine_relu_net_loss",
+    "avgpool_regression_grads", "cbow_window_grads", "conv_grads", "dropout_net_loss",
+    "gradient_univariate", "layernorm_grads", "linear_classifier_loss", "lossFun",
+    "max_pool_grads", "model_dropout_grads", "model_l2_grads", "monotone_fit_grads",
+    "naive_softmax_loss_and_gradient", "nnfs_train_step", "planar_nn_grads",
+    "policy_gradient_episode", "propagate", "softmax_loss", "softmax_loss_naive",
+    "softmax_loss_vectorized", "softmax_regression_grads", "sparse_autoencoder_cost",
+    "svm_loss_vectorized", "two_layer_net_loss", "vanilla_rnn_bptt", "word_embedding_grads"}
+NUMBA_BATCHED = ("svm_loss_naive",)  # and the deep MLP below; all 47 checked by hand
 SCALES = (1.0, -2.0, 0.5)
 
 

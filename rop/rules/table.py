@@ -727,6 +727,16 @@ runtime("bbroadcast_as", ("r", "y"), "rt.bbroadcast_as(r, y)", lambda nd, ops=No
 runtime("bzeros", ("x", "k"), "rt.bzeros(x, k)", lambda nd, ops=None: None)
 runtime("bzeros_scalar", ("k",), "rt.bzeros_scalar(k)", lambda nd, ops=None: 1)
 runtime("bzeros_list", ("x", "k"), "rt.bzeros_list(x, k)", lambda nd, ops=None: None)
+# the batching rules of transforms/batch_rules.py: tangents of selections and moments once per
+# direction, np.outer (``rt.bsetitem_mask`` and ``rt.bcheck_index`` are Effects)
+for _name, _params in (("bmax_tangent", ("x", "rx", "axis", "keepdims")),
+                       ("bmin_tangent", ("x", "rx", "axis", "keepdims")),
+                       ("bclip_tangent", ("x", "rx", "lo", "hi")),
+                       ("bvar_tangent", ("x", "rx", "axis", "ddof", "keepdims")),
+                       ("bprod_tangent", ("x", "rx", "axis", "keepdims")),
+                       ("bouter_l", ("a", "b")),
+                       ("bouter_r", ("a", "b")), ("bdiagflat", ("x",))):
+    runtime(_name, _params, f"rt.{_name}({', '.join(_params)})", lambda nd, ops=None: None)
 
 
 # ----------------------------------------------------------------------------- derived lists

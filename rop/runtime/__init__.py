@@ -284,6 +284,9 @@ from .einsum import einsum  # noqa: E402
 from .batched import (bmm_l2, bmm_l1, bmm_v, bmm_r2, bmm_r1, bmm_rv2, bmm_rv1,  # noqa: E402
                       bsum_all, bmean_all, breshape, bbroadcast_as, bzeros, bzeros_scalar,
                       bzeros_list)
+from .batched import (bmax_tangent, bmin_tangent, bclip_tangent, bvar_tangent,  # noqa: E402
+                      bprod_tangent, bcheck_index, bsetitem_mask, bouter_l, bouter_r,
+                      bdiagflat)
 
 
 # ---------------------------------------------------------------------------

@@ -219,3 +219,227 @@ def _ov_breshape(x, k, shape):
     def impl(x, k, shape):
         return np.ascontiguousarray(x).reshape((k,) + shape)
     return impl
+
+
+# ============================================================================= batching rules
+# (transforms/batch_rules.py) Helpers of the primitives whose batched form is not an axis
+# shift of their own: the tangents of selections and moments (a maximum, a clip, a variance),
+# boolean masks of rank >= 2, and np.outer.  The tangents and masks run the single-direction
+# helper once per direction slice (``rx[j]``), in both modes: the same code as the unbatched
+# product, so the same values, bit for bit; only the k calls move inside one compiled call.
+# Each result is fresh, of shape (k,) + the single direction's result.
+
+from numba import types  # noqa: E402
+
+def _each(rx, one):
+    """``one(rx[j])`` for each direction j, stacked on a new leading axis (float64)."""
+    return np.stack([np.asarray(one(rx[j]), dtype=np.float64) for j in range(rx.shape[0])])
+
+
+def bmax_tangent(x, rx, axis, keepdims):
+    """``rt.max_tangent`` per direction: x (...) unbatched, rx (k, ...) of x's rank or lower."""
+    from . import max_tangent
+    return _each(rx, lambda r: max_tangent(x, r, axis, keepdims))
+
+
+def bmin_tangent(x, rx, axis, keepdims):
+    """``rt.min_tangent`` per direction (see :func:`bmax_tangent`)."""
+    from . import min_tangent
+    return _each(rx, lambda r: min_tangent(x, r, axis, keepdims))
+
+
+def bclip_tangent(x, rx, lo, hi):
+    """``rt.clip_tangent`` per direction: x unbatched, rx (k, ...)."""
+    from . import clip_tangent
+    return _each(rx, lambda r: clip_tangent(x, r, lo, hi))
+
+
+def bvar_tangent(x, rx, axis, ddof, keepdims):
+    """``rt.var_tangent`` per direction."""
+    from .moments import var_tangent
+    return _each(rx, lambda r: var_tangent(x, r, axis, ddof, keepdims))
+
+
+def bprod_tangent(x, rx, axis, keepdims):
+    """``rt.prod_tangent`` per direction."""
+    from .moments import prod_tangent
+    return _each(rx, lambda r: prod_tangent(x, r, axis, keepdims))
+
+
+def bcheck_index(index):
+    """Refuse a boolean index array of rank >= 2 where rop's ranks take it for integers (the
+    rank of ``x[index]`` is inferred as NumPy's integer indexing gives it; a mask gives a
+    vector): a TypeError, and the caller runs one tangent call per direction instead."""
+    if np.asarray(index).dtype == np.bool_:
+        raise TypeError("rop.runtime.bcheck_index: a boolean mask of rank >= 2 where an "
+                        "integer index array was assumed")
+
+
+def bsetitem_mask(x, mask, value):
+    """``x[:, mask] = value`` for a boolean ``mask`` of the rank of ``x``'s slices: ``value``
+    a number, an unbatched (n,) or a batched (k, n) or (k, 1) (n the mask's true count).  An
+    index array that is not boolean is refused (the batching rule lifted ``value`` for a mask)."""
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_ or mask.ndim != x.ndim - 1:
+        raise TypeError("rop.runtime.bsetitem_mask: a boolean mask of the slices' rank")
+    x[:, mask] = value
+
+
+def bouter_l(A, b):
+    """``np.outer`` of a batched left operand: (k, ...) and b -> (k, A[0].size, b.size)."""
+    k = A.shape[0]
+    return A.reshape(k, -1)[:, :, None] * np.ravel(b)[None, None, :]
+
+
+def bouter_r(a, B):
+    """``np.outer`` of a batched right operand: a and (k, ...) -> (k, a.size, B[0].size)."""
+    k = B.shape[0]
+    return np.ravel(a)[None, :, None] * B.reshape(k, -1)[:, None, :]
+
+
+def bdiagflat(x):
+    """``np.diagflat`` of each direction: (k, ...) -> (k, n, n), n = x[0].size."""
+    k = x.shape[0]
+    v = x.reshape(k, -1)
+    n = v.shape[1]
+    out = np.zeros((k, n, n))
+    i = np.arange(n)
+    out[:, i, i] = v
+    return out
+
+
+# ------------------------------------------------------------------ their Numba forms
+def _first_of(first, k):
+    """An array for k results shaped like ``first`` (a number or an array), ``first`` in
+    slot 0."""
+    out = np.empty((k,) + np.shape(first))
+    out[0] = first
+    return out
+
+
+@overload(_first_of)
+def _ov_first_of(first, k):
+    if isinstance(first, types.Array):
+        def impl(first, k):
+            out = np.empty((k,) + first.shape)
+            out[0] = first
+            return out
+    else:
+        def impl(first, k):
+            out = np.empty(k)
+            out[0] = first
+            return out
+    return impl
+
+
+def _per_direction(bfn, fn, params):
+    """Register the Numba form of ``bfn(params)``: ``fn`` with ``rx[j]`` for ``rx``, once per
+    direction, into one array (the literal arguments, ``axis`` and ``keepdims``, pass
+    through as literals)."""
+    call = ", ".join("rx[j]" if p == "rx" else p for p in params)
+    src = (f"def impl({', '.join(params)}):\n"
+           f"    k = rx.shape[0]\n"
+           f"    j = 0\n"
+           f"    out = _first_of(fn({call}), k)\n"
+           f"    for j in range(1, k):\n"
+           f"        out[j] = fn({call})\n"
+           f"    return out\n")
+    ns = {"np": np, "fn": fn, "_first_of": _first_of}
+    exec(compile(src, f"<rop.runtime.batched {bfn.__name__}>", "exec"), ns)
+    impl = ns["impl"]
+    typer_src = f"def typer({', '.join(params)}):\n    return impl\n"
+    tns = {"impl": impl}
+    exec(compile(typer_src, f"<rop.runtime.batched {bfn.__name__} typer>", "exec"), tns)
+    overload(bfn, prefer_literal=True)(tns["typer"])
+
+
+def _install_per_direction():
+    from . import max_tangent, min_tangent, clip_tangent
+    from .moments import var_tangent, prod_tangent
+    _per_direction(bmax_tangent, max_tangent, ("x", "rx", "axis", "keepdims"))
+    _per_direction(bmin_tangent, min_tangent, ("x", "rx", "axis", "keepdims"))
+    _per_direction(bclip_tangent, clip_tangent, ("x", "rx", "lo", "hi"))
+    _per_direction(bvar_tangent, var_tangent, ("x", "rx", "axis", "ddof", "keepdims"))
+    _per_direction(bprod_tangent, prod_tangent, ("x", "rx", "axis", "keepdims"))
+
+
+@overload(bcheck_index)
+def _ov_bcheck_index(index):
+    from numba.core.errors import TypingError
+    if isinstance(index, types.Array) and isinstance(index.dtype, types.Boolean):
+        raise TypingError("rop.runtime.bcheck_index: a boolean mask of rank >= 2 where an "
+                          "integer index array was assumed")
+    return lambda index: None
+
+
+@overload(bsetitem_mask)
+def _ov_bsetitem_mask(x, mask, value):
+    from numba.core.errors import TypingError
+    from .masks import setitem_mask
+    if not (isinstance(x, types.Array) and isinstance(mask, types.Array)
+            and isinstance(mask.dtype, types.Boolean) and mask.ndim == x.ndim - 1):
+        raise TypingError("rop.runtime.bsetitem_mask: a boolean mask of the slices' rank")
+    if isinstance(value, types.Array) and value.ndim == 2:  # one row per direction
+        def impl(x, mask, value):
+            for j in range(x.shape[0]):
+                setitem_mask(x[j], mask, value[j])
+    elif isinstance(value, (types.Array, types.Number, types.Boolean)):
+        def impl(x, mask, value):
+            for j in range(x.shape[0]):
+                setitem_mask(x[j], mask, value)
+    else:
+        raise TypingError(f"rop.runtime.bsetitem_mask: unsupported value {value}")
+    return impl
+
+
+@overload(bdiagflat)
+def _ov_bdiagflat(x):
+    def impl(x):
+        k = x.shape[0]
+        v = np.ascontiguousarray(x).reshape((k, -1))
+        n = v.shape[1]
+        out = np.zeros((k, n, n))
+        for j in range(k):
+            for i in range(n):
+                out[j, i, i] = v[j, i]
+        return out
+    return impl
+
+
+@register_jitable
+def _outer3(A2, b1):
+    k, m = A2.shape
+    n = b1.shape[0]
+    out = np.empty((k, m, n))
+    for i in range(k):
+        for p in range(m):
+            for q in range(n):
+                out[i, p, q] = A2[i, p] * b1[q]
+    return out
+
+
+@overload(bouter_l)
+def _ov_bouter_l(A, b):
+    def impl(A, b):
+        k = A.shape[0]
+        return _outer3(np.ascontiguousarray(A).reshape((k, -1)),
+                       np.ascontiguousarray(b).reshape(-1))
+    return impl
+
+
+@overload(bouter_r)
+def _ov_bouter_r(a, B):
+    def impl(a, B):
+        k = B.shape[0]
+        B2 = np.ascontiguousarray(B).reshape((k, -1))
+        a1 = np.ascontiguousarray(a).reshape(-1)
+        out = np.empty((k, a1.shape[0], B2.shape[1]))
+        for i in range(k):
+            for p in range(a1.shape[0]):
+                for q in range(B2.shape[1]):
+                    out[i, p, q] = a1[p] * B2[i, q]
+        return out
+    return impl
+
+
+_install_per_direction()

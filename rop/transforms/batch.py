@@ -12,12 +12,16 @@ R-value that axis; the primal values read from the tape have none.  Then
 * a matrix product with one batched operand is one BLAS call on a matrix k times wider or
   taller (``W @ R_a`` on (n, k·B)), instead of k calls (``rt.bmm_*``);
 * reductions, transposes, indexing and reshapes shift their axes past the batch axis;
-* R-containers (lists of R-values, ``rt.zeros_of``) hold batched arrays.
+* R-containers (lists of R-values, ``rt.zeros_of``) hold batched arrays;
+* stackings, cumulative sums, repeats, tiles, pads shift their axes too, and the tangents of
+  selections and moments (``rt.max_tangent``, ``rt.clip_tangent``, ``rt.var_tangent``) run
+  once per direction slice inside the call (transforms/batch_rules.py).
 
 The rules are by primitive, from the operands' ranks (known at compile time).  A tangent
-statement on a primitive without a batching rule here (an einsum, a user's helper, a maximum's
-tangent) raises :class:`NotBatchable`, and the caller runs the single-direction tangent per
-direction instead: correct, only slower.
+statement on a primitive without a batching rule (an einsum, a user's helper), or one whose
+ranks the types table cannot vouch for (a name bound to values of two ranks, a read through a
+boolean mask of rank >= 2), raises :class:`NotBatchable`, and the caller runs the
+single-direction tangent per direction instead: correct, only slower.
 """
 
 from __future__ import annotations
@@ -57,11 +61,14 @@ def _rank(t):
 
 
 class _Batch:
-    def __init__(self, tan: Function, types: dict, namer):
+    def __init__(self, tan: Function, types: dict, namer, primal: Function = None):
         self.tan, self.types, self.namer = tan, types, namer
         self.k = namer.fresh("K")
         self.batched = set(tan.rparams)
         self.new_types = dict(types)
+        self.bools = _bool_names(primal) if primal is not None else set()
+        if primal is not None:
+            _check_ranks(primal, types, tan)
 
     # ------------------------------------------------------------------ what carries k
     def classify(self):
@@ -113,24 +120,58 @@ class _Batch:
         out.append(Assign(tmp, "bexpand", (op, Const(to - p)), loc, is_r=True))
         return Var(tmp)
 
-    def index(self, index, loc):
-        """An index into a batched array, the batch axis kept whole in front."""
+    def index(self, index, loc, read=None):
+        """An index into a batched array, the batch axis kept whole in front.  ``read``: the
+        statements of a read ``x[index]``, which get a check that no index array of rank >= 2
+        is a boolean mask (the rank of its result is inferred for integers, ir/shapes.py)."""
         items = index.items if isinstance(index, TupleOp) else (index,)
-        arrays = []
+        advanced, arrays = [], False
         for pos, it in enumerate(items):
-            ok = isinstance(it, SliceOp) or (isinstance(it, Const) and (
-                it.value is None or it.value is Ellipsis or isinstance(it.value, int))) or \
-                (isinstance(it, Var) and self.rank(it) in (0, 1) and it.name not in self.batched)
-            if isinstance(it, Var) and self.rank(it) == 1:
-                arrays.append(pos)
-            if not ok:
+            if isinstance(it, SliceOp) or (isinstance(it, Const) and (
+                    it.value is None or it.value is Ellipsis)):
+                continue
+            if isinstance(it, Const) and isinstance(it.value, int) and \
+                    not isinstance(it.value, bool):
+                advanced.append(pos)
+                continue
+            r = self.rank(it) if isinstance(it, Var) else None
+            if r is None or it.name in self.batched:
                 raise NotBatchable(f"line {loc.lineno}: an index other than numbers, slices, "
-                                   "None, ... and index vectors (a mask)")
-        # NumPy puts the dimensions of separated index arrays first: only adjacent ones keep
+                                   "None, ... and index arrays of known rank")
+            advanced.append(pos)
+            arrays = arrays or r >= 1
+            if read is not None and r >= 2:
+                if it.name in self.bools:
+                    raise NotBatchable(f"line {loc.lineno}: a read through a boolean mask of "
+                                       "rank >= 2 (its result's rank is not the one inferred)")
+                read.append(Effect("rt.bcheck_index", (it,), loc))
+        # NumPy broadcasts index arrays and the numbers beside them together, and puts the
+        # result's dimensions first when a slice separates them: only adjacent ones keep
         # their place behind the batch axis
-        if arrays and arrays != list(range(arrays[0], arrays[0] + len(arrays))):
-            raise NotBatchable(f"line {loc.lineno}: index arrays separated by a slice")
+        if arrays and advanced != list(range(advanced[0], advanced[0] + len(advanced))):
+            raise NotBatchable(f"line {loc.lineno}: index arrays and numbers separated by a "
+                               "slice")
         return TupleOp((SliceOp(None, None, None),) + tuple(items))
+
+    def region_rank(self, obj_rank, index):
+        """The primal rank of ``obj[index]`` (the region a SetItem writes), or None when it
+        depends on the dtype of an index array of rank >= 2 (a boolean mask or integers)."""
+        items = index.items if isinstance(index, TupleOp) else (index,)
+        consumed = added = 0
+        arrays = []
+        for it in items:
+            if isinstance(it, SliceOp) or (isinstance(it, Const) and it.value is Ellipsis):
+                continue
+            if isinstance(it, Const) and it.value is None:
+                added += 1
+                continue
+            consumed += 1
+            r = self.rank(it)
+            if r:
+                arrays.append(r)
+        if obj_rank is None or any(r >= 2 for r in arrays):
+            return None
+        return obj_rank - consumed + added + (1 if arrays else 0)
 
     def assign(self, s: Assign, out: list):
         a, loc = s.args, s.loc
@@ -239,13 +280,14 @@ class _Batch:
                 return
             if not self.is_b(x):
                 raise NotBatchable(f"line {loc.lineno}: an index that is an R-value")
-            out.append(_with(s, args=(x, self.index(idx, loc))))
+            out.append(_with(s, args=(x, self.index(idx, loc, out))))
             return
         if p in ("reshape", "ravel"):
             x = a[0]
             shape = TupleOp((Const(-1),)) if p == "ravel" else a[1]
-            if isinstance(shape, Const) and isinstance(shape.value, int):
-                shape = TupleOp((shape,))
+            if (isinstance(shape, Const) and isinstance(shape.value, int)) or \
+                    (isinstance(shape, Var) and self.rank(shape) == 0):
+                shape = TupleOp((shape,))  # one length (a number, or a product of them)
             out.append(_with(s, prim="breshape", args=(x, Var(self.k), shape), kwargs=()))
             return
         if p == "broadcast_as":
@@ -266,6 +308,10 @@ class _Batch:
         if p == "getitem_list" or p == "copy_list":
             out.append(s)
             return
+        from .batch_rules import RULES
+        if p in RULES:
+            RULES[p](self, s, out)
+            return
         raise NotBatchable(f"line {loc.lineno}: no batching rule for `{p}`")
 
     def block(self, stmts) -> list:
@@ -275,16 +321,7 @@ class _Batch:
                 self.assign(s, out)
             elif isinstance(s, SetItem):
                 if s.obj in self.batched and not self.is_list(Var(s.obj)):
-                    r = self.rank(Var(s.obj))
-                    idx = self.index(s.index, s.loc)
-                    n_int = sum(1 for i in (s.index.items if isinstance(s.index, TupleOp)
-                                            else (s.index,)) if not isinstance(i, SliceOp)
-                                and not (isinstance(i, Const) and i.value in (None, Ellipsis)))
-                    fancy = any(isinstance(i, Var) and self.rank(i) == 1 for i in
-                                (s.index.items if isinstance(s.index, TupleOp) else (s.index,)))
-                    value = self.lift(s.value, r - n_int, out, s.loc) \
-                        if self.is_b(s.value) and not fancy else s.value
-                    out.append(SetItem(s.obj, idx, value, s.loc, s.is_r))
+                    self.setitem(s, out)
                 elif s.obj in self.batched:
                     if not self.is_b(s.value):
                         raise NotBatchable(f"line {s.loc.lineno}: a value without the directions "
@@ -316,6 +353,34 @@ class _Batch:
                 raise NotBatchable(f"line {s.loc.lineno}: a {type(s).__name__}")
         return out
 
+    def setitem(self, s: SetItem, out: list):
+        """``R_x[index] = value`` on a batched array: the index behind the batch axis, a
+        batched value lifted to the rank of the region it fills (so that its batch axis
+        meets the array's)."""
+        r = self.rank(Var(s.obj))
+        value = s.value
+        if isinstance(s.index, Var) and (self.rank(s.index) or 0) >= 2:
+            # dx[x <= 0] = 0 with a mask of x's rank: rt.setitem_mask per slice (the helper
+            # refuses an index array that is not boolean: the region is then not (n,))
+            if self.is_b(s.index) or self.rank(s.index) != r:
+                raise NotBatchable(f"line {s.loc.lineno}: a mask of another rank than the "
+                                   "array's")
+            if self.is_b(value):
+                if self.rank(value) not in (0, 1):
+                    raise NotBatchable(f"line {s.loc.lineno}: a masked store of rank "
+                                       f"{self.rank(value)}")
+                value = self.lift(value, 1, out, s.loc)
+            out.append(Effect("rt.bsetitem_mask", (Var(s.obj), s.index, value), s.loc))
+            return
+        idx = self.index(s.index, s.loc)
+        if self.is_b(value):
+            region = self.region_rank(r, s.index)
+            if region is None:
+                raise NotBatchable(f"line {s.loc.lineno}: a store through an index array "
+                                   "of rank >= 2 or into an array of unknown rank")
+            value = self.lift(value, region, out, s.loc)
+        out.append(SetItem(s.obj, idx, value, s.loc, s.is_r))
+
     def check_return(self, value, loc):
         """Every R-output carries the batch axis (the caller slices it per direction)."""
         if isinstance(value, TupleOp):
@@ -336,13 +401,59 @@ class _Batch:
         return fn
 
 
+def _check_ranks(fn: Function, types: dict, tan: Function):
+    """Refuse a tangent part that reads a name ``fn`` binds to values of different ranks
+    (``x = x.reshape(-1, 1)`` of a vector): the types table keeps one rank per name
+    (ir/shapes.py), and the batching rules lift and pick products by it."""
+    from ..ir.shapes import _assign_type
+    from ..rules.table import RULES
+    prims = {**RULES, **{p.name: p for p, _ in fn.helpers.values()}}
+    used = {n for s in walk(tan.body) for n in s.reads()} | \
+        {s.target for s in walk(tan.body) if isinstance(s, Assign)}
+    for s in walk(fn.body):
+        if not isinstance(s, Assign) or s.target not in used:
+            continue
+        try:
+            t = _assign_type(s, types, prims)
+        except Exception:  # noqa: BLE001  (a rank rule that cannot tell: no conflict known)
+            continue
+        have = types.get(s.target)
+        if _rank(t) is not None and _rank(have) is not None and t != have:
+            raise NotBatchable(f"line {s.loc.lineno}: `{s.target}` is bound to values of "
+                               f"ranks {have} and {t}")
+
+
+_COMPARE = {"lt", "le", "gt", "ge", "eq", "ne", "not"}
+
+
+def _bool_names(fn: Function) -> set:
+    """Names every binding of which in ``fn`` is a comparison (or a copy of such a name):
+    boolean masks, as ``hidden > 0`` makes them."""
+    defs: dict = {}
+    for s in walk(fn.body):
+        if isinstance(s, Assign):
+            defs.setdefault(s.target, []).append(s)
+    out = {n for n, ss in defs.items() if all(d.prim in _COMPARE or d.prim == "copy" for d in ss)}
+    changed = True
+    while changed:  # a copy is boolean when what it copies is
+        changed = False
+        for n in list(out):
+            if any(d.prim == "copy" and not (isinstance(d.args[0], Var) and d.args[0].name in out)
+                   for d in defs[n]):
+                out.discard(n)
+                changed = True
+    return out
+
+
 def _leaves(op) -> list:
     return [x for it in op.items for x in _leaves(it)] if isinstance(op, TupleOp) else [op]
 
 
-def batch(tan: Function, types: dict, namer, name: str) -> tuple[Function, dict]:
+def batch(tan: Function, types: dict, namer, name: str,
+          primal: Function = None) -> tuple[Function, dict]:
     """``(f_tangent_k, types)``: the tangent function ``tan`` batched over k directions (a
     last parameter ``K``), with the types of its names (batched ranks one higher).  Raises
-    :class:`NotBatchable`."""
-    b = _Batch(tan, types, namer)
+    :class:`NotBatchable`.  ``primal``: the function the tangent part was split from (its
+    comparisons tell which names are boolean masks)."""
+    b = _Batch(tan, types, namer, primal)
     return b.run(name), b.new_types
