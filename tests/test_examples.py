@@ -23,7 +23,8 @@ EXAMPLES = {
     "kfac_autoencoder.py": ["--quick"],
 }
 # examples whose --quick run is a test in their own module (run once, not twice)
-RUN_ELSEWHERE = {"local_hessian.py": "tests/test_local_hessian.py::test_example_quick"}
+RUN_ELSEWHERE = {"local_hessian.py": "tests/test_local_hessian.py::test_example_quick",
+                 "distributed_hf.py": "tests/test_distributed.py::test_example_quick"}
 
 
 def test_every_example_is_listed():
