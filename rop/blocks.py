@@ -93,14 +93,43 @@ class Pass:
     """One forward and backward pass, per layer l = 0 … L−1 (layer l maps a[l] to h[l]):
     ``a[l]`` its input (a[0] = X), ``h[l]`` its pre-activation, ``fprime[l]`` f'(h[l]) (ones for
     the output layer), ``delta[l]`` ∂ℓ/∂h[l] per sample (not divided by B), ``grad_out`` ∂ℓ/∂z,
-    ``H_out`` the per-sample output Hessian (B, K, K); ``W`` the weights as float64."""
+    ``H_diag`` the diagonals (B, K) of the per-sample output Hessians for an elementwise loss
+    (squared error, logistic), else None and ``H_full`` the Hessians (B, K, K); ``H_out``
+    the Hessians either way; ``W`` the weights as float64."""
     W: list
     a: list
     h: list
     fprime: list
     delta: list
     grad_out: np.ndarray
-    H_out: np.ndarray
+    H_full: np.ndarray | None
+    H_diag: np.ndarray | None = None
+
+    @property
+    def H_out(self) -> np.ndarray:
+        if self.H_full is not None:
+            return self.H_full
+        K = self.H_diag.shape[1]
+        return self.H_diag[:, :, None] * np.eye(K)
+
+    def output_factor(self, s: int, n: int) -> np.ndarray:
+        """C with C Cᵀ = 𝓗_L for samples s … s+n−1, as a (K, n·K) matrix of K columns per
+        sample (KFLR's start)."""
+        if self.H_diag is None:
+            C = _psd_factor(self.H_full[s:s + n])                  # (n, K, K)
+            K = C.shape[2]
+            return np.ascontiguousarray(C.transpose(1, 0, 2)).reshape(K, n * K)
+        d = np.sqrt(np.clip(self.H_diag[s:s + n], 0.0, None))      # (n, K)
+        K = d.shape[1]
+        C = np.zeros((K, n, K))
+        idx = np.arange(K)
+        C[idx, :, idx] = d.T
+        return C.reshape(K, n * K)
+
+    def mean_output_hessian(self) -> np.ndarray:
+        if self.H_full is not None:
+            return self.H_full.mean(axis=0)
+        return np.diag(self.H_diag.mean(axis=0))
 
     @property
     def batch(self) -> int:
@@ -154,6 +183,8 @@ class Network:
         delta[L - 1] = grad_out
         for l in range(L - 2, -1, -1):
             delta[l] = fp[l] * (Ws[l + 1].T @ delta[l + 1])
+        if self.loss.elementwise:
+            return Pass(Ws, a, h, fp, delta, grad_out, None, self.loss.diagonals(h[L - 1], T))
         return Pass(Ws, a, h, fp, delta, grad_out, self.loss.hessians(h[L - 1], T))
 
     def gradient(self, Ws, bs, X, T) -> tuple[list, list]:
@@ -214,16 +245,15 @@ class Network:
         p = self.forward_backward(Ws, bs, X, T)
         Ws = p.W
         B, L = p.batch, len(p.a)
-        K = p.H_out.shape[1]
+        K = p.grad_out.shape[0]
         Gs = [np.zeros((W.shape[0], W.shape[0])) for W in Ws]
         # samples in chunks whose B·K columns fit KFLR_NUMBERS numbers at the widest layer
         step = max(1, KFLR_NUMBERS // (K * max(W.shape[0] for W in Ws)))
         for s in range(0, B, step):
             n = min(B, s + step) - s
-            C = _psd_factor(p.H_out[s:s + n])                    # (n, K, K): 𝓗_L = C Cᵀ
-            # the n·K columns side by side, sample by sample: (m, n·K), so that
+            # 𝓗_L = C Cᵀ, the n·K columns side by side, sample by sample: (m, n·K), so that
             # back-propagating them through a layer is one matrix product and G one more
-            C = np.ascontiguousarray(C.transpose(1, 0, 2)).reshape(K, n * K)
+            C = p.output_factor(s, n)
             for l in range(L - 1, -1, -1):
                 if l < L - 1:
                     C = Ws[l + 1].T @ C
@@ -237,7 +267,7 @@ class Network:
         W_{l+1}) with b = f'(h_l).  Equal to KFLR's at batch size 1 and for linear layers."""
         p = self.forward_backward(Ws, bs, X, T)
         Ws = p.W
-        G = p.H_out.mean(axis=0)
+        G = p.mean_output_hessian()
         Gs = [None] * len(Ws)
         Gs[-1] = G
         for l in range(len(Ws) - 2, -1, -1):

@@ -73,6 +73,7 @@ NAMED_ACTIVATIONS = {"tanh": tanh, "sigmoid": sigmoid, "softplus": softplus, "re
                      "identity": identity}
 NAMED_LOSSES = {"squared": squared_gradient, "logistic": logistic_gradient,
                 "softmax": softmax_gradient}
+ELEMENTWISE_LOSSES = ("squared", "logistic")  # a sum over units: diagonal output Hessians
 
 
 def _first_parameter(fn: Callable, what: str) -> str:
@@ -155,10 +156,16 @@ class _AsNumPy(ast.NodeTransformer):
 
 class Loss:
     """A loss given by its per-column gradient ``gradient(Z, T)`` = ∂ℓ/∂z; ``hessians(Z, T)`` is
-    the stack of per-sample output Hessians (B, K, K), by R{gradient} along unit directions."""
+    the stack of per-sample output Hessians (B, K, K), by R{gradient} along unit directions.
 
-    def __init__(self, gradient: Callable):
+    ``elementwise``: ℓ is a sum over output units of a function of one unit (squared error,
+    logistic), so each Hessian is diagonal and ``diagonals(Z, T)`` gives the diagonals (B, K)
+    from one R-product along ones instead of K (784 for an MNIST autoencoder, whose (B, K, K)
+    stack would not fit in memory at B = 1000)."""
+
+    def __init__(self, gradient: Callable, elementwise: bool = False):
         self.fn = gradient
+        self.elementwise = elementwise
         self.name = getattr(gradient, "__name__", repr(gradient))
         self._f = rop(wrt=(_first_parameter(gradient, "loss"),), mode="python")(gradient)
 
@@ -177,6 +184,13 @@ class Loss:
             V[k] = 1.0
             out[:, :, k] = np.asarray(lin(V)).T
         return out
+
+    def diagonals(self, Z: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """The diagonals of the per-sample Hessians, (B, K), for an ``elementwise`` loss."""
+        if not self.elementwise:
+            raise ValueError(f"{self.name}: the loss is not elementwise; use hessians(Z, T)")
+        lin = self._f.hvp.linearize(Z, T)
+        return np.asarray(lin(np.ones_like(np.asarray(Z, dtype=np.float64)))).T.copy()
 
 
 def activation(a: str | Callable) -> Activation:
@@ -197,7 +211,7 @@ def loss(l: str | Callable) -> Loss:
         if l not in NAMED_LOSSES:
             raise ValueError(f"loss: unknown name {l!r}; the named ones are "
                              f"{', '.join(NAMED_LOSSES)} (or pass gradient(Z, T))")
-        l = NAMED_LOSSES[l]
+        return Loss(NAMED_LOSSES[l], elementwise=l in ELEMENTWISE_LOSSES)
     if not callable(l):
         raise ValueError(f"loss: expected a name or a function gradient(Z, T), got {l!r}")
     return Loss(l)
