@@ -17,6 +17,7 @@ from .api import rop  # noqa: E402
 from .rules.custom import RopRuleError, check_rule, register_rule  # noqa: E402
 from . import blocks  # noqa: E402,F401  (rop.blocks: layer-wise curvature, docs/blocks.md)
 from . import kfac  # noqa: E402,F401  (rop.kfac: the KFRA/KFLR optimiser, docs/blocks.md)
+from . import _progress as progress  # noqa: E402  (rop.progress.enabled: the compile notice)
 
 __all__ = ["rop", "register_rule", "check_rule", "RopRuleError", "RopError", "RopSyntaxError", "RopCallError", "RopConvergenceError",
            "RopInternalError", "__version__"]

@@ -334,19 +334,14 @@ class HVP:
         if isinstance(c, Exception):  # known not to split: the caller falls back
             raise c
         if c is None:
-            from .pipeline import compile_hvp, compile_linearized
             from .transforms.linearize import NotLinearizable
+            from ._progress import notice
             self._current_ir(statics)
             ranks = {n: r for n, r in key if not n.startswith("#")}
             try:
-                if linearized:
-                    c = compile_linearized(self.owner.fn, self._ir_wrt(sig), ranks, self.mode,
-                                           self.check_finite, statics=statics,
-                                           output=self.output, hidden=self.hidden)
-                else:
-                    c = compile_hvp(self.owner.fn, self._ir_wrt(sig), ranks, self.mode,
-                                    self.relaxation, self.check_finite, statics=statics,
-                                    output=self.output, hidden=self.hidden)
+                with notice(f"{self.owner.fn.__name__}.{self.kind}"
+                            f"{' (linearised)' if linearized else ''}: generating the R-code"):
+                    c = self._generate(linearized, sig, ranks, statics)
             except NotLinearizable as exc:
                 self._compiled[key] = exc
                 raise
@@ -360,6 +355,18 @@ class HVP:
         if not linearized:
             self._last = c
         return c
+
+    def _generate(self, linearized, sig, ranks, statics):
+        """The generated module for these argument ranks (the pipeline; Numba compiles its
+        functions on their first call)."""
+        from .pipeline import compile_hvp, compile_linearized
+        if linearized:
+            return compile_linearized(self.owner.fn, self._ir_wrt(sig), ranks, self.mode,
+                                      self.check_finite, statics=statics, output=self.output,
+                                      hidden=self.hidden)
+        return compile_hvp(self.owner.fn, self._ir_wrt(sig), ranks, self.mode, self.relaxation,
+                           self.check_finite, statics=statics, output=self.output,
+                           hidden=self.hidden)
 
     def __call__(self, *args: Any, v: Any = _NO_V, structural: float | None = None,
                  **kwargs: Any) -> tuple:
@@ -538,12 +545,17 @@ class HVP:
     def _call_compiled(self, c, call_args):
         """The checked path's call: it may need a new specialisation (another list length), so
         compiling is switched on for it and off again for ``_dispatch``."""
+        from ._progress import first_call, notice
         d = c.hvp
         if not self._checks_compiled or not hasattr(d, "disable_compile"):
             return d(*call_args)
         d.disable_compile(False)
         try:
-            out = d(*call_args)
+            if first_call(d):
+                with notice(f"{self.owner.fn.__name__}.{self.kind} (Numba)"):
+                    out = d(*call_args)
+            else:
+                out = d(*call_args)
         finally:
             if d.signatures:
                 d.disable_compile(True)

@@ -84,8 +84,13 @@ class Linearized:
             self._c = hvp._get(bound, flat)
         c = self._c
         if self.split:
+            from ._progress import first_call, notice
             try:
-                out, self._tape = c.linearize(*self._args)
+                if first_call(c.linearize):
+                    with notice(f"{name}.{hvp.kind} (linearised, Numba)"):
+                        out, self._tape = c.linearize(*self._args)
+                else:
+                    out, self._tape = c.linearize(*self._args)
             except RopError:
                 raise
             except Exception as exc:
@@ -121,7 +126,12 @@ class Linearized:
         try:
             if compiled:
                 d.disable_compile(False)
-            r = d(*call)
+            from ._progress import first_call, notice
+            if first_call(d):
+                with notice(f"{self._hvp.owner.fn.__name__}.{self._hvp.kind} (tangent, Numba)"):
+                    r = d(*call)
+            else:
+                r = d(*call)
         except RopError:
             raise
         except Exception as exc:
@@ -212,7 +222,13 @@ class Linearized:
         if not self._k_ready and hasattr(f, "disable_compile"):
             f.disable_compile(False)  # typed once, for these argument types
         try:
-            r = f(*self._args, *self._tape, *dirs, *self._mu, k)
+            from ._progress import first_call, notice
+            if first_call(f):
+                with notice(f"{self._hvp.owner.fn.__name__}.{self._hvp.kind} "
+                            "(batched tangent, Numba)"):
+                    r = f(*self._args, *self._tape, *dirs, *self._mu, k)
+            else:
+                r = f(*self._args, *self._tape, *dirs, *self._mu, k)
         except Exception as exc:  # a batching defect must not cost a result: per direction
             self._k_failed = f"the batched tangent failed ({type(exc).__name__}: {exc})"
             return None
