@@ -49,6 +49,7 @@ class RTransform:
         self.sites: dict = {}  # id of a line's statement -> the μ R{h} it gets (damping_sites)
         self.mu = None  # the structural damping weight's parameter
         self.below: set = set()  # counters provably below an output slot's index
+        self.loop_depth = 0  # `for` loops around the statement being transformed
         self.after_cut = False
         self.storage = storage if storage is not None else Storage(fn, types)
         self.written = self.storage.written_names()  # names an in-place write may change
@@ -334,7 +335,12 @@ class RTransform:
             slot = hit[1] if isinstance(hit, tuple) and hit[0] != "guard" else None
             if isinstance(hit, tuple) and hit[0] == "len":
                 slot = hit[2]
-                hit = self._position(st, hit[1], hit[2], out)
+                if self.loop_depth:
+                    hit = self._position(st, hit[1], hit[2], out)
+                else:  # read once: a version would save one product only for a one-layer
+                    # network, and a branch around an R-write keeps linearize from splitting
+                    sl.raw.add((st.args[0].name, slot))
+                    hit = None
         prim = self.prims[st.prim]
         env = {p: operand_ast(a) for p, a in zip(prim.params, st.args)}
         renv = {p: self.r_of(a, active) for p, a in zip(prim.params, st.args)
@@ -606,7 +612,11 @@ class RTransform:
                 if lo is not None:
                     sl.lb[st.var] = lo
             return self.block(st.body, head)
-        body, head = self._loop(st, active, out, run)
+        self.loop_depth += 1
+        try:
+            body, head = self._loop(st, active, out, run)
+        finally:
+            self.loop_depth -= 1
         sl.counters.discard(st.var)
         sl.assigned(st.var)
         sl.forget_compound(st.body)
