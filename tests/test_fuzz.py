@@ -16,11 +16,10 @@ temporary ``.py`` file (rop reads source with ``inspect``), imported, and checke
   the point is next to a boundary (the difference quotient straddles it) and the FD check is
   *inconclusive* for that point; the JAX check still applies (it follows the same path).
   Inconclusive points are counted and must stay rare;
-* for a fixed subset of the programs (``ROP_FUZZ_NUMBA``, default 12, spread evenly over the
-  run; ``ROP_FUZZ_NUMBA=30`` or more for a longer run) the same program compiled with
-  ``mode="numba"`` gives the same outputs and R{outputs} as ``mode="python"`` (relative 1e-10).
-  Numba compiles cost one to a few seconds per program, so Numba mode is checked on a subset
-  and python mode + JAX + FD on all programs.
+* for a fixed subset of the programs (``ROP_FUZZ_NUMBA``, default 30, spread evenly over the
+  run) the same program compiled with ``mode="numba"`` gives the same outputs and R{outputs}
+  as ``mode="python"`` (relative 1e-10).  Numba compiles cost about a second per program, so
+  Numba mode is checked on a subset and python mode + JAX + FD on all programs.
 
 ``ROP_FUZZ_EXAMPLES=N`` runs N programs (default 500), ``ROP_FUZZ_NUMBA=N`` checks N of them
 in Numba mode, ``ROP_FUZZ_SEED`` picks another reproducible sequence.
@@ -54,7 +53,7 @@ from rop import rop
 from rop.errors import RopError
 
 N_EXAMPLES = int(os.environ.get("ROP_FUZZ_EXAMPLES", "500"))
-N_NUMBA = int(os.environ.get("ROP_FUZZ_NUMBA", "12"))
+N_NUMBA = int(os.environ.get("ROP_FUZZ_NUMBA", "30"))
 SEED = int(os.environ.get("ROP_FUZZ_SEED", "20240607"))
 STEPS = (1e-4, 1e-6)
 FD_RTOL = 1e-5
