@@ -1,0 +1,116 @@
+#!/usr/bin/env python
+"""The benchmark network written as most users write it — examples in rows (``a @ W.T + b``),
+activations in a list built by ``ys = [X]`` and ``append`` — against the same network in the
+project's columns layout (examples/deep_mlp.py) and JAX's ``jit(jvp(grad))`` of the rows loss,
+at the four sizes of bench_hvp.py; medians of interleaved rounds, all in one process.
+
+    python benchmarks/bench_layouts.py [--sizes small|all] [--repeats N]
+
+Before timing, the rows Hv is checked against JAX's (relative 1e-10) and against the columns
+Hv (the same numbers, transposed data).  A harness, not a test (issue 22).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from benchmarks.bench_hvp import SIZES, make_data, size_label, stats, time_interleaved  # noqa: E402
+from rop import rop  # noqa: E402
+
+
+@rop(wrt=("Ws", "bs"))
+def backprop_rows(Ws, bs, X, T):
+    """Gradient of E = 1/(2B) ||net(X) - T||^2, examples in rows: tanh layers, linear output."""
+    ys = [X]
+    L = len(Ws)
+    for i in range(L):
+        h = ys[-1] @ Ws[i].T + bs[i]
+        if i < L - 1:
+            ys.append(np.tanh(h))
+        else:
+            ys.append(h)
+    d = (ys[-1] - T) / X.shape[0]
+    dWs, dbs = [], []
+    for i in range(L - 1, -1, -1):
+        dWs.append(d.T @ ys[i])
+        dbs.append(d.sum(axis=0))
+        if i > 0:
+            d = (d @ Ws[i]) * (1.0 - ys[i] ** 2)
+    return dWs[::-1], dbs[::-1]
+
+
+def jax_rows(d):
+    import jax
+    import jax.numpy as jnp
+    jax.config.update("jax_enable_x64", True)
+
+    def loss(p, X, T):
+        Ws, bs = p
+        a = X
+        for i in range(len(Ws)):
+            a = a @ Ws[i].T + bs[i]
+            a = jnp.tanh(a) if i < len(Ws) - 1 else a
+        r = a - T
+        return 0.5 * jnp.sum(r * r) / X.shape[0]
+    g = jax.grad(loss)
+    f = jax.jit(lambda p, X, T, v: jax.jvp(lambda q: g(q, X, T), (p,), (v,))[1])
+    P = ([jnp.asarray(W) for W in d["Ws"]], [jnp.asarray(b) for b in d["bs"]])
+    V = ([jnp.asarray(W) for W in d["V"]], [jnp.asarray(b) for b in d["c"]])
+    X, T = jnp.asarray(d["X"].T), jnp.asarray(d["T"].T)
+    return (lambda: jax.block_until_ready(f(P, X, T, V))), f(P, X, T, V)
+
+
+def rel(a, b):
+    a = np.concatenate([np.ravel(x) for x in a])
+    b = np.concatenate([np.ravel(x) for x in b])
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="all", choices=("small", "all"))
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--out", help="write the Markdown table here")
+    a = ap.parse_args(argv)
+    from examples.deep_mlp import backprop
+    sizes = SIZES[:2] if a.sizes == "small" else SIZES
+    lines = ["| size | rop, columns (ms) | rop, rows `ys = [X]` (ms) | JAX jit(jvp(grad)), rows (ms) "
+             "| rows / columns | rows / JAX |", "|---|---|---|---|---|---|"]
+    print(lines[0] + "\n" + lines[1], flush=True)
+    for layers, batch in sizes:
+        d = make_data(layers, batch)
+        Ws, bs, V, c = d["Ws"], d["bs"], d["V"], d["c"]
+        X, T = d["X"], d["T"]
+        Xr, Tr = np.ascontiguousarray(X.T), np.ascontiguousarray(T.T)
+        _, r_cols = backprop.hvp(Ws, bs, X, T, v=(V, c))
+        _, r_rows = backprop_rows.hvp(Ws, bs, Xr, Tr, v=(V, c))
+        jx, r_jax = jax_rows(d)
+        assert rel(r_rows[0] + r_rows[1], [np.asarray(x) for x in r_jax[0] + r_jax[1]]) < 1e-10
+        assert rel(r_rows[0] + r_rows[1], list(r_cols[0]) + list(r_cols[1])) < 1e-10
+        fns = {"cols": lambda: backprop.hvp(Ws, bs, X, T, v=(V, c)),
+               "rows": lambda: backprop_rows.hvp(Ws, bs, Xr, Tr, v=(V, c)),
+               "jax": jx}
+        runs, _ = time_interleaved(fns, a.repeats, 0.05)
+        m = {k: stats(v)["median"] * 1e3 for k, v in runs.items()}
+        row = (f"| {size_label(layers, batch)} | {m['cols']:.4g} | {m['rows']:.4g} | "
+               f"{m['jax']:.4g} | {m['rows'] / m['cols']:.2f} | {m['rows'] / m['jax']:.2f} |")
+        lines.append(row)
+        print(row, flush=True)
+    text = (f"`python benchmarks/bench_layouts.py --sizes {a.sizes}`; medians of {a.repeats} "
+            f"interleaved rounds; {time.strftime('%Y-%m-%d')}\n\n" + "\n".join(lines) + "\n")
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
