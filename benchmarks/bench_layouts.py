@@ -1,13 +1,17 @@
 #!/usr/bin/env python
 """The benchmark network written as most users write it — examples in rows (``a @ W.T + b``),
 activations in a list built by ``ys = [X]`` and ``append`` — against the same network in the
-project's columns layout (examples/deep_mlp.py) and JAX's ``jit(jvp(grad))`` of the rows loss,
-at the four sizes of bench_hvp.py; medians of interleaved rounds, all in one process.
+project's columns layout (examples/deep_mlp.py), the hand-written R{backprop} of each layout
+under Numba (handwritten.py's ``rbackprop_nb``, handwritten_rows.py's ``rbackprop_rows_nb``) and
+JAX's ``jit(jvp(grad))`` of the rows loss, at the four sizes of bench_hvp.py; medians of
+interleaved rounds, all in one process, so both layouts' rop / hand-written ratios come from
+the same run.
 
-    python benchmarks/bench_layouts.py [--sizes small|all] [--repeats N]
+    python benchmarks/bench_layouts.py [--sizes small|all|0,2,...] [--repeats N] [--out FILE]
 
 Before timing, the rows Hv is checked against JAX's (relative 1e-10) and against the columns
-Hv (the same numbers, transposed data).  A harness, not a test (issue 22).
+Hv (the same numbers, transposed data), and each hand-written Hv and gradient against rop's of
+its layout.  A harness, not a test (issue 22).
 """
 
 from __future__ import annotations
@@ -75,37 +79,61 @@ def rel(a, b):
 
 
 def main(argv=None):
+    from benchmarks import handwritten as hw
+    from benchmarks import handwritten_rows as hwr
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="all", choices=("small", "all"))
+    ap.add_argument("--sizes", default="all",
+                    help="small (the two smallest sizes), all, or comma-separated indices 0-3")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--out", help="write the Markdown table here")
     a = ap.parse_args(argv)
     from examples.deep_mlp import backprop
-    sizes = SIZES[:2] if a.sizes == "small" else SIZES
-    lines = ["| size | rop, columns (ms) | rop, rows `ys = [X]` (ms) | JAX jit(jvp(grad)), rows (ms) "
-             "| rows / columns | rows / JAX |", "|---|---|---|---|---|---|"]
+    if a.sizes == "small":
+        sizes = SIZES[:2]
+    elif a.sizes == "all":
+        sizes = SIZES
+    else:
+        sizes = [SIZES[int(k)] for k in a.sizes.split(",")]
+    lines = ["| size | rop, columns (ms) | rop, rows `ys = [X]` (ms) | hand-written R{backprop}, "
+             "Numba, columns (ms) | hand-written R{backprop}, Numba, rows (ms) | JAX "
+             "jit(jvp(grad)), rows (ms) | rows / columns (rop) | rop / hand-written, columns "
+             "| rop / hand-written, rows | rows / JAX |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     print(lines[0] + "\n" + lines[1], flush=True)
     for layers, batch in sizes:
         d = make_data(layers, batch)
         Ws, bs, V, c = d["Ws"], d["bs"], d["V"], d["c"]
         X, T = d["X"], d["T"]
         Xr, Tr = np.ascontiguousarray(X.T), np.ascontiguousarray(T.T)
-        _, r_cols = backprop.hvp(Ws, bs, X, T, v=(V, c))
-        _, r_rows = backprop_rows.hvp(Ws, bs, Xr, Tr, v=(V, c))
+        tW, tb, tV, tc = tuple(Ws), tuple(bs), tuple(V), tuple(c)   # Numba: lists as tuples
+        g_cols, r_cols = backprop.hvp(Ws, bs, X, T, v=(V, c))
+        g_rows, r_rows = backprop_rows.hvp(Ws, bs, Xr, Tr, v=(V, c))
         jx, r_jax = jax_rows(d)
         assert rel(r_rows[0] + r_rows[1], [np.asarray(x) for x in r_jax[0] + r_jax[1]]) < 1e-10
         assert rel(r_rows[0] + r_rows[1], list(r_cols[0]) + list(r_cols[1])) < 1e-10
+        # the hand-written baselines compute the same gradient and Hv as rop, layout by layout
+        for (gh, rh), g, r in ((hw.rbackprop_nb(tW, tb, X, T, tV, tc), g_cols, r_cols),
+                               (hwr.rbackprop_rows_nb(tW, tb, Xr, Tr, tV, tc), g_rows, r_rows)):
+            assert rel(list(rh[0]) + list(rh[1]), list(r[0]) + list(r[1])) < 1e-10
+            assert rel(list(gh[0]) + list(gh[1]), list(g[0]) + list(g[1])) < 1e-10
         fns = {"cols": lambda: backprop.hvp(Ws, bs, X, T, v=(V, c)),
                "rows": lambda: backprop_rows.hvp(Ws, bs, Xr, Tr, v=(V, c)),
+               "hw_cols": lambda: hw.rbackprop_nb(tW, tb, X, T, tV, tc),
+               "hw_rows": lambda: hwr.rbackprop_rows_nb(tW, tb, Xr, Tr, tV, tc),
                "jax": jx}
         runs, _ = time_interleaved(fns, a.repeats, 0.05)
         m = {k: stats(v)["median"] * 1e3 for k, v in runs.items()}
         row = (f"| {size_label(layers, batch)} | {m['cols']:.4g} | {m['rows']:.4g} | "
-               f"{m['jax']:.4g} | {m['rows'] / m['cols']:.2f} | {m['rows'] / m['jax']:.2f} |")
+               f"{m['hw_cols']:.4g} | {m['hw_rows']:.4g} | {m['jax']:.4g} | "
+               f"{m['rows'] / m['cols']:.2f} | {m['cols'] / m['hw_cols']:.2f} | "
+               f"{m['rows'] / m['hw_rows']:.2f} | {m['rows'] / m['jax']:.2f} |")
         lines.append(row)
         print(row, flush=True)
-    text = (f"`python benchmarks/bench_layouts.py --sizes {a.sizes}`; medians of {a.repeats} "
-            f"interleaved rounds; {time.strftime('%Y-%m-%d')}\n\n" + "\n".join(lines) + "\n")
+    with open("/proc/loadavg") as fh:
+        load = " ".join(fh.read().split()[:3])
+    text = (f"`python benchmarks/bench_layouts.py --sizes {a.sizes} --repeats {a.repeats}`; "
+            f"medians of {a.repeats} interleaved rounds; {time.strftime('%Y-%m-%d')}; load "
+            f"average at end {load}\n\n" + "\n".join(lines) + "\n")
     if a.out:
         with open(a.out, "w") as f:
             f.write(text)

@@ -12,6 +12,10 @@ from . import _blas  # noqa: E402  (before anything loads a BLAS: see rop/_blas.
 
 _blas.configure()
 
+from . import _malloc  # noqa: E402  (large arrays reuse freed memory: see rop/_malloc.py)
+
+_malloc.configure()
+
 from .errors import RopCallError, RopConvergenceError, RopError, RopInternalError, RopSyntaxError  # noqa: E402
 from .api import rop  # noqa: E402
 from .rules.custom import RopRuleError, check_rule, register_rule  # noqa: E402

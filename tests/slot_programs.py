@@ -249,3 +249,75 @@ def negative_counter_read(Ws, bs, X):
     for l in range(1, len(Ws) + 1):
         d = (Ws[-l].T @ d) * acts[-l - 1]
     return d
+
+
+def _layer(W, b, x):
+    return np.tanh(W @ x + b[:, None])
+
+
+def carried_from_input(Ws, bs, X):
+    """The input carried around the forward loop in a plain name (a helper per layer, as
+    courses write it): R{x} is zero exactly in the first iteration, so the first layer's
+    ``R{x} @ W.T`` is versioned on ``i == 0``, as a read of a zero slot is."""
+    x = X
+    acts = [X]
+    for i in range(len(Ws) - 1):
+        x = _layer(Ws[i], bs[i], x)
+        acts.append(x)
+    out = Ws[-1] @ x + bs[-1][:, None]
+    d = out
+    dWs = []
+    for i in range(len(Ws) - 1, -1, -1):
+        dWs.append(d @ acts[i].T)
+        d = (Ws[i].T @ d) * (1.0 - acts[i] ** 2)
+    return dWs
+
+
+def carried_from_one(Ws, bs, X):
+    """The same from a loop that starts at 1: the version is on ``i == 1``."""
+    x = np.tanh(Ws[0] @ X + bs[0][:, None])
+    y = np.ones((4, 1)) * X[0] * 0.5
+    for i in range(1, len(Ws)):
+        z = Ws[i] @ y
+        x = np.tanh(Ws[i] @ x + bs[i][:, None]) + z[:, :1]
+        y = x
+    return x
+
+
+def carried_conditional(Ws, bs, X):
+    """Assigned only every other iteration: R{x} is zero in iteration 0 and 1 (versioned on
+    ``i == 0`` only; iteration 1 takes the full rule, where the zero is multiplied)."""
+    W = Ws[1][:4, :4]
+    x = np.ones((4, 1)) * X[0]
+    s = 0.0
+    for i in range(4):
+        h = W @ x
+        s = s + h.sum()
+        if i % 2 == 1:
+            x = np.tanh(h + bs[1][:4, None])
+    return s + x.sum()
+
+
+def carried_nested(Ws, bs, X):
+    """Reassigned in an inner loop: inside it, R{x} is zero only when both loops are in their
+    first iteration, so the inner read is not versioned on the outer counter (nor on the
+    inner one: in the outer loop's second pass x is active when the inner loop starts)."""
+    W = Ws[1][:4, :4]
+    x = np.ones((4, 1)) * X[0]
+    for i in range(2):
+        for j in range(2):
+            x = np.tanh(W @ x + bs[1][:4, None])
+    return x
+
+
+def carried_appended(Ws, bs, X):
+    """A list that starts empty is grown in the loop: appends change it with no assignment,
+    so nothing is versioned on it."""
+    hs = []
+    W = Ws[1][:4, :4]
+    x = np.ones((4, 1)) * X[0]
+    for i in range(3):
+        if i > 0:
+            x = x + hs[-1]
+        hs.append(np.tanh(W @ x + bs[1][:4, None]))
+    return x + hs[-1]

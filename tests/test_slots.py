@@ -45,11 +45,18 @@ CASES = {
     "appended_literal": (("Ws", "bs"), 2),  # and the forward product, on len(acts) == 1
     "appended_literal_active": (("Ws", "bs"), 0),
     "negative_counter_read": (("Ws", "bs"), 0),
+    # values carried around a loop from a zero R (rop/transforms/rtransform.py: _zero_on_entry)
+    "carried_from_input": (("Ws", "bs"), 3),  # forward i == 0, and acts[0] backward (R_d too)
+    "carried_from_one": (("Ws", "bs"), 1),
+    "carried_conditional": (("Ws", "bs"), 1),
+    "carried_nested": (("Ws", "bs"), 0),
+    "carried_appended": (("Ws", "bs"), 0),
 }
 
 # programs whose zero slot is never read while zero: no zeros are allocated for it
 PLACEHOLDER = {"forward_backward", "read_at_length", "branch_fact", "reversed_range",
-               "inactive_weights", "zero_slot_rewritten_inactive", "reread_name"}
+               "inactive_weights", "zero_slot_rewritten_inactive", "reread_name",
+               "carried_from_input", "appended_literal"}
 
 
 def direction(wrt, V, c):

@@ -30,8 +30,32 @@ def matmul_to_gemm(expr: ast.expr, rank_of) -> ast.expr | None:
     """``expr`` with its matrix products as ``rt.gemm`` calls, or None if it has none.
     ``rank_of(e)`` is the rank of a subexpression, or None when unknown."""
     f = _Fuse(rank_of)
-    out = f.visit(copy.deepcopy(expr))
+    out = f.visit(_DotAsMatmul(rank_of).visit(copy.deepcopy(expr)))
     return out if f.changed else None
+
+
+class _DotAsMatmul(ast.NodeTransformer):
+    """``np.dot(a, b)`` and ``a.dot(b)`` of two matrices are ``a @ b`` (NumPy's definition for
+    2-D operands), so the products of code written with ``dot`` (Nielsen, CS231n) are fused
+    as those written with ``@`` are."""
+
+    def __init__(self, rank_of):
+        self.rank_of = rank_of
+
+    def visit_Call(self, node):
+        node = self.generic_visit(node)
+        f = node.func
+        if not (isinstance(f, ast.Attribute) and f.attr == "dot" and not node.keywords):
+            return node
+        if isinstance(f.value, ast.Name) and f.value.id == "np" and len(node.args) == 2:
+            a, b = node.args
+        elif len(node.args) == 1 and not (isinstance(f.value, ast.Name) and f.value.id == "np"):
+            a, b = f.value, node.args[0]
+        else:
+            return node
+        if self.rank_of(a) == 2 and self.rank_of(b) == 2:
+            return ast.BinOp(left=a, op=ast.MatMult(), right=b)
+        return node
 
 
 class _Fuse(ast.NodeTransformer):

@@ -68,6 +68,7 @@ class RTransform:
         self.versions: dict = {}  # id of each ``if i == k`` made by _versioned -> (i, k)
         self.slot_zeros: dict = {}  # tracked list -> the statements materialising its R as zeros
         self.guarded_reads: dict = {}  # tracked list -> [(x = lst[i] statement, guard)]
+        self.slot_activity = slot_activity
         if not slot_activity:
             self.slots.universe = {}
         self.builder = Builder(prims, namer, self.fn_temps, types)
@@ -251,19 +252,26 @@ class RTransform:
         that may hit a slot holding a placeholder (an index the analysis cannot pin down, e.g.
         ``acts[L]`` after the loop, slot 0 only if L == 0)."""
         rlist = self.rnames.get(lst)
-        for st, (_, idx, ks) in self.guarded_reads.get(lst, ()):
-            ks = [k for k in ks if k in slots]
+        for st, g in self.guarded_reads.get(lst, ()):
+            idx = g[1]
+            ks = [k for k in g[2] if k in slots]
             rt_name = self.rnames.get(st.target)
             if not ks or rt_name is None:
                 continue
-            test = " and ".join(f"{idx} != {k}" for k in ks)
+            if len(g) > 3:  # lst[c], c < 0, is slot k exactly when len(lst) == k - c
+                test = " and ".join(f"len({lst}) != {k - idx}" for k in ks)
+                key = Const(idx)
+            else:
+                test = " and ".join(f"{idx} != {k}" for k in ks)
+                key = Var(idx)
             new = ast.parse(f"{rlist}[{idx}] if {test} else rt.zeros_of({st.target})",
                             mode="eval").body
 
-            def guarded(s):  # the R-read of this index (the target may be reassigned
-                # elsewhere from another index, which keeps its own read)
+            def guarded(s, key=key, new=new, rt_name=rt_name):  # the R-read of this index
+                # (the target may be reassigned elsewhere from another index, which keeps
+                # its own read)
                 if isinstance(s, Assign) and s.is_r and s.target == rt_name and \
-                        s.prim == "getitem" and s.args == (Var(rlist), Var(idx)):
+                        s.prim == "getitem" and s.args == (Var(rlist), key):
                     return self.build(rt_name, new, s.loc)
                 return None
             _replace_stmts(body, guarded)
@@ -338,9 +346,10 @@ class RTransform:
                 if self.loop_depth:
                     hit = self._position(st, hit[1], hit[2], out)
                 else:  # read once: a version would save one product only for a one-layer
-                    # network, and a branch around an R-write keeps linearize from splitting
-                    sl.raw.add((st.args[0].name, slot))
-                    hit = None
+                    # network, and a branch around an R-write keeps linearize from splitting;
+                    # the read is guarded instead (`R_ys[-1] if len(ys) != 1 else 0`), so
+                    # the slot's zeros need not exist
+                    hit = ("guard", hit[1], (slot,), "len")
         prim = self.prims[st.prim]
         env = {p: operand_ast(a) for p, a in zip(prim.params, st.args)}
         renv = {p: self.r_of(a, active) for p, a in zip(prim.params, st.args)
@@ -434,9 +443,10 @@ class RTransform:
             # R-value stays defined on every path, so no definition is left to a branch)
             out.extend(self.build(rt, full, st.loc))
             sl.czero[st.target] = pred
-            src = next(sl.taint[a.name] for p, a in zip(prim.params, st.args)
-                       if p in cond and a.name in sl.taint)
-            sl.taint[st.target] = src
+            src = next((sl.taint[a.name] for p, a in zip(prim.params, st.args)
+                        if p in cond and a.name in sl.taint), None)
+            if src is not None:
+                sl.taint[st.target] = src
             return True
         part = apply_rule(prim, env, {p: (None if p in cond else r) for p, r in renv.items()},
                           aname("__y__"))
@@ -602,15 +612,22 @@ class RTransform:
     def _s_For(self, st, active, out):
         sl = self.slots
         lo = sl.loop_bound(st)
-        counter = st.var not in {n for s in walk(st.body) for n in defined_names(s)}
+        in_body = {n for s in walk(st.body) for n in defined_names(s)}
+        counter = st.var not in in_body
+        entry = self._zero_on_entry(st, active, in_body) if counter and self.slot_activity else None
 
         def run(head):
             head.discard(st.var)
             sl.assigned(st.var)
+            for n in in_body:  # a later iteration may have changed it
+                sl.czero.pop(n, None)
             if counter:
                 sl.counters.add(st.var)
                 if lo is not None:
                     sl.lb[st.var] = lo
+            if entry is not None:
+                for x in entry(head):
+                    sl.czero[x] = (st.var, st.start.value)
             return self.block(st.body, head)
         self.loop_depth += 1
         try:
@@ -622,6 +639,27 @@ class RTransform:
         sl.forget_compound(st.body)
         out.append(For(st.var, st.start, st.stop, st.step, body, st.loc))
         return head
+
+    def _zero_on_entry(self, st, active, in_body):
+        """The values carried around a ``range`` loop whose R is zero when it starts: ``x = X``
+        before ``for i in range(L): x = layer(W[i], x)``.  Until the body assigns it again,
+        R{x} is zero exactly in the first iteration, ``i == start``, so a product that reads it
+        there is versioned ``if i == start`` as a read of a zero list slot is (the first
+        layer's ``R{x} @ W.T`` of a hand-written R{backprop}, skipped).  Only whole arrays and
+        numbers that nothing in the loop writes in place or grows (a list's ``append``
+        changes it with no assignment) qualify; returns ``head -> names`` or None."""
+        step = st.step.value if isinstance(st.step, Const) else None
+        if not (isinstance(st.start, Const) and type(st.start.value) is int
+                and type(step) is int and step != 0):
+            return None
+        mutated = {s.obj for s in walk(st.body) if isinstance(s, (SetItem, Append))}
+        bound = set(self.defined)
+
+        def names(head):
+            return [x for x in sorted(head - active) if x in bound and x in in_body
+                    and x not in mutated and x not in self.written and not is_token(x)
+                    and isinstance(self.types.get(x), int)]
+        return names
 
     def s_While(self, st, active, out):
         cond_holder = {}
