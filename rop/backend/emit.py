@@ -47,6 +47,53 @@ def _trivial(expr) -> bool:
     return False
 
 
+_ARITH = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)
+
+
+def _arith_reads(em, st, arith, other):
+    """Sort the names ``st`` reads into ``arith`` (an operand of ``+ - * / **`` or negation
+    in its right-hand side) and ``other`` (anything else: a call's argument, an index, a
+    test)."""
+    if not isinstance(st, (Assign, SetItem, Append)):
+        other.update(st.reads())
+        return
+    try:
+        rhs = em.rhs(st)
+    except Exception:  # reported where the statement is emitted
+        other.update(st.reads())
+        return
+    if isinstance(st, SetItem):
+        other.update(n.id for n in ast.walk(operand_ast(st.index)) if isinstance(n, ast.Name))
+    for node in ast.walk(ast.Expr(rhs)):
+        kids = ([node.left, node.right] if isinstance(node, ast.BinOp)
+                and isinstance(node.op, _ARITH) else [node.operand]
+                if isinstance(node, ast.UnaryOp) else [])
+        for k in kids:
+            if isinstance(k, ast.Name):
+                arith.add(k.id)
+        for k in ast.iter_child_nodes(node):
+            if isinstance(k, ast.Name) and not any(k is x for x in kids):
+                other.add(k.id)
+
+
+def _arithmetic(expr, budget: int):
+    """The operations left of ``budget`` when ``expr`` is ``+ - *``, a square and negation
+    of free operands (:func:`_trivial`) with at most ``budget`` operations, else None."""
+    if _trivial(expr):
+        return budget
+    if budget <= 0:
+        return None
+    if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub):
+        return _arithmetic(expr.operand, budget - 1)
+    if isinstance(expr, ast.BinOp) and (
+            isinstance(expr.op, (ast.Add, ast.Sub, ast.Mult))
+            or isinstance(expr.op, ast.Pow) and isinstance(expr.right, ast.Constant)
+            and expr.right.value == 2):
+        left = _arithmetic(expr.left, budget - 1)
+        return None if left is None else _arithmetic(expr.right, left)
+    return None
+
+
 class _Fold(ast.NodeTransformer):
     def __init__(self, pending):
         self.pending = pending
@@ -94,18 +141,20 @@ class Emitter:
         self.defs = Counter()
         self.left = Counter()  # uses of a pending temporary not yet folded
         self.rvalues = set(fn.rnames.values())
+        self.arith_only = set()  # names read only as operands of elementwise arithmetic
+        other = set()
         for st in walk(fn.body):
             for v in st.reads():
                 self.uses[v] += 1
             if isinstance(st, Assign):
                 self.defs[st.target] += 1
-            if isinstance(st, While):
-                pass
+            _arith_reads(self, st, self.arith_only, other)
+        self.arith_only -= other
         lines = [f"def {name}({', '.join(fn.params)}):"]
         lines += self.block(fn.body, 1)
         return lines
 
-    def foldable(self, st) -> bool:
+    def foldable(self, st, folded=None) -> bool:
         """A temporary defined once and read once, or a few times when writing it out at
         each reader costs nothing (``Ws[i]``, ``acts[i].T``)."""
         if not (isinstance(st, Assign) and st.target in self.temps and self.defs[st.target] == 1):
@@ -114,9 +163,16 @@ class Emitter:
         if n == 1:
             return True
         rhs = self.rhs(st)
-        cheap = _trivial(rhs) or (self.types.get(st.target) == 0 and isinstance(rhs, ast.BinOp)
+        t = self.types.get(st.target)
+        cheap = _trivial(rhs) or (t == 0 and isinstance(rhs, ast.BinOp)
                                   and isinstance(rhs.op, (ast.Add, ast.Sub))
                                   and _trivial(rhs.left) and _trivial(rhs.right))
+        # an array computed by a short arithmetic chain (``1.0 - a ** 2``, the tanh slope
+        # both d and R{d} multiply by) is recomputed in each reader's loop, not stored:
+        # Numba fuses each reader into one loop, and a stored array is a write and two
+        # reads of memory more, for the same values
+        cheap = cheap or (isinstance(t, int) and t >= 1 and st.target in self.arith_only
+                          and _arithmetic(rhs if folded is None else folded, 3) is not None)
         return 1 < n <= 3 and cheap
 
     def block(self, stmts, depth, tail_test=None, inherit=None, line=None):
@@ -158,7 +214,7 @@ class Emitter:
                 rhs = fold(self.rhs(st))
                 if isinstance(st, Assign):
                     guard({st.target})
-                    if self.foldable(st):
+                    if self.foldable(st, rhs):
                         self.left[st.target] = self.uses[st.target]
                         pending[st.target] = (rhs, {n.id for n in ast.walk(rhs)
                                                     if isinstance(n, ast.Name)}, st)

@@ -146,6 +146,10 @@ def rank_of_expr(types: dict):
                 isinstance(e.func.value, ast.Name) and e.func.value.id in ("np", "rt") and \
                 e.func.attr in SAME_RANK_CALLS:  # np.transpose(x, axes), rt.tanh(x), ...
             return rank(e.args[0])
+        if isinstance(e, ast.Call) and isinstance(e.func, ast.Attribute) and \
+                isinstance(e.func.value, ast.Name) and e.func.value.id in ("np", "rt") and \
+                e.func.attr == "reshape" and len(e.args) == 2 and isinstance(e.args[1], ast.Tuple):
+            return len(e.args[1].elts)  # rt.reshape(x, (B, -1)): the rank of the new shape
         if isinstance(e, ast.BinOp):
             a, b = rank(e.left), rank(e.right)
             if a is None or b is None:
