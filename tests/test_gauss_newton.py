@@ -375,3 +375,20 @@ def test_slot_output_computes_no_zero_products():
     backward = src[src.index("def deep_mlp_slot_gvp"):]
     backward = backward[backward.index("for i in range(L - 1, -1, -1)"):]
     assert "R_acts" not in backward, backward
+
+
+@pytest.mark.parametrize("name, line", [("loss_in_the_output_loop", "ds.append(ys[-1] - T[t])"),
+                                        ("loss_in_the_output_loop_local", "ds.append(y - T[t])")])
+def test_loss_begun_inside_the_output_loop_is_refused_at_the_line(name, line):
+    """Computed from the outputs inside the loop that builds them, a residual would lose its R
+    at the cut after that loop (G v = 0, silently, before): refused where it is computed."""
+    f = rop(wrt=("W",), output="ys", mode="python")(getattr(P, name))
+    r = np.random.default_rng(0)
+    W, X, T = r.normal(size=(3, 2)), r.normal(size=(4, 5, 3)), r.normal(size=(4, 5, 2))
+    assert np.linalg.norm(f.hvp(W, X, T, v=(W,))[1]) > 0  # H v is unaffected
+    with pytest.raises(RopSyntaxError) as info:
+        f.gvp(W, X, T, v=(W,))
+    e = info.value
+    assert line in e.source_line
+    assert "inside the statement that finishes `ys`" in e.message
+    assert "after the loop" in e.hint

@@ -173,6 +173,7 @@ def cut_index(fn, z) -> int:
         if more <= holders:
             break
         holders |= more
+    _loss_inside(fn, k, z, holders)
     bound_before = {n for s in walk(fn.body[:k + 1]) for n in defined_names(s)}
     for s in walk(fn.body[k + 1:]):
         for n in (s.reads() if hasattr(s, "reads") else ()):
@@ -182,6 +183,35 @@ def cut_index(fn, z) -> int:
                           f"compute the loss from `{z}` directly, or name as output a variable "
                           "that only the loss and the backward pass read")
     return k
+
+
+def _loss_inside(fn, k, z, holders):
+    """Refuse a loss that begins inside the statement that finishes the output: a loop that
+    builds ``ys`` and also computes from it (``ds.append(ys[-1] - T[t])``) a value read after
+    the loop.  The cut is placed after that whole statement, so such a value would lose its R
+    (G v silently zero); the loss must be computed after the loop, from the output itself."""
+    stmts = list(walk([fn.body[k]]))
+    derived = set(holders)  # and the values stored into the output: its items
+    derived |= {n for s in stmts if isinstance(s, (Append, SetItem)) and s.obj in holders
+                for n in operand_vars(s.value)}
+    while True:
+        more = {n for s in stmts if set(s.reads() if hasattr(s, "reads") else ()) & derived
+                for n in defined_names(s)} - derived
+        if isinstance(fn.body[k], Assign):
+            more = set()
+        if not more:
+            break
+        derived |= more
+    later = {n for s in walk(fn.body[k + 1:]) for n in (s.reads() if hasattr(s, "reads") else ())}
+    for s in stmts:
+        names = defined_names(s) - holders
+        if names & derived & later and set(s.reads() if hasattr(s, "reads") else ()) & derived:
+            n = sorted(names & derived & later)[0]
+            raise _error(s.loc, f"`{n}` is computed from the output `{z}` inside the statement "
+                                f"that finishes `{z}`: the Gauss-Newton cut comes after that "
+                                "whole statement, so the loss must begin after it",
+                         f"compute `{n}` from `{z}` after the loop that builds `{z}` (e.g. in "
+                         "the backward loop), or name as output a value finished before it")
 
 
 def cut_at(tr, active, out):
