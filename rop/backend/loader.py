@@ -22,7 +22,7 @@ def compiler_digest() -> str:
     h = hashlib.sha256(__version__.encode())
     for dirpath, _, files in sorted(os.walk(root)):
         for f in sorted(files):
-            if f.endswith((".py", ".lark")):
+            if f.endswith((".py", ".lark", ".json")):
                 with open(os.path.join(dirpath, f), "rb") as fh:
                     h.update(f.encode() + b"\0" + fh.read())
     return h.hexdigest()[:16]
