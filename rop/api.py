@@ -334,7 +334,6 @@ class HVP:
         if isinstance(c, Exception):  # known not to split: the caller falls back
             raise c
         if c is None:
-            from .transforms.linearize import NotLinearizable
             from ._progress import notice
             self._current_ir(statics)
             ranks = {n: r for n, r in key if not n.startswith("#")}
@@ -342,12 +341,15 @@ class HVP:
                 with notice(f"{self.owner.fn.__name__}.{self.kind}"
                             f"{' (linearised)' if linearized else ''}: generating the R-code"):
                     c = self._generate(linearized, sig, ranks, statics)
-            except NotLinearizable as exc:
-                self._compiled[key] = exc
-                raise
-            except RopError:
-                raise
-            except Exception as exc:  # a bug in rop: say so, never a bare traceback
+            except Exception as exc:
+                # (the transforms are imported only here: a cached module needs none of them)
+                from .transforms.linearize import NotLinearizable
+                if isinstance(exc, NotLinearizable):
+                    self._compiled[key] = exc
+                    raise
+                if isinstance(exc, RopError):
+                    raise
+                # a bug in rop: say so, never a bare traceback
                 raise RopInternalError(
                     f"rop failed to compile {self.owner.fn.__name__}: {type(exc).__name__}: {exc}. "
                     "This is a bug in rop; please report it with the function's source.") from None

@@ -20,24 +20,53 @@ from dataclasses import dataclass
 
 from . import __version__
 from .errors import RopCallError
-from .backend.emit import Emitter
 from .backend.loader import index_lookup, index_store, load_module, write_module
 from .frontend.lower import lower
-from .ir.dtypes import fold_dtypes
-from .ir import fold, passes, shapes
-from .ir.inplace import inplace_updates
-from .ir.release import release_dead_slots
-from .ir.unify import (lists_of_unlike_items_as_names, numbers_to_arrays,
-                       sequences_as_index_arrays)
+from .ir import shapes
 from .ir.storage import Storage, check_writes
 from .ir.nodes import Assign, Function
-from .ir.verify import verify
 from .rules.table import RULES
-from .transforms.relaxation import co_converge_loops
-from .transforms.gauss_newton import damped_of
-from .transforms.batch import NotBatchable, batch
-from .transforms.linearize import linearize
-from .transforms.rtransform import r_transform
+
+# The passes' modules, imported on the first compile in a process (_load_compiler): a call
+# whose generated module is in the cache needs only the lowering, the cache key and the
+# loader, and importing the rest cost it ~0.1-0.2 s.  ``pipeline.r_transform`` and the others
+# read as module attributes (tests replace some) and load them on first access.
+_LAZY = {
+    "Emitter": ("backend.emit", "Emitter"),
+    "fold_dtypes": ("ir.dtypes", "fold_dtypes"),
+    "fold": ("ir.fold", None),
+    "passes": ("ir.passes", None),
+    "inplace_updates": ("ir.inplace", "inplace_updates"),
+    "release_dead_slots": ("ir.release", "release_dead_slots"),
+    "lists_of_unlike_items_as_names": ("ir.unify", "lists_of_unlike_items_as_names"),
+    "numbers_to_arrays": ("ir.unify", "numbers_to_arrays"),
+    "sequences_as_index_arrays": ("ir.unify", "sequences_as_index_arrays"),
+    "verify": ("ir.verify", "verify"),
+    "co_converge_loops": ("transforms.relaxation", "co_converge_loops"),
+    "damped_of": ("transforms.gauss_newton", "damped_of"),
+    "NotBatchable": ("transforms.batch", "NotBatchable"),
+    "batch": ("transforms.batch", "batch"),
+    "linearize": ("transforms.linearize", "linearize"),
+    "r_transform": ("transforms.rtransform", "r_transform"),
+}
+
+
+def _load_compiler():
+    """Import the passes' modules into this module's namespace (a name already set, e.g.
+    replaced by a test, is kept)."""
+    import importlib
+    g = globals()
+    for name, (module, attr) in _LAZY.items():
+        if name not in g:
+            m = importlib.import_module("." + module, __package__)
+            g[name] = m if attr is None else getattr(m, attr)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        _load_compiler()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -144,6 +173,7 @@ def compile_linearized(fn, wrt, param_types, mode: str = "numba", check_finite: 
         mod = load_module(path, mode, externs_for(ir))
         rfn = None
     else:
+        _load_compiler()
         ir = copy.deepcopy(ir)
         u = Unit(fn, ir, tuple(wrt), param_types, "auto", check_finite, output, hidden,
                  namer=ir.namer)
@@ -306,6 +336,7 @@ PASS_NAMES = tuple(p.__name__ for p in PASSES)
 def run_passes(u: Unit) -> Unit:
     """Run every pass in order; ``ROP_DUMP`` prints the IR after the named ones and the
     verifier (ir/verify.py) checks the IR after each, naming the pass that broke it."""
+    _load_compiler()
     for p in PASSES:
         p(u)
         _dump(p.__name__, u.source if p is emit else u.rfn if u.rfn is not None else u.ir)
@@ -360,6 +391,7 @@ def call_checks(wrt, rnames, param_types, namer_taken) -> list[str]:
 
 def emit_module(fn, ir, primal, rfn, prims, types, temps, wrt, param_types=None,
                 output=None, linearized=None) -> str:
+    _load_compiler()
     em = Emitter(prims, types, temps)
     filename = os.path.basename(ir.filename)
     suffix = "_gvp" if output else "_hvp"

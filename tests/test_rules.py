@@ -737,3 +737,15 @@ def test_stacking_zero_operand_is_local(mode):
     g.hvp(A, B, v, v=(rng.normal(size=B.shape),))
     body = ast.unparse(_hvp_body(g.hvp.source, "p_einsum"))
     assert "rt.einsum('ij,jk->ik', (A, R_B))" in body and "R_A" not in body, body
+
+
+def test_shipped_unary_derivatives_are_sympys():
+    """rules/unary_derivatives.json (read instead of importing sympy on a fresh cache) holds,
+    for every unary entry and nothing else, exactly what sympy derives now; regenerate with
+    ``rop.rules.table.write_shipped_derivatives()``."""
+    from rop.rules.table import _shipped_derivatives, derive_unary
+    shipped = _shipped_derivatives()
+    unary = sorted(p.sympy_fn for p in RULES.values() if p.kind == "unary")
+    assert sorted(shipped) == unary
+    for fx in unary:
+        assert shipped[fx] == derive_unary(fx), fx

@@ -22,7 +22,7 @@ def compiler_digest() -> str:
     h = hashlib.sha256(__version__.encode())
     for dirpath, _, files in sorted(os.walk(root)):
         for f in sorted(files):
-            if f.endswith((".py", ".lark")):
+            if f.endswith((".py", ".lark", ".json")):
                 with open(os.path.join(dirpath, f), "rb") as fh:
                     h.update(f.encode() + b"\0" + fh.read())
     return h.hexdigest()[:16]
@@ -75,12 +75,14 @@ def load_module(path: str, mode: str, externs: dict | None = None) -> types.Modu
     mod.Tape = list  # a linearised function's tape (transforms/linearize.py)
     if mode == "numba":
         import numba
-        from numba.typed import List
-        mod.Tape = List
         with open(path, encoding="utf-8") as fh:
-            if "rt.gemm(" in fh.read():  # its C kernel is called by symbol: bind it first
-                from ..runtime.blas import ensure_kernel
-                ensure_kernel()
+            text = fh.read()
+        if "Tape()" in text:  # numba.typed costs ~30 ms to import: only for a tape
+            from numba.typed import List
+            mod.Tape = List
+        if "rt.gemm(" in text:  # its C kernel is called by symbol: bind it first
+            from ..runtime.blas import ensure_kernel
+            ensure_kernel()
         for fname in getattr(mod, "__rop_functions__", ()):
             setattr(mod, fname, numba.njit(cache=True, fastmath=False)(getattr(mod, fname)))
     sys.modules[name] = mod

@@ -30,6 +30,9 @@ bottom of this file and one rule-test program.
 from __future__ import annotations
 
 import ast
+import functools
+import json
+import os
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -241,14 +244,40 @@ class _Lazy:
         return hash(str(self))
 
 
+def derive_unary(fx: str) -> list:
+    """[Python source of f' in x and y, its pretty form] for ``fx``, derived by sympy."""
+    import sympy
+    from . import elementwise as ew
+    d = ew.derivative(sympy.sympify(fx, locals={"x": ew.X}))
+    return [ast.unparse(ew.to_ast(d)), str(d)]
+
+
 def unary_derivative(fx: str) -> tuple:
-    """(Python source of f' in x and y, its pretty form) for ``fx``, an expression in x."""
-    def compute():
-        import sympy
-        from . import elementwise as ew
-        d = ew.derivative(sympy.sympify(fx, locals={"x": ew.X}))
-        return [ast.unparse(ew.to_ast(d)), str(d)]
-    return tuple(memo("unary:" + fx, compute))
+    """(Python source of f' in x and y, its pretty form) for ``fx``, an expression in x.
+    The table's own functions read what sympy derived for them when rop was built
+    (``rules/unary_derivatives.json``; importing sympy and deriving costs a fresh cache about
+    a second); any other is derived once and kept in the on-disk memo."""
+    shipped = _shipped_derivatives().get(fx)
+    if shipped is not None:
+        return tuple(shipped)
+    return tuple(memo("unary:" + fx, lambda: derive_unary(fx)))
+
+
+SHIPPED_DERIVATIVES = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                   "unary_derivatives.json")
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_derivatives() -> dict:
+    """{fx: [source, pretty]} of the table's unary functions, derived by :func:`derive_unary`
+    (:func:`write_shipped_derivatives` writes the file; tests/test_rules.py checks it against
+    sympy)."""
+    try:
+        with open(SHIPPED_DERIVATIVES, encoding="utf-8") as fh:
+            table = json.load(fh)
+    except (OSError, ValueError):  # missing or unreadable: derive, as for any function
+        return {}
+    return table if isinstance(table, dict) else {}
 
 
 def unary(pname, np_name, fx, domain="real", spelled=(), **facets):
@@ -838,3 +867,14 @@ def apply_rule(prim: Prim, env: dict, renv: dict, y: Expr) -> Optional[Expr]:
     if all(renv.get(p) is None for p in prim.derivative_params()):
         return None
     return prim.rule(env, renv, y)
+
+
+def write_shipped_derivatives(path: str = SHIPPED_DERIVATIVES) -> dict:
+    """Derive every unary entry's f' with sympy and write them to ``path``."""
+    table = {RULES[n].sympy_fn: derive_unary(RULES[n].sympy_fn)
+             for n in sorted(RULES) if RULES[n].kind == "unary"}
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(table, fh, indent=1, sort_keys=True)
+        fh.write("\n")
+    return table
+
