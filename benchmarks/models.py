@@ -11,9 +11,9 @@ unpacked in the backward loop.
   the loss the sum over steps of the batch-mean softmax cross-entropy; BPTT.  ``X`` is
   (T, N, D), ``y`` (T, N) integer labels.  Output: the per-step logits ``ys``.  The per-step
   loss is computed in the backward loop: computed in the forward loop, right after
-  ``ys.append(...)`` (``softmax_loss(ys[-1], y[t])``, the dy's kept in a list), rop's ``.hvp`` is
-  right but its ``.gvp`` silently returns G v = 0 (rop 7cb27e7 to 3fae0c6;
-  the minimal program is in benchmarks/README.md).
+  ``ys.append(...)`` (``softmax_loss(ys[-1], y[t])``, the dy's kept in a list), ``.gvp``
+  returned G v = 0 before rop refused it (the loss must begin after the loop that finishes
+  the output: benchmarks/README.md).
 * ``lstm(Wx, Wh, b, Wy, by, h0, X, y)``: one LSTM layer (gates i, f, o, g stacked in the 4H
   columns of ``Wx`` (D, 4H), ``Wh`` (H, 4H), ``b`` (4H), as CS231n), c_0 = 0, a softmax
   classifier on the last hidden state; BPTT through the stored caches.  Output: ``scores``.
