@@ -78,6 +78,23 @@ def rel(a, b):
     return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
 
+def mlp_gemms(layers, batch):
+    """The matrix products of one Hv of the MLP as a hand-written R{backprop} forms them, rows
+    layout (``[(m, k, n, count, what)]``, each (m×k)·(k×n)): per layer i with W_i
+    (n_out × n_in), forward a W_iᵀ and its R (V_i, and R{a} W_iᵀ when i > 0), backward dᵀ a
+    and its R (dᵀ R{a} when i > 0), and for i > 0 d W_i with R{d} W_i and d V_i -- 4 products
+    at the first layer, 9 at the others (tests/test_layouts.py counts the same in the
+    generated code)."""
+    G = []
+    for i, (n_in, n_out) in enumerate(zip(layers[:-1], layers[1:])):
+        r = int(i > 0)
+        G += [(batch, n_in, n_out, 2 + r, f"layer {i}: a Wᵀ, a Vᵀ, R{{a}} Wᵀ"),
+              (n_out, batch, n_in, 2 + r, f"layer {i}: dᵀ a, R{{d}}ᵀ a, dᵀ R{{a}}")]
+        if r:
+            G.append((batch, n_out, n_in, 3, f"layer {i}: d W, R{{d}} W, d V"))
+    return G
+
+
 def main(argv=None):
     from benchmarks import handwritten as hw
     from benchmarks import handwritten_rows as hwr
@@ -86,7 +103,10 @@ def main(argv=None):
                     help="small (the two smallest sizes), all, or comma-separated indices 0-3")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--out", help="write the Markdown table here")
+    ap.add_argument("--no-floor", action="store_true",
+                    help="skip the DGEMM floor (the Hv's products timed alone)")
     a = ap.parse_args(argv)
+    from benchmarks.bench_models import gemm_floor
     from examples.deep_mlp import backprop
     if a.sizes == "small":
         sizes = SIZES[:2]
@@ -97,8 +117,8 @@ def main(argv=None):
     lines = ["| size | rop, columns (ms) | rop, rows `ys = [X]` (ms) | hand-written R{backprop}, "
              "Numba, columns (ms) | hand-written R{backprop}, Numba, rows (ms) | JAX "
              "jit(jvp(grad)), rows (ms) | rows / columns (rop) | rop / hand-written, columns "
-             "| rop / hand-written, rows | rows / JAX |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| rop / hand-written, rows | rows / JAX | DGEMM floor (ms) | rows / floor |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     print(lines[0] + "\n" + lines[1], flush=True)
     for layers, batch in sizes:
         d = make_data(layers, batch)
@@ -123,10 +143,15 @@ def main(argv=None):
                "jax": jx}
         runs, _ = time_interleaved(fns, a.repeats, 0.05)
         m = {k: stats(v)["median"] * 1e3 for k, v in runs.items()}
+        floor = "–", "–"
+        if not a.no_floor:
+            fl = gemm_floor(mlp_gemms(layers, batch), a.repeats, 0.05, 0.0)["floor_s"] * 1e3
+            floor = f"{fl:.4g}", f"{m['rows'] / fl:.2f}"
         row = (f"| {size_label(layers, batch)} | {m['cols']:.4g} | {m['rows']:.4g} | "
                f"{m['hw_cols']:.4g} | {m['hw_rows']:.4g} | {m['jax']:.4g} | "
                f"{m['rows'] / m['cols']:.2f} | {m['cols'] / m['hw_cols']:.2f} | "
-               f"{m['rows'] / m['hw_rows']:.2f} | {m['rows'] / m['jax']:.2f} |")
+               f"{m['rows'] / m['hw_rows']:.2f} | {m['rows'] / m['jax']:.2f} | {floor[0]} | "
+               f"{floor[1]} |")
         lines.append(row)
         print(row, flush=True)
     with open("/proc/loadavg") as fh:

@@ -445,15 +445,28 @@ def hv_gemms(model, size):
 
 
 def dgemm_floor(model, size, repeats, min_run, pause):
-    """Σ over the Hv's products of count × the time of one NumPy ``A @ B`` at that shape
-    (C-contiguous float64 operands, the BLAS and threads NumPy has), measured now, interleaved
-    like the methods: the fastest of the rounds (a floor is what the BLAS can do; the median is
-    kept too)."""
-    gemms = hv_gemms(model, size)
+    """The DGEMM floor of one model's Hv (see :func:`gemm_floor`)."""
+    return gemm_floor(hv_gemms(model, size), repeats, min_run, pause)
+
+
+def _dgemm_call(m, k, n, rng):
+    """One (m×k)·(k×n) product on SciPy's OpenBLAS -- the BLAS rop's ``rt.gemm`` and Numba's
+    ``@`` call, with the kernels ``import rop`` chose (NumPy's own OpenBLAS, loaded before
+    rop, may run other kernels) -- into a preallocated output: C-ordered A·B is the
+    Fortran-ordered Bᵀ·Aᵀ, so no operand is copied."""
+    from scipy.linalg.blas import dgemm
+    A, B = rng.normal(size=(m, k)), rng.normal(size=(k, n))
+    out = np.empty((n, m), order="F")
+    return lambda: dgemm(1.0, B.T, A.T, beta=0.0, c=out, overwrite_c=True)
+
+
+def gemm_floor(gemms, repeats, min_run, pause):
+    """Σ over the products ``[(m, k, n, count, what)]`` of count × the time of one DGEMM at that
+    shape (:func:`_dgemm_call`), measured now, interleaved like the methods: the fastest of the
+    rounds (a floor is what the BLAS can do; the median is kept too)."""
     rng = np.random.default_rng(7)
     shapes = sorted({(m, k, n) for m, k, n, _, _ in gemms})
-    ops = {sh: (rng.normal(size=sh[:2]), rng.normal(size=sh[1:])) for sh in shapes}
-    fns = {sh: (lambda A=A, B=B: A @ B) for sh, (A, B) in ops.items()}
+    fns = {sh: _dgemm_call(*sh, rng) for sh in shapes}
     times, _ = time_interleaved(fns, repeats, min_run, pause=pause)
     best = {sh: stats(ts)["min"] for sh, ts in times.items()}
     med = {sh: stats(ts)["median"] for sh, ts in times.items()}
@@ -626,7 +639,7 @@ def write_markdown(path, info, results, notes, argv, repeats, min_run, pause):
           "central differences; `jit(grad)` for both JAX rows).",
           "- *DGEMM floor* (larger size): the Hv's matrix products as a careful hand-written "
           "R{backprop} forms them (`hv_gemms` in bench_models.py documents the count), each timed "
-          "alone as NumPy `A @ B` at its shape in the same run (interleaved rounds; the fastest "
+          "alone as one SciPy `dgemm` (the OpenBLAS rop and Numba call) at its shape in the same run (interleaved rounds; the fastest "
           "round of each shape), summed. It counts the products of the gradient the Hv call "
           "returns too and ignores all elementwise work: no method can reach it.", ""]
     for n in notes:
