@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import RopCallError
@@ -49,6 +50,22 @@ _LAZY = {
     "linearize": ("transforms.linearize", "linearize"),
     "r_transform": ("transforms.rtransform", "r_transform"),
 }
+
+
+if TYPE_CHECKING:  # the names _LAZY provides, for readers and linters
+    from .backend.emit import Emitter
+    from .ir import fold, passes
+    from .ir.dtypes import fold_dtypes
+    from .ir.inplace import inplace_updates
+    from .ir.release import release_dead_slots
+    from .ir.unify import (lists_of_unlike_items_as_names, numbers_to_arrays,
+                           sequences_as_index_arrays)
+    from .ir.verify import verify
+    from .transforms.batch import NotBatchable, batch
+    from .transforms.gauss_newton import damped_of
+    from .transforms.linearize import linearize
+    from .transforms.relaxation import co_converge_loops
+    from .transforms.rtransform import r_transform
 
 
 def _load_compiler():
