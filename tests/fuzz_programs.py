@@ -404,8 +404,10 @@ class _Gen:
             return f"{which}({self.expr(env, 'S', d)}, {self.expr(env, 'S', d)})"
         if k == "ifexp":
             self.cons["conditional"] += 1
-            return (f"({self.expr(env, shape, d)}) if {self.cond(env, d)} "
-                    f"else ({self.expr(env, shape, d)})")
+            # parenthesised whole: as an operand of a comparison in another conditional's
+            # test, `a < x if c else y < b` is not Python
+            return (f"(({self.expr(env, shape, d)}) if {self.cond(env, d)} "
+                    f"else ({self.expr(env, shape, d)}))")
         if k == "where":
             self.cons["fn:np.where"] += 1
             a = self.expr(env, shape, d)
