@@ -16,6 +16,10 @@ from . import _malloc  # noqa: E402  (large arrays reuse freed memory: see rop/_
 
 _malloc.configure()
 
+from . import _numba_ids  # noqa: E402  (cached code never calls another's body: rop/_numba_ids.py)
+
+_numba_ids.install()
+
 from .errors import RopCallError, RopConvergenceError, RopError, RopInternalError, RopSyntaxError  # noqa: E402
 from .api import rop  # noqa: E402
 from .rules.custom import RopRuleError, check_rule, register_rule  # noqa: E402
