@@ -38,32 +38,47 @@ def _patterns(prims) -> list:
     """(specificity, pattern, placeholder -> param, filled defaults, prim name) of every entry's
     emit forms, the most specific first: with its defaults written out (``np.sum(x)``) and with
     every parameter a placeholder (``rt.sum(x, axis, keepdims)``)."""
-    out, seen = [], set()
+    out = []
     for name, prim in prims.items():
         if name in ("call", "copy") or prim.emit is None:
             continue
-        variants = [{}]
-        if prim.defaults:
-            variants.append(dict(prim.defaults))
-        if "dtype" in prim.params:  # np.asarray(x, np.float64): the dtype rop computes in
-            variants.append({**prim.defaults, "dtype": "float64"})
-        for fixed in variants:
-            ph = {f"__p_{p}": p for p in prim.params if p not in fixed}
-            env = {p: ast.Name(f"__p_{p}", ast.Load()) for p in prim.params if p not in fixed}
-            env.update({p: _const_ast(v) for p, v in fixed.items()})
-            try:
-                pat = prim.emit(env)
-            except Exception:  # an emit form that needs more than names (none today)
-                continue
-            if isinstance(pat, ast.Name):
-                continue
-            key = (name, ast.dump(pat))
-            if key in seen:
-                continue
-            seen.add(key)
-            spec = sum(1 for n in ast.walk(pat) if not (isinstance(n, ast.Name) and n.id in ph))
-            out.append((spec, pat, ph, fixed, name))
+        out += _prim_patterns(name, prim)
     out.sort(key=lambda e: -e[0])
+    return out
+
+
+_PATTERNS: dict = {}  # entry name -> (the entry, its patterns): each R-transform reads them
+
+
+def _prim_patterns(name, prim) -> list:
+    """The patterns of one entry (see :func:`_patterns`), made once per entry object; they are
+    only read (by :func:`_match`)."""
+    hit = _PATTERNS.get(name)
+    if hit is not None and hit[0] is prim:
+        return hit[1]
+    out, seen = [], set()
+    variants = [{}]
+    if prim.defaults:
+        variants.append(dict(prim.defaults))
+    if "dtype" in prim.params:  # np.asarray(x, np.float64): the dtype rop computes in
+        variants.append({**prim.defaults, "dtype": "float64"})
+    for fixed in variants:
+        ph = {f"__p_{p}": p for p in prim.params if p not in fixed}
+        env = {p: ast.Name(f"__p_{p}", ast.Load()) for p in prim.params if p not in fixed}
+        env.update({p: _const_ast(v) for p, v in fixed.items()})
+        try:
+            pat = prim.emit(env)
+        except Exception:  # an emit form that needs more than names (none today)
+            continue
+        if isinstance(pat, ast.Name):
+            continue
+        key = ast.dump(pat)
+        if key in seen:
+            continue
+        seen.add(key)
+        spec = sum(1 for n in ast.walk(pat) if not (isinstance(n, ast.Name) and n.id in ph))
+        out.append((spec, pat, ph, fixed, name))
+    _PATTERNS[name] = (prim, out)
     return out
 
 

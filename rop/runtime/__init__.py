@@ -445,22 +445,23 @@ for _n in VECTOR_UFUNCS:
 
 
 def _install_vector_ufuncs():
-    import numba
     from numba import types
     from numba.extending import overload
+    from .numpy_loops import numpy_loop
 
     def install(name):
         uf = getattr(np, name)
+        loop = numpy_loop(uf)  # uf(x, out) by NumPy, without an objmode block (numpy_loops.py)
 
         @overload(globals()[name])
         def _ov(x):
             if isinstance(x, types.Array) and isinstance(x.dtype, types.Float):
-                out_t = types.Array(x.dtype, x.ndim, "C")
+                dt = np.dtype(str(x.dtype))
 
                 def impl(x):
-                    if x.size >= _VECTOR_MIN_SIZE:
-                        with numba.objmode(out=out_t):
-                            out = uf(x, order="C")
+                    if x.size >= _VECTOR_MIN_SIZE:  # NumPy's loop, as uf(x, order="C")
+                        out = np.empty(x.shape, dt)
+                        loop(x, out)
                         return out
                     return uf(x)
                 return impl
