@@ -411,6 +411,9 @@ class HVP:
                                  (*call_args, *directions, *mu, *status)) from None
         if relax and status[0][:, 0].any():
             self._report_divergence(status[0], relax)
+        if self._skip and c is self._ready and _same(values, call_args) and \
+                _same(list(v), directions):
+            self._skip = self._backoff = 0  # nothing converted: common types again, go straight
         if c.out_struct is not None:
             from .frontend.statics import rebuild
             out, r_out = rebuild(c.out_struct, out), rebuild(c.out_struct, r_out)
@@ -790,6 +793,16 @@ def _short(x) -> str:
         return f"an array of shape {x.shape}"
     text = repr(x)
     return text if len(text) <= 60 else f"a {type(x).__name__}"
+
+
+def _same(given, passed) -> bool:
+    """Whether the checked path passed on the caller's own objects (a list as a tuple of
+    them): then Numba would have matched the call, and ``_dispatch``'s back-off can end."""
+    if given is passed:
+        return True
+    if isinstance(given, (list, tuple)) and isinstance(passed, (list, tuple)):
+        return len(given) == len(passed) and all(_same(a, b) for a, b in zip(given, passed))
+    return False
 
 
 def _as_arg(x, pname, fname, is_param):
