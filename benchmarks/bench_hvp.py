@@ -641,18 +641,24 @@ def evaluate_targets(results, startup, memory):
     return rows
 
 
+def machine_lines(info, argv, within):
+    """A report's first lines: the machine, the versions, the load and the command."""
+    return [f"- date: {info['date']}",
+            f"- CPU: {info['cpu']}, {info['cores']} usable cores (os.cpu_count {info['cpu_count']})",
+            f"- platform: {info['platform']}",
+            f"- BLAS: {info.get('blas', '?')}",
+            "- versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()),
+            f"- load average at start {' '.join(info['loadavg_start'])}, at end "
+            f"{' '.join(info.get('loadavg_end', ['?']))}. **The machine is shared with other "
+            f"work**: absolute times are indicative; ratios within {within} are more robust (the "
+            "methods are interleaved, so a burst of load hits all of them).",
+            f"- command: `{' '.join(argv)}`"]
+
+
 def write_markdown(path, info, results, startup, memory, notes, targets, args):
     L = ["# rop Hessian-vector-product benchmark", ""]
-    L += [f"- date: {info['date']}",
-          f"- CPU: {info['cpu']}, {info['cores']} usable cores (os.cpu_count {info['cpu_count']})",
-          f"- platform: {info['platform']}",
-          f"- BLAS: {info.get('blas', '?')}",
-          "- versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()),
-          f"- load average at start {' '.join(info['loadavg_start'])}, at end "
-          f"{' '.join(info.get('loadavg_end', ['?']))}. **The machine is shared with other work**: "
-          "absolute times are indicative; ratios within one size are more robust (the methods are "
-          "interleaved, so a burst of load hits all of them).",
-          f"- command: `{' '.join(args)}`",
+    L += machine_lines(info, args, "one size")
+    L += [
           "- float64 everywhere; tanh MLP of `examples/deep_mlp.py` (tanh hidden layers, linear "
           "output, squared error); all methods get the same arrays; each Hv result is checked "
           f"against rop's (relative max-norm error ≤ {HV_TOL:g}, finite differences ≤ {FD_TOL:g}) "

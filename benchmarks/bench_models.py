@@ -34,7 +34,7 @@ ROOT = os.path.dirname(HERE)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from benchmarks.bench_hvp import (_loadavg, cores, fmt_t, machine_info, stats,  # noqa: E402
+from benchmarks.bench_hvp import (_loadavg, cores, fmt_t, machine_info, machine_lines, stats,  # noqa: E402
                                   time_interleaved)
 from benchmarks import models as M  # noqa: E402
 
@@ -608,16 +608,8 @@ def fmt_r(x):
 
 def write_markdown(path, info, results, notes, argv, repeats, min_run, pause):
     L = ["# Hessian-vector products on models written as courses write them", ""]
-    L += [f"- date: {info['date']}",
-          f"- CPU: {info['cpu']}, {info['cores']} usable cores (os.cpu_count {info['cpu_count']})",
-          f"- platform: {info['platform']}",
-          f"- BLAS: {info.get('blas', '?')}",
-          "- versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()),
-          f"- load average at start {' '.join(info['loadavg_start'])}, at end "
-          f"{' '.join(info.get('loadavg_end', ['?']))}. **The machine is shared with other work**: "
-          "absolute times are indicative; ratios within one table are more robust (the methods are "
-          "interleaved, so a burst of load hits all of them).",
-          f"- command: `{' '.join(argv)}`",
+    L += machine_lines(info, argv, "one table")
+    L += [
           "- models: `benchmarks/models.py` (examples in rows, `X @ W + b`, integer labels, "
           "CS231n-style `softmax_loss` helper, hidden states by `append`, LSTM caches as tuples); "
           "hand-written R{backprop}: `benchmarks/handwritten_models.py` (Numba). float64 "

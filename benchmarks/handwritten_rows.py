@@ -100,12 +100,8 @@ def rbackprop_rows(Ws, bs, X, T, Vs, cs):
     return (dWs, dbs), (RdWs, Rdbs)
 
 
-def _njit(fn):
-    import numba
-    return numba.njit(cache=True, fastmath=False)(fn)
-
-
 try:  # Numba is a hard dependency of rop, but keep the NumPy baseline importable without it
+    from benchmarks.handwritten import _njit
     grad_rows_nb = _njit(grad_rows)
     rbackprop_rows_nb = _njit(rbackprop_rows)
 except ImportError:  # pragma: no cover
