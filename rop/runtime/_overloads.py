@@ -544,9 +544,7 @@ def _ov_zeros_of(x):
     if isinstance(x, types.Tuple):  # items of several types: a tuple of their zeros
         return lambda x: _zeros_elem(x)
     if isinstance(x, (types.List, types.UniTuple)) and isinstance(x.dtype, types.Array):
-        edt = x.dtype.dtype if isinstance(x.dtype.dtype, (types.Float, types.Complex)) \
-            else types.float64
-        enpdt = as_dtype(edt)
+        enpdt = _zero_dtype(x.dtype)
 
         def zeros_arrays(x):  # the common case written out: two compilations fewer
             out = []
@@ -563,10 +561,15 @@ def _ov_zeros_of(x):
         return zeros_list
     if not isinstance(x, types.Array):
         raise TypingError(f"rop.runtime.zeros_of: unsupported type {x}")
-    dt = x.dtype if isinstance(x.dtype, (types.Float, types.Complex)) \
-        else types.float64
-    npdt = as_dtype(dt)
+    npdt = _zero_dtype(x)
     return lambda x: np.zeros(x.shape, npdt)
+
+
+def _zero_dtype(arr):
+    """The NumPy dtype of an R-value of an array of this Numba type: its own if inexact,
+    float64 for integers and booleans (R-values are floating point)."""
+    dt = arr.dtype if isinstance(arr.dtype, (types.Float, types.Complex)) else types.float64
+    return as_dtype(dt)
 
 
 @overload(_matmul)
