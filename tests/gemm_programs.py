@@ -34,3 +34,32 @@ def broadcasting_products(W, U, b, X, H):
     col = W @ X[:, :1] + U @ H
     wide = W @ X[:, :1] + U @ H[:, :1] + b[:, None] * np.ones((1, X.shape[1]))
     return np.tanh(col) + wide
+
+
+def accumulating(W, U, b, X, H):
+    """A gradient summed over examples with ``+=``, as courses write it: the sum and its R
+    are accumulated in their own arrays (``rt.gemm(..., into=dW)``)."""
+    dW = np.zeros((W.shape[0], X.shape[0]))
+    for j in range(X.shape[1]):
+        x = X[:, j:j + 1]
+        z = np.tanh(W @ x + U @ H[:, j:j + 1] + b[:, None])
+        dW += z @ x.T
+    return dW * dW
+
+
+def accumulating_kept(W, U, b, X, H):
+    """The old value is kept under another name before the sum is rebound: ``first`` must
+    keep W @ X, so the sum gets an array of its own (no ``into``)."""
+    acc = W @ X
+    first = acc
+    acc = acc + U @ H
+    return first * acc, acc
+
+
+def accumulating_from_argument(W, U, b, X, H):
+    """The sum starts as the caller's own array (``acc = U``, and R{acc} = the caller's
+    direction): neither may be written, so no ``into``."""
+    acc = U
+    for j in range(2):
+        acc = acc + W @ X[:, :U.shape[1]]
+    return acc * acc

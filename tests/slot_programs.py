@@ -321,3 +321,96 @@ def carried_appended(Ws, bs, X):
             x = x + hs[-1]
         hs.append(np.tanh(W @ x + bs[1][:4, None]))
     return x + hs[-1]
+
+
+# --- tuple positions (rop/transforms/slots.py: TuplePositions): per-step caches as tuples in
+# a list, as courses write an RNN; the input's position has R = 0 where it is read back.
+
+def _rnn_step(Wx, A, b, x, h_prev):
+    """One step as courses write it: the next state and the cache the backward pass reads."""
+    h = np.tanh(Wx @ x + A @ h_prev + b[:, None])
+    cache = (x, h_prev, h)
+    return h, cache
+
+
+def tuple_cache_input(Ws, bs, X):
+    """``caches.append((x, h_prev, h))``, read back ``x, h_prev, h = caches[t]``: no R{x}."""
+    A = Ws[1][:4, :]
+    h = np.zeros((4, 1))
+    caches = []
+    for t in range(X.shape[1]):
+        x = X[:, t:t + 1]
+        h_prev = h
+        h = np.tanh(Ws[0] @ x + A @ h_prev + bs[0][:, None])
+        caches.append((x, h_prev, h))
+    dh = h - 0.5
+    dW, dA = np.zeros_like(Ws[0]), np.zeros_like(A)
+    for t in range(X.shape[1] - 1, -1, -1):
+        x, h_prev, h = caches[t]
+        da = dh * (1.0 - h ** 2)
+        dW += da @ x.T
+        dA += da @ h_prev.T
+        dh = A.T @ da
+    return dW, dA
+
+
+def tuple_cache_var(Ws, bs, X):
+    """The cache made by a step helper (``cache = (...)``; ``return h, cache``), appended."""
+    A = Ws[1][:4, :]
+    h = np.zeros((4, 1))
+    caches = []
+    for t in range(X.shape[1]):
+        h, cache = _rnn_step(Ws[0], A, bs[0], X[:, t:t + 1], h)
+        caches.append(cache)
+    dh = h - 0.5
+    dW = np.zeros_like(Ws[0])
+    for t in reversed(range(X.shape[1])):
+        x, h_prev, h = caches[t]
+        da = dh * (1.0 - h ** 2)
+        dW = dW + da @ x.T
+        dh = A.T @ da
+    return dW
+
+
+def tuple_position_active_later(Ws, bs, X):
+    """Position 0 holds the input in the first steps and an active value after: R kept."""
+    caches = []
+    h = np.zeros((4, 1))
+    for t in range(X.shape[1]):
+        x = X[:, t:t + 1]
+        h = np.tanh(Ws[0] @ x + h + bs[0][:, None])
+        if t < 2:
+            caches.append((x, h))
+        else:
+            caches.append((Ws[0].T @ h, h))
+    out = np.zeros_like(Ws[0])
+    for t in range(X.shape[1]):
+        x, h = caches[t]
+        out = out + h @ x.T
+    return out
+
+
+def tuple_read_whole(Ws, bs, X):
+    """The cached tuple used whole (``np.vstack(caches[t])``): its zeros are real values."""
+    caches = []
+    for t in range(X.shape[1]):
+        x = X[:, t:t + 1]
+        caches.append((x, np.tanh(Ws[0].T @ (Ws[0] @ x))))
+    out = np.zeros((6, 1))
+    for t in range(X.shape[1]):
+        out = out + np.vstack(caches[t]) * (t + 1.0)
+    return out
+
+
+def tuple_list_literal(Ws, bs, X):
+    """A list made with a tuple in it, then appended to; the input's position stays zero."""
+    h = np.tanh(Ws[0] @ X[:, 0:1])
+    caches = [(X[:, 0:1], h)]
+    for t in range(1, X.shape[1]):
+        h = np.tanh(Ws[0] @ X[:, t:t + 1] + h)
+        caches.append((X[:, t:t + 1], h))
+    g = np.zeros_like(Ws[0])
+    for t in range(X.shape[1]):
+        x, h = caches[t]
+        g = g + (h * h) @ x.T
+    return g

@@ -267,7 +267,8 @@ def test_other_expressions_are_left_alone(src):
 
 
 PROGRAMS = ["recurrent_step", "recurrent_gradient", "chain_and_difference",
-            "broadcasting_products"]
+            "broadcasting_products", "accumulating", "accumulating_kept",
+            "accumulating_from_argument"]
 SIZES = dict(m=4, p=3, q=5, n=6)
 
 
@@ -311,6 +312,43 @@ def test_hv_with_the_pass_matches_without_it_jax_and_differences(name, args):
         minus = fn(W - eps * V[0], U - eps * V[1], b - eps * V[2], X, H)
         fd = [(np.asarray(p) - np.asarray(q)) / (2 * eps) for p, q in zip(leaves(plus), leaves(minus))]
         assert flat_err(leaves(r_on), fd) < 1e-5
+
+
+@pytest.mark.parametrize("name, into", [("accumulating", ["into=dW)", "into=R_dW)"]),
+                                         ("accumulating_kept", []),
+                                         ("accumulating_from_argument", [])])
+def test_a_sum_is_accumulated_in_its_own_array_only_when_nothing_else_sees_it(name, into, args):
+    """``dW += z @ x.T`` reuses dW's array (and R{dW}'s); where the old array is still held by
+    another name it is not, and the primal equals the user's function run by NumPy."""
+    (W, U, b, X, H), V = args
+    fn = getattr(P, name)
+    on = compile_with(fn, {"W": 2, "U": 2, "b": 1, "X": 2, "H": 2}, True)
+    assert sorted(into) == sorted(set(__import__("re").findall(r"into=\w+\)", on.source)))
+    keep = [a.copy() for a in (W, U, b, X, H, *V)]
+    out, _ = on.hvp(W, U, b, X, H, *V)
+    assert flat_err(leaves(out), leaves(fn(W, U, b, X, H))) < 1e-14
+    assert all(np.array_equal(a, k) for a, k in zip((W, U, b, X, H, *V), keep))
+
+
+def test_into_adds_into_the_array_when_it_fits():
+    """``rt.gemm(..., into=c)`` is ``... + c``: added into c's own memory when c is a float64
+    C matrix of the result's shape, else a new array with c untouched (Python and Numba)."""
+    nb_into = numba.njit(lambda a, b, a2, b2, c: rt.gemm(a, b, a2, b2, into=c))
+    rng = np.random.default_rng(5)
+    a, b, a2, b2 = (rng.normal(size=s) for s in ((4, 3), (3, 5), (4, 2), (2, 5)))
+    for f in (rt.gemm, nb_into):
+        c = rng.normal(size=(4, 5))
+        want = a @ b + a2 @ b2 + c  # NumPy, before c changes
+        out = f(a, b, a2, b2, into=c) if f is rt.gemm else f(a, b, a2, b2, c)
+        assert np.shares_memory(out, c) and np.allclose(out, want, rtol=1e-14, atol=1e-14)
+        for c in (rng.normal(size=(1, 5)), rng.normal(size=(4, 5)).astype(np.float32),
+                  np.asfortranarray(rng.normal(size=(4, 5)))):
+            keep = c.copy()
+            want = a @ b + a2 @ b2 + c
+            out = f(a, b, a2, b2, into=c) if f is rt.gemm else f(a, b, a2, b2, c)
+            assert np.allclose(out, want, rtol=1e-6 if c.dtype == np.float32 else 1e-14)
+            if f is nb_into or c.shape != out.shape or c.dtype != out.dtype:
+                assert not np.shares_memory(out, c) and np.array_equal(c, keep)
 
 
 def test_the_deep_mlp_products_go_to_blas():

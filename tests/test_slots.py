@@ -159,3 +159,55 @@ def test_deep_mlp_forms_no_product_with_the_input_tangent():
     off = compile_typed(deep_mlp.backprop.fn, ("Ws", "bs"),
                         {"Ws": ("list", 2), "bs": ("list", 1), "X": 2, "T": 2}, False)
     assert unguarded_input_products(off.source) == 2
+
+
+# program -> (R-names that must not appear: the products of zeros the positions drop; those
+# that must stay, where a position may hold an active value)
+TUPLE_CASES = {
+    "tuple_cache_input": (("R_x",), ("R_h_prev",)),
+    "tuple_cache_var": (("R_x",), ()),
+    "tuple_position_active_later": ((), ("R_x",)),
+    "tuple_read_whole": ((), ()),
+    "tuple_list_literal": (("R_x",), ()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TUPLE_CASES))
+def test_tuple_positions_drop_zero_products_and_keep_hv(name, data):
+    """Caches of tuples in a list (courses' RNNs and LSTMs): a position only inactive values
+    reach is read back with R = 0, so its products are not formed; Hv agrees with JAX, central
+    differences and the compiler without slot facts, in Python and in Numba."""
+    Ws, bs, X, V, c = data
+    wrt = ("Ws", "bs")
+    fn = getattr(P, name)
+    args = (tuple(Ws), tuple(bs), X)
+    rv = (tuple(V), tuple(c))
+    on = compile_raw(fn, wrt, args, True)
+    off = compile_raw(fn, wrt, args, False)
+    out_on, r_on = on.hvp(*args, *rv)
+    out_off, r_off = off.hvp(*args, *rv)
+    assert flat_err(leaves(out_on), leaves(fn(Ws, bs, X))) < 1e-14
+    assert flat_err(leaves(r_on), leaves(r_off)) < 1e-12
+    body = on.source.split("_hvp(", 1)[1]
+    gone, kept = TUPLE_CASES[name]
+    for n in gone:
+        assert not re.search(rf"\b{n}\b", body), on.source
+        assert re.search(rf"\b{n}\b", off.source.split("_hvp(", 1)[1])  # the pass dropped it
+    for n in kept:
+        assert re.search(rf"\b{n}\b", body), on.source
+    jf = jax_namespace(P)[name]
+    _, jt = jax.jvp(lambda W, b: jf(W, b, X), (list(Ws), list(bs)), (list(V), list(c)))
+    assert flat_err(leaves(r_on), [as_float(t) for t in leaves(jt)]) < 1e-10
+    for eps in (1e-4, 1e-6):
+        def at(s):
+            return [np.asarray(x, dtype=float) for x in leaves(fn(
+                [w + s * e for w, e in zip(Ws, V)], [b + s * e for b, e in zip(bs, c)], X))]
+        fd = [(p - m) / (2 * eps) for p, m in zip(at(eps), at(-eps))]
+        assert flat_err(leaves(r_on), fd) < 1e-5
+    # in Numba, through the public API, the caller's arguments untouched
+    keep = [a.copy() for a in (*Ws, *bs, X, *V, *c)]
+    f = rop(fn, wrt=wrt)
+    out_nb, r_nb = f.hvp(Ws, bs, X, v=(V, c))
+    assert flat_err(leaves(r_nb), leaves(r_on)) < 1e-12
+    assert flat_err(leaves(out_nb), leaves(fn(Ws, bs, X))) < 1e-14
+    assert all(np.array_equal(a, b) for a, b in zip(keep, (*Ws, *bs, X, *V, *c)))

@@ -115,14 +115,15 @@ class Emitter:
         self.temps = temps
         self.rank = rank_of_expr(types)
 
-    def value(self, *exprs) -> str:
+    def value(self, *exprs, st=None) -> str:
         """The source of an assigned or returned value (several: comma-separated); its
         matrix products go to BLAS as ``rt.gemm(...)`` calls, with the expression as written
-        kept in a trailing comment."""
-        code, comment = self.value_parts(*exprs)
+        kept in a trailing comment.  ``st``: the assignment the value is for (see
+        :meth:`_accumulate`)."""
+        code, comment = self.value_parts(*exprs, st=st)
         return code + comment
 
-    def value_parts(self, *exprs) -> tuple[str, str]:
+    def value_parts(self, *exprs, st=None) -> tuple[str, str]:
         """``value`` as (code, trailing comment), for a value inside a call: ``xs.append(...)``."""
         written = ", ".join(ast.unparse(e) for e in exprs)
         if not self.fuse_gemm:
@@ -130,8 +131,31 @@ class Emitter:
         fused = [matmul_to_gemm(e, self.rank) for e in exprs]
         if all(f is None for f in fused):
             return written, ""
+        if st is not None and len(fused) == 1 and fused[0] is not None:
+            self._accumulate(st, fused[0])
         return ", ".join(ast.unparse(e if f is None else f) for e, f in zip(exprs, fused)), \
             f"  # = {written}"
+
+    def _accumulate(self, st, call):
+        """``dW = dW + x.T @ d`` (``dW += x.T @ d`` as written, or its R) as
+        ``rt.gemm(x.T, d, into=dW)``: BLAS adds the product into dW's array instead of a new
+        one filled with a copy of dW, as NumPy's ``+=`` does, when nothing else can see that
+        array (another name, a list, a tuple, the caller: ir/storage.py) and no operand reads
+        it; its old value is not read again, since the statement rebinds the name."""
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                and call.func.attr == "gemm" and isinstance(st, Assign)):
+            return
+        kw = next((k for k in call.keywords if k.arg == "c"), None)
+        if kw is None or not (isinstance(kw.value, ast.Name) and kw.value.id == st.target):
+            return
+        if self.types.get(st.target) != 2 or any(
+                isinstance(n, ast.Name) and n.id == st.target for a in call.args
+                for n in ast.walk(a)):
+            return
+        seen = self.store.holders_at(st, st.target)
+        if seen - self.store.at(st, st.target) or seen & self.store.params:
+            return
+        kw.arg = "into"
 
     # ------------------------------------------------------------------ per function
     def function(self, fn, name, r_mode: bool) -> list[str]:
@@ -194,7 +218,7 @@ class Emitter:
             for k in list(pending):
                 if names is None or k in names:
                     expr, _, st0 = pending.pop(k)
-                    put(f"{k} = {self.value(expr)}", st0)
+                    put(f"{k} = {self.value(expr, st=st0)}", st0)
 
         def fold(expr):
             f = _Fold(pending)
@@ -219,7 +243,7 @@ class Emitter:
                         pending[st.target] = (rhs, {n.id for n in ast.walk(rhs)
                                                     if isinstance(n, ast.Name)}, st)
                         continue
-                    put(f"{st.target} = {self.value(rhs)}", st)
+                    put(f"{st.target} = {self.value(rhs, st=st)}", st)
                 elif isinstance(st, SetItem):
                     idx = fold(operand_ast(st.index))
                     guard(self.store.holders(st.obj))  # `b = a; a[:] = f(b)`: R reads old b

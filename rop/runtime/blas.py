@@ -34,15 +34,25 @@ from numba.extending import intrinsic, register_jitable
 MAX_PAIRS = 4
 
 
-def gemm(a1, b1, a2=None, b2=None, a3=None, b3=None, a4=None, b4=None, c=None):
+def gemm(a1, b1, a2=None, b2=None, a3=None, b3=None, a4=None, b4=None, c=None, into=None):
     """``a1 @ b1 + a2 @ b2 + ... + c`` (up to four products; ``c`` optional).  Inside Numba a
     float64 matrix sum is accumulated in one output by BLAS (see the module docstring).
-    Numba code that calls it and is loaded from Numba's cache outside rop's loader must call
-    :func:`ensure_kernel` first."""
+
+    ``into`` is ``c`` whose memory the caller gives up (``dW = dW + x.T @ d``, where no other
+    name holds dW's array: backend/emit.py proves it): when it already has the result's shape
+    and dtype the products are added into it and it is returned, with no new array and no
+    copy of ``c``; otherwise it is ``c``.  Numba code that calls this and is loaded from
+    Numba's cache outside rop's loader must call :func:`ensure_kernel` first."""
     out = a1 @ b1
     for a, b in ((a2, b2), (a3, b3), (a4, b4)):
         if a is not None:
             out = out + a @ b
+    if into is not None:
+        if isinstance(into, np.ndarray) and into.shape == out.shape and \
+                into.dtype == out.dtype and into.flags.writeable:
+            into += out
+            return into
+        c = into
     return out if c is None else out + c
 
 
@@ -215,7 +225,7 @@ def _run(d, scratch):
                         dst[i, j] = _ptr(d[x] + i * d[x + 1] + j * d[x + 2], np.float64)[0]
                 d[x], d[x + 1], d[x + 2] = free, 8 * cols, 8
                 free += 8 * rows * cols
-    if has_c:
+    if has_c and d[_C] != d[_OUT]:  # (c is out: the products are added into it)
         s0 = 0 if d[_C + 3] == 1 else d[_C + 1]
         s1 = 0 if d[_C + 4] == 1 else d[_C + 2]
         for i in range(m):
@@ -293,15 +303,24 @@ def _install():
             and isinstance(t.dtype, (types.Float, types.Integer)))
 
     @overload(gemm)
-    def _ov_gemm(a1, b1, a2=None, b2=None, a3=None, b3=None, a4=None, b4=None, c=None):
+    def _ov_gemm(a1, b1, a2=None, b2=None, a3=None, b3=None, a4=None, b4=None, c=None,
+                 into=None):
         from ._overloads import _is_none
         pairs = [(a1, b1), (a2, b2), (a3, b3), (a4, b4)]
         n = sum(1 for a, _ in pairs if not _is_none(a))
         if any(_is_none(a) != _is_none(b) for a, b in pairs) or \
-                any(_is_none(pairs[i][0]) for i in range(n)):
+                any(_is_none(pairs[i][0]) for i in range(n)) or \
+                not (_is_none(c) or _is_none(into)):
             return None
+        # into: c whose memory may hold the result (see gemm); only a float64 C matrix can
+        acc = not _is_none(into) and is_matrix(into) and into.layout == "C"
+        if not _is_none(into):
+            c = into
         has_c = not _is_none(c)
-        L = ["def impl(a1, b1, a2=None, b2=None, a3=None, b3=None, a4=None, b4=None, c=None):"]
+        L = ["def impl(a1, b1, a2=None, b2=None, a3=None, b3=None, a4=None, b4=None, c=None, "
+             "into=None):"]
+        if not _is_none(into):
+            L.append("    c = into")
         ns = {"np": np}
         if not (all(is_matrix(a) and is_matrix(b) for a, b in pairs[:n])
                 and (not has_c or real(c))):  # not a float64 matrix sum: as written
@@ -329,8 +348,14 @@ def _install():
                   f"of product {i} do not match')"]
         L.append("        raise ValueError('rop.runtime.gemm: operands could not be "
                  "broadcast together')")
-        L += [f"    out = np.empty((d[{_M}], d[{_P}]))",
-              f"    d[{_OUT}] = out.ctypes.data", f"    d[{_PHASE}] = 1", "    kernel(d)"]
+        if acc:
+            L += [f"    if c.shape[0] == d[{_M}] and c.shape[1] == d[{_P}]:",
+                  "        out = c",
+                  "    else:",
+                  f"        out = np.empty((d[{_M}], d[{_P}]))"]
+        else:
+            L.append(f"    out = np.empty((d[{_M}], d[{_P}]))")
+        L += [f"    d[{_OUT}] = out.ctypes.data", f"    d[{_PHASE}] = 1", "    kernel(d)"]
         if has_c and not (isinstance(c, types.Array) and c.dtype == types.float64):
             L.append("    keep_alive(cc)")  # a converted c, referenced only by address
         L.append("    return out")

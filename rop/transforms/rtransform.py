@@ -30,7 +30,7 @@ from ..rules.table import COSTLY, apply_rule
 from ..rules.templates import T, name as aname
 from .gauss_newton import counts_below_slot, cut_at, cut_index, damp, damping_sites
 from .relaxation import may_relax
-from .slots import SlotFacts, is_token, token
+from .slots import SlotFacts, TuplePositions, is_token, token
 
 _TERMINATORS = (Return, Break, Continue)
 
@@ -65,6 +65,8 @@ class RTransform:
         self.fn_temps: set = set()
         self.defined: set = set(fn.params)  # names that may be bound at this point
         self.slots = SlotFacts(fn, self.storage)
+        self.positions = TuplePositions(fn, types, self.slots.universe if slot_activity else {},
+                                        self.written)
         self.versions: dict = {}  # id of each ``if i == k`` made by _versioned -> (i, k)
         self.slot_zeros: dict = {}  # tracked list -> the statements materialising its R as zeros
         self.guarded_reads: dict = {}  # tracked list -> [(x = lst[i] statement, guard)]
@@ -304,16 +306,22 @@ class RTransform:
         sl = self.slots
         sl.assigned(st.target)
         active -= sl.all_tokens(st.target)  # a list rebound: its old slots are gone
+        before = set(active)
         try:
             active = self._assign(st, active, out)
         finally:
             sl.note_def(st)
+        self.positions.defined(st, self.r_of, before, active)
         if self.sites and id(st) in self.sites:
             active = damp(self, st, active, out)
         return active
 
     def _assign(self, st, active, out):
         sl = self.slots
+        if self.positions.zero_read(st, active) and st.target not in self.forced:
+            out.append(st)  # a tuple position no active value reached (slots.TuplePositions)
+            active.discard(st.target)
+            return active
         if st.prim == "list":
             rs = [self.r_of(a, active) for a in st.args]
             out.append(st)
@@ -484,6 +492,7 @@ class RTransform:
                 active.discard(token(st.obj, st.index.value))
         else:
             active |= self.slots.tokens_written(st.obj, st.index)
+        self.positions.stored(st.obj, st.index, st.value, self.r_of, active)
         value = self.build_operand(rv, st.loc, out)
         out.append(SetItem(self.rname(st.obj), st.index, value, st.loc, is_r=True))
         return active
@@ -502,6 +511,7 @@ class RTransform:
             rv = self.zeros_expr(st.value)
         else:
             active |= self.slots.tokens_appended(st.obj)
+        self.positions.stored(st.obj, None, st.value, self.r_of, active)
         value = self.build_operand(rv, st.loc, out)
         out.append(Append(self.rname(st.obj), value, st.loc, is_r=True))
         return active

@@ -23,8 +23,8 @@ not tracked, and any index not provably different from ``k`` may hit it.
 
 from __future__ import annotations
 
-from ..ir.nodes import (Append, Assign, Const, Return, SetItem, Var, defined_names, operand_vars,
-                        walk)
+from ..ir.nodes import (Append, Assign, Const, Return, SetItem, SliceOp, TupleOp, Var,
+                        defined_names, operand_vars, walk)
 
 _MAX_SLOT = 16  # constant slots followed per list
 _LIST_MAKERS = {"list", "list_repeat"}
@@ -236,3 +236,99 @@ class SlotFacts:
             return ("guard", idx.name, tuple(hits))  # read as `R[idx] if idx != k else 0`
         self.raw.update((lst, k) for k in hits)
         return None
+
+
+# --------------------------------------------------------------------------- tuple positions
+#
+# Code written by courses keeps per-step caches as tuples in a list (``caches.append((x,
+# h_prev, c_prev, i, f, o, g, c))`` and, going back, ``x, h_prev, ... = caches[t]``).  The
+# input ``x`` has no R, so R{x} read back is zero and ``dWx += x.T @ da`` needs no
+# ``R{x}.T @ da``, as a hand-written R{backprop} knows.  By whole values the tuple is active
+# and R{x} = R{caches[t]}[0] is read as it is: a product of zeros per step.  The facts below
+# follow, per tuple position, whether its R may be non-zero, as tokens ``"name#@j"`` of the
+# active set (``"name#@*"``: any position) for the tuples and tracked lists of tuples the
+# function builds; joins and loop heads take their union as for any activity.  A read
+# ``x = tup[j]`` of a position no active value reached has R{x} = 0.  The zeros stored at
+# such positions stay real arrays, so every other read of the tuple stays exact.
+
+def pos_token(name: str, j) -> str:
+    return f"{name}#@{j}"
+
+
+class TuplePositions:
+    """Which tuple variables and tracked lists carry position facts (see the comment above)."""
+
+    def __init__(self, fn, types, universe, written):
+        bad = set(fn.params) | set(written)
+        for st in walk(fn.body):
+            if not isinstance(st, Assign):
+                bad.update(defined_names(st) - {getattr(st, "obj", None)})
+        self.tuples = {n for n, t in types.items()
+                       if isinstance(t, tuple) and t and t[0] == "tuple" and n not in bad}
+        self.lists = set(universe)
+        self.written = set(written)
+
+    def clear(self, name, active):
+        """``name`` is rebound: its old position facts are gone."""
+        prefix = name + "#@"
+        active -= {a for a in active if a.startswith(prefix)}
+
+    def of_value(self, op, r_of, active) -> set:
+        """Positions (ints, or ``"*"``) of a tuple operand whose R may be non-zero."""
+        if isinstance(op, TupleOp):
+            return {j for j, it in enumerate(op.items) if r_of(it, active) is not None}
+        if isinstance(op, Var) and op.name in self.tuples:
+            prefix = op.name + "#@"
+            return {_pos(a[len(prefix):]) for a in active if a.startswith(prefix)}
+        return {"*"}
+
+    def defined(self, st, r_of, before, active):
+        """After ``st`` (an Assign) with the active set ``before`` it: set the target's facts."""
+        n = st.target
+        if n in self.tuples:
+            self.clear(n, active)
+            if n not in active:
+                return
+            if st.prim == "getitem" and isinstance(st.args[0], Var) and \
+                    st.args[0].name in self.lists and not isinstance(st.args[1], SliceOp):
+                pos = self.of_list(st.args[0].name, before)
+            elif st.prim == "copy" and isinstance(st.args[0], (TupleOp, Var)):
+                pos = self.of_value(st.args[0], r_of, before)  # a literal, or another name
+            else:
+                pos = {"*"}
+            active |= {pos_token(n, j) for j in pos}
+        elif n in self.lists:
+            self.clear(n, active)
+            if st.prim == "list":
+                for a in st.args:
+                    active |= {pos_token(n, j) for j in self.of_value(a, r_of, before)}
+            else:
+                active.add(pos_token(n, "*"))
+
+    def stored(self, lst, index, value, r_of, active):
+        """``lst.append(value)`` (index None) or ``lst[index] = value``."""
+        if lst not in self.lists:
+            return
+        pos = self.of_value(value, r_of, active)
+        if index is not None and isinstance(index, SliceOp):
+            pos = {"*"}
+        active |= {pos_token(lst, j) for j in pos}
+
+    def of_list(self, lst, active) -> set:
+        prefix = lst + "#@"
+        return {_pos(a[len(prefix):]) for a in active if a.startswith(prefix)}
+
+    def zero_read(self, st, active) -> bool:
+        """``x = tup[j]``: True when R{x} is structurally zero by the facts."""
+        if st.prim != "getitem" or not isinstance(st.args[0], Var):
+            return False
+        tup, idx = st.args[0].name, st.args[1]
+        if tup not in self.tuples or tup not in active or st.target in self.written:
+            return False
+        if not (isinstance(idx, Const) and type(idx.value) is int and idx.value >= 0):
+            return False
+        return not ({pos_token(tup, idx.value), pos_token(tup, "*")} & active)
+
+
+def _pos(s: str):
+    return "*" if s == "*" else int(s)
