@@ -223,6 +223,74 @@ def test_cached_code_finds_blas_in_a_fresh_process(tmp_path):
     assert [r.stdout.strip() for r in runs] == ["0", "1"]
 
 
+KERNEL_PROBE = r"""
+import itertools, json, sys
+import numba, numpy as np
+from rop import runtime as rt
+from rop.runtime import blas
+
+@numba.njit
+def f2(a1, b1, a2, b2, c):
+    return rt.gemm(a1, b1, a2, b2, c=c)
+
+@numba.njit
+def f1(a1, b1):
+    return rt.gemm(a1, b1)
+
+@numba.njit
+def acc(a1, b1, c):
+    return rt.gemm(a1, b1, into=c)
+
+def operand(rng, rows, cols, how):
+    if how == "C":
+        return rng.normal(size=(rows, cols))
+    if how == "F":
+        return np.asfortranarray(rng.normal(size=(rows, cols)))
+    if how == "step":
+        return rng.normal(size=(rows, 2 * cols))[:, ::2]
+    return rng.normal(size=(rows, cols))[::-1]
+
+rng = np.random.default_rng(3)
+worst, cases = 0.0, 0
+for la, lb, (m, k, n) in itertools.product("C F step rev".split(), "C F step rev".split(),
+                                           [(4, 3, 5), (1, 3, 5), (4, 0, 5), (6, 7, 1)]):
+    a1, b1 = operand(rng, m, k, la), operand(rng, k, n, lb)
+    a2, b2 = operand(rng, 1, 2, lb), operand(rng, 2, n, la)  # a product that broadcasts
+    for c in (rng.normal(size=n), rng.normal(size=(m, 1))):
+        want = a1 @ b1 + a2 @ b2 + c
+        worst = max(worst, float(np.max(np.abs(f2(a1, b1, a2, b2, c) - want), initial=0.0)))
+        cases += 1
+    worst = max(worst, float(np.max(np.abs(f1(a1, b1) - a1 @ b1), initial=0.0)))
+    c = rng.normal(size=(m, n))
+    want = a1 @ b1 + c
+    out = acc(a1, b1, c)
+    worst = max(worst, float(np.max(np.abs(out - want), initial=0.0)))
+    assert np.shares_memory(out, c)
+try:
+    f1(np.ones((2, 3)), np.ones((4, 2)))
+    raise SystemExit("no error")
+except ValueError as e:
+    assert "inner dimensions of product 1" in str(e), e
+print(json.dumps(dict(impl=blas.kernel_impl, worst=worst, cases=cases)))
+"""
+
+
+@pytest.mark.parametrize("impl", ["C", "numba"])
+def test_both_kernels_agree_with_numpy(impl, tmp_path):
+    """The kernel built in C at install (rop/_gemm_kernel.c) and the same kernel compiled by
+    Numba (``ROP_GEMM_KERNEL=numba``, where no C compiler was at hand) give NumPy's sums on
+    every operand layout, broadcast products and biases, empty inner dimensions, ``into``,
+    and NumPy's error -- each in a fresh process, since a process binds one of them."""
+    env = dict(os.environ, ROP_GEMM_KERNEL="numba" if impl == "numba" else "auto",
+               NUMBA_CACHE_DIR=str(tmp_path / impl))
+    r = subprocess.run([sys.executable, "-c", KERNEL_PROBE], capture_output=True, text=True,
+                       env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    import json
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["impl"] == impl and res["cases"] == 128 and res["worst"] < 1e-12, res
+
+
 # --------------------------------------------------------------------------- the pass
 TYPES = {"W": 2, "U": 2, "A": 2, "B": 2, "C": 2, "D": 2, "E": 2, "F": 2, "G": 2, "H": 2,
          "x": 1, "b": 1, "s": 0, "i": 0, "Ws": ("list", 2), "acts": ("list", 2)}

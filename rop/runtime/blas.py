@@ -281,14 +281,35 @@ def _kernel(d):
         _run(d, np.intp(0))
 
 
+kernel_impl = None  # "C" (rop/_gemm_kernel.c, built at install) or "numba" (compiled here)
+
+
 @functools.lru_cache(maxsize=None)
 def ensure_kernel():
-    """Compile (or load from Numba's cache) the C kernel and bind its symbol in this process.
-    Generated code that calls ``rt.gemm`` needs it before it is compiled or loaded from the
-    cache: the overload below and rop's loader call this first."""
+    """Bind the kernel's symbol in this process: the C build of it installed with rop
+    (``rop/_gemm_kernel.c``, the same function), else this module's ``_kernel`` compiled by
+    Numba (or loaded from its cache; ~1 s to compile on a machine's first use).
+    ``ROP_GEMM_KERNEL=numba`` asks for the latter.  Generated code that calls ``rt.gemm``
+    needs it before it is compiled or loaded from the cache: the overload below and rop's
+    loader call this first."""
+    global kernel_impl
+    import os
+    sig = types.void(types.CPointer(types.int64))
+    if os.environ.get("ROP_GEMM_KERNEL", "auto").strip().lower() != "numba":
+        try:
+            from .. import _gemm_kernel
+        except ImportError:  # not built (no C compiler at install): Numba compiles it
+            pass
+        else:
+            from numba.core.extending import get_cython_function_address
+            _gemm_kernel.set_dgemm(get_cython_function_address("scipy.linalg.cython_blas",
+                                                               "dgemm"))
+            kernel_impl = "C"
+            return _external(_KERNEL_SYMBOL, _gemm_kernel.kernel_address(), sig)
     import numba
-    k = numba.cfunc(types.void(types.CPointer(types.int64)), cache=True)(_kernel)
-    return _external(_KERNEL_SYMBOL, k.address, types.void(types.CPointer(types.int64)))
+    k = numba.cfunc(sig, cache=True)(_kernel)
+    kernel_impl = "numba"
+    return _external(_KERNEL_SYMBOL, k.address, sig)
 
 
 def _install():
