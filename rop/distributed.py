@@ -28,7 +28,8 @@ What lives where:
 * **Damping and weight decay** are added once, on the driver, by :func:`rop.hessian_free.hessian_free`.
 
 A worker lost mid-product costs a recomputation, not a result: the lost shards are made again
-from their lineage, the lost linearisations redone from the broadcast θ, the products rerun.  A
+from their lineage, the lost linearisations redone from θ, the products rerun; θ, v and the
+functions are sent as the results of tasks (``_held_by_workers``), so they have a lineage too.  A
 shard with bad data (NaN, a wrong shape) is reported by shard, array and case before anything
 runs, as a :class:`ShardError` raised on the driver, not as a remote traceback.
 """
@@ -356,6 +357,20 @@ def _gradient_task(lin):
     return lin if isinstance(lin, _Bad) else lin.gradient
 
 
+def _held(value):
+    """Task: a value the driver sends (the functions, θ, v), held by the worker that ran it."""
+    return value
+
+
+def _held_by_workers(client, value):
+    """``value`` on the cluster as the result of a task that returns it, so that it has a
+    lineage: when every worker holding it is lost, Dask runs the task again elsewhere from
+    the value kept with it.  A ``scatter(..., broadcast=True)`` has none, and Dask's active
+    memory manager drops the broadcast's extra replicas (its ReduceReplicas policy, on by
+    default), so one lost worker could lose the value and cancel every task that needs it."""
+    return client.submit(_held, value, pure=False)
+
+
 def _product_task(lin, v):
     """Task: one shard's curvature product B_s v from its linearisation."""
     if isinstance(lin, _Bad):
@@ -536,7 +551,7 @@ class ShardedLoss:
                              "decorated with output=")
         self.f, self.data, self.kind, self.client = f, data, kind, data.client
         self._spec = _Spec(f, loss, precond, args)
-        self._spec_future = self.client.scatter(self._spec, broadcast=True, hash=False)
+        self._spec_future = _held_by_workers(self.client, self._spec)
         self.layout: Layout | None = None
         self._thetas = _LRU(4)          # θ key -> its broadcast future
         self._lins = _LRU(2)            # (θ key, data, kind) -> the shards' _Lin futures
@@ -557,7 +572,7 @@ class ShardedLoss:
         fut = self._thetas.get(key)
         if fut is None:
             tree = self.layout.unflatten(flat)
-            fut = self.client.scatter(tree, broadcast=True, hash=False)
+            fut = _held_by_workers(self.client, tree)
             self.stats["theta_sent"] += 1
             self.stats["theta_bytes"] += flat.nbytes
             self._thetas.put(key, fut)
@@ -629,7 +644,7 @@ class ShardedLoss:
 
     def _products(self, lins, data, flat_v, what):
         v = self.layout.directions(flat_v)
-        vfut = self.client.scatter(v, broadcast=True, hash=False)
+        vfut = _held_by_workers(self.client, v)
         self.stats["v_sent"] += 1
         self.stats["v_bytes"] += flat_v.nbytes
         futs = [self.client.submit(_product_task, l, vfut, pure=False) for l in lins]

@@ -166,7 +166,12 @@ def test_killed_worker_does_not_change_the_result(client):
     def kill_one(L):
         if L.stats["v_sent"] == 5 and not killed:  # mid-way through the first CG run
             pids = client.run(os.getpid)
-            victim = sorted(pids)[0]
+            # Dask's memory manager drops extra replicas (its ReduceReplicas policy, every 2 s
+            # on its own); then the worker holding the functions sent to the cluster is
+            # killed: without a lineage (a scattered broadcast) they were lost with it
+            client.amm.run_once()
+            holders = client.who_has(L._spec_future)[L._spec_future.key]
+            victim = sorted(holders)[0] if holders else sorted(pids)[0]
             os.kill(pids[victim], signal.SIGKILL)
             killed.append(victim)
     faulty._after_submit = kill_one
