@@ -241,15 +241,7 @@ def f1(a1, b1):
 def acc(a1, b1, c):
     return rt.gemm(a1, b1, into=c)
 
-def operand(rng, rows, cols, how):
-    if how == "C":
-        return rng.normal(size=(rows, cols))
-    if how == "F":
-        return np.asfortranarray(rng.normal(size=(rows, cols)))
-    if how == "step":
-        return rng.normal(size=(rows, 2 * cols))[:, ::2]
-    return rng.normal(size=(rows, cols))[::-1]
-
+{operand}
 rng = np.random.default_rng(3)
 worst, cases = 0.0, 0
 for la, lb, (m, k, n) in itertools.product("C F step rev".split(), "C F step rev".split(),
@@ -283,7 +275,9 @@ def test_both_kernels_agree_with_numpy(impl, tmp_path):
     and NumPy's error -- each in a fresh process, since a process binds one of them."""
     env = dict(os.environ, ROP_GEMM_KERNEL="numba" if impl == "numba" else "auto",
                NUMBA_CACHE_DIR=str(tmp_path / impl))
-    r = subprocess.run([sys.executable, "-c", KERNEL_PROBE], capture_output=True, text=True,
+    import inspect
+    probe = KERNEL_PROBE.replace("{operand}", inspect.getsource(operand))  # the same layouts
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                        env=env, timeout=600)
     assert r.returncode == 0, r.stderr
     import json
