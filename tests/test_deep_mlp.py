@@ -78,6 +78,22 @@ def test_generated_code_is_nopython_and_readable():
     assert "# deep_mlp.py:" in src
 
 
+def test_unrolled_call_passes_lists_as_tuples_and_nothing_else():
+    """The fast path's call (``rop.api._unrolled_call``): a list argument reaches the compiled
+    function as a tuple of the same objects, anything else (a tuple, an array, a number) as
+    itself, and the caller's list is left as it was."""
+    from rop.api import _unrolled_call
+    got = []
+    call = _unrolled_call(lambda *a: got.append(a) or "out", 4)
+    W, t, x = [np.ones(2), np.zeros(3)], (np.ones(1),), np.arange(3.0)
+    assert call(W, t, x, 0.5) == "out"
+    (a, b, c, d), = got
+    assert type(a) is tuple and len(a) == 2 and a[0] is W[0] and a[1] is W[1]
+    assert b is t and c is x and d == 0.5
+    assert type(W) is list and len(W) == 2
+    with pytest.raises(TypeError):
+        call(W, t, x)  # the count is part of the call: _dispatch passes exactly it
+
 def test_common_call_is_checked_in_compiled_code_and_agrees(monkeypatch):
     """After the first call, ``.hvp`` with float64 C-contiguous arrays and lists of them goes
     straight to the compiled code (``_dispatch``: Numba matches the types, the generated code
