@@ -578,7 +578,7 @@ class HVP:
             # compiled, compiling off: _dispatch may call it directly (results holding dicts
             # are rebuilt on the checked path)
             self._ready = c
-            self._unrolled = _unrolled_call(d, self._nparams + self._nwrt + bool(self.hidden))
+            self._unrolled = _unrolled_call(d, self._nparams + self._nwrt + len(self._mu0))
         return out
 
     def _fast_call(self, args, v, mu=()):
